@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("sapphire-proxy: not built yet");
+    std::process::exit(1);
+}

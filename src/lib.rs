@@ -1,0 +1,8 @@
+//! Sapphire: a self-hosted, multi-user web chat system.
+//!
+//! The crate holds the library behind three thin binaries:
+//! `sapphire-proxy` (the public TLS edge), `sapphire-backend` (one libpurple
+//! daemon per user) and `sapphire-ctl` (the admin CLI). See
+//! `ARCHITECTURE`-level notes in `README.md` and `docs/`.
+
+pub mod username;
