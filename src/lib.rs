@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod fsutil;
 pub mod logging;
+pub mod proxy;
 pub mod ratelimit;
 pub mod session;
 pub mod tls;
