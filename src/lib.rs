@@ -5,4 +5,5 @@
 //! daemon per user) and `sapphire-ctl` (the admin CLI). See
 //! `ARCHITECTURE`-level notes in `README.md` and `docs/`.
 
+pub mod backend;
 pub mod username;
