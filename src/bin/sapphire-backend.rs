@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
     let state_dir = std::path::absolute(&state_dir).context("state directory")?;
     // Before any thread exists (this sets environment variables).
     backend::prepare_env(&state_dir).context("preparing the state directory")?;
-    init_logging();
+    sapphire::logging::init();
 
     let listen = match args.listen {
         Some(path) => Listen::Path(path),
@@ -50,20 +50,4 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(backend::run(Config { listen, state_dir }))?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     Ok(())
-}
-
-fn init_logging() {
-    use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        if let Ok(journald) = tracing_journald::layer() {
-            registry.with(journald).init();
-            return;
-        }
-    }
-    registry
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .init();
 }
