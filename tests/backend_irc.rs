@@ -73,6 +73,21 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
         .await;
     assert_eq!(m["seq"].as_u64(), Some(out_seq));
 
+    // Hostile text: invalid UTF-8 and control characters arrive as a
+    // message with valid text, and are stored and searchable.
+    bob.send_bytes(b"PRIVMSG #sapphire :broken \xff\xfe\x07 bytes \x1b[31m here")
+        .await;
+    let m = c
+        .event("hostile message", |e| {
+            e["op"] == "message" && e["text"].as_str().is_some_and(|t| t.contains("broken"))
+        })
+        .await;
+    let t = m["text"].as_str().unwrap();
+    assert!(t.contains("bytes") && t.contains("here"), "{t}");
+    let s = c.ok("search", json!({"query": "broken"})).await;
+    assert_eq!(s["messages"][0]["seq"], m["seq"]);
+    let hostile_seq = m["seq"].as_u64().unwrap();
+
     // Topic changes and membership changes.
     bob.send("TOPIC #sapphire :New topic").await;
     c.event_op("chat.topic", json!({"topic": "New topic", "by": "bob"}))
@@ -110,7 +125,8 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
         .filter(|m| m["direction"] != "system")
         .map(|m| m["text"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, ["hello <alice> & welcome", "hi bob, 1 < 2"]);
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert_eq!(texts[..2], ["hello <alice> & welcome", "hi bob, 1 < 2"]);
     let s = c.ok("search", json!({"query": "hello"})).await;
     let found: Vec<u64> = s["messages"]
         .as_array()
@@ -148,10 +164,10 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
             .cloned()
             .unwrap()
     };
-    assert_eq!(conv(&hello)["unread"], 1);
+    assert_eq!(conv(&hello)["unread"], 2);
     c2.ok(
         "mark_read",
-        json!({"account": alice, "conversation": chat("#sapphire"), "seq": out_seq}),
+        json!({"account": alice, "conversation": chat("#sapphire"), "seq": hostile_seq}),
     )
     .await;
     // Both clients see the read marker.
@@ -159,7 +175,7 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
         client
             .event_op(
                 "read",
-                json!({"conversation": chat("#sapphire"), "read_seq": out_seq}),
+                json!({"conversation": chat("#sapphire"), "read_seq": hostile_seq}),
             )
             .await;
     }

@@ -35,7 +35,7 @@ pub struct Ctx {
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 
 /// How long a closing handshake may take before the socket is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 const SHUTDOWN_CLOSE_TIMEOUT: Duration = Duration::from_millis(800);
 
 enum Out {

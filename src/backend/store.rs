@@ -293,8 +293,14 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Opens a reader on a database the hub has already created.
     pub fn open(path: &Path) -> Result<Reader> {
-        Ok(Reader { conn: open(path)? })
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Reader { conn })
     }
 
     /// Events with `after < seq <= upto`, at most `limit`, in order.

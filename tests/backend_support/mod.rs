@@ -336,17 +336,25 @@ impl IrcPeer {
             .unwrap();
     }
 
+    /// Sends raw bytes (for invalid UTF-8 and control characters).
+    pub async fn send_bytes(&mut self, line: &[u8]) {
+        self.writer.write_all(line).await.unwrap();
+        self.writer.write_all(b"\r\n").await.unwrap();
+    }
+
     /// Reads lines until one contains `needle`; answers PINGs.
     pub async fn expect(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let mut line = String::new();
             let left = deadline.saturating_duration_since(Instant::now());
-            let n = tokio::time::timeout(left, self.reader.read_line(&mut line))
+            let mut raw = Vec::new();
+            let n = tokio::time::timeout(left, self.reader.read_until(b'\n', &mut raw))
                 .await
                 .unwrap_or_else(|_| panic!("IRC peer: no line with {needle:?}"))
                 .unwrap();
             assert!(n > 0, "IRC server closed the connection");
+            line.push_str(&String::from_utf8_lossy(&raw));
             if let Some(rest) = line.strip_prefix("PING ") {
                 self.send(&format!("PONG {}", rest.trim_end())).await;
                 continue;

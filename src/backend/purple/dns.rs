@@ -128,5 +128,5 @@ static mut DNS_OPS: ffi::PurpleDnsQueryUiOps = ffi::PurpleDnsQueryUiOps {
 /// # Safety
 /// Purple thread only.
 pub unsafe fn install() {
-    unsafe { ffi::purple_dnsquery_set_ui_ops(&raw mut DNS_OPS) };
+    unsafe { ffi::purple_dnsquery_set_ui_ops(std::ptr::addr_of_mut!(DNS_OPS)) };
 }

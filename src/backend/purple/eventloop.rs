@@ -107,5 +107,5 @@ static mut EVENTLOOP_OPS: ffi::PurpleEventLoopUiOps = ffi::PurpleEventLoopUiOps 
 pub unsafe fn install() {
     // SAFETY: the struct is static (lives for the process) and libpurple
     // only reads it.
-    unsafe { ffi::purple_eventloop_set_ui_ops(&raw mut EVENTLOOP_OPS) };
+    unsafe { ffi::purple_eventloop_set_ui_ops(std::ptr::addr_of_mut!(EVENTLOOP_OPS)) };
 }

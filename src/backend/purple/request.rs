@@ -496,7 +496,7 @@ static mut REQUEST_OPS: ffi::PurpleRequestUiOps = ffi::PurpleRequestUiOps {
 /// # Safety
 /// Purple thread only.
 pub unsafe fn install() {
-    unsafe { ffi::purple_request_set_ui_ops(&raw mut REQUEST_OPS) };
+    unsafe { ffi::purple_request_set_ui_ops(std::ptr::addr_of_mut!(REQUEST_OPS)) };
 }
 
 type InputCb = unsafe extern "C" fn(*mut c_void, *const c_char);

@@ -57,9 +57,9 @@ pub fn last_status(account: i64) -> Option<String> {
 
 unsafe extern "C" fn ui_init() {
     unsafe {
-        ffi::purple_conversations_set_ui_ops(&raw mut CONV_OPS);
-        ffi::purple_connections_set_ui_ops(&raw mut CONN_OPS);
-        ffi::purple_notify_set_ui_ops(&raw mut NOTIFY_OPS);
+        ffi::purple_conversations_set_ui_ops(std::ptr::addr_of_mut!(CONV_OPS));
+        ffi::purple_connections_set_ui_ops(std::ptr::addr_of_mut!(CONN_OPS));
+        ffi::purple_notify_set_ui_ops(std::ptr::addr_of_mut!(NOTIFY_OPS));
         request::install();
         dns::install();
     }
@@ -79,7 +79,7 @@ static mut CORE_OPS: ffi::PurpleCoreUiOps = ffi::PurpleCoreUiOps {
 /// # Safety
 /// Purple thread only, before `purple_core_init`.
 pub unsafe fn install_core() {
-    unsafe { ffi::purple_core_set_ui_ops(&raw mut CORE_OPS) };
+    unsafe { ffi::purple_core_set_ui_ops(std::ptr::addr_of_mut!(CORE_OPS)) };
 }
 
 // ---- conversations ----------------------------------------------------
