@@ -107,6 +107,10 @@ fn main() -> Result<()> {
                 i += 1;
                 out = Some(args.get(i).context("--out FILE")?.clone());
             }
+            "--e2e-messages" => {
+                i += 1;
+                plan.e2e_messages = args.get(i).context("--e2e-messages N")?.parse()?;
+            }
             "--idle-conns" => {
                 i += 1;
                 plan.idle_conns = args.get(i).context("--idle-conns N")?.parse()?;
@@ -877,90 +881,158 @@ async fn section_backend(plan: &Plan, dir: &Path, r: &mut Report) -> Result<()> 
     Ok(())
 }
 
-async fn section_e2e(plan: &Plan, dir: &Path, cert: &procs::Cert, cfg: &Arc<ClientConfig>, r: &mut Report) -> Result<()> {
+/// One end-to-end phase: `users.0` sends `n` channel messages on IRC,
+/// `users.1` receives them; both through the proxy. Returns the latencies
+/// to the receiving client and to a raw IRC client in the same channel.
+#[allow(clippy::too_many_arguments)]
+async fn e2e_phase(
+    port: u16,
+    cfg: &Arc<ClientConfig>,
+    irc_port: u16,
+    users: [&str; 2],
+    channel: &str,
+    options: serde_json::Value,
+    n: usize,
+    gap: Duration,
+) -> Result<E2e> {
     let wait = Duration::from_secs(30);
-    let irc_port = procs::free_port();
-    let _irc = procs::start_ngircd(dir, irc_port)?;
-    let accounts = dir.join("accounts-e2e.json");
-    procs::add_user(&accounts, "alice", PASSWORD)?;
-    procs::add_user(&accounts, "bob", PASSWORD)?;
-    let e2e_dir = dir.join("e2e");
-    std::fs::create_dir_all(&e2e_dir)?;
-    let port = procs::free_port();
-    let proxy = procs::start_proxy(&e2e_dir, cert, &accounts, port, procs::Backends::Spawn)?;
     let mut chats = Vec::new();
     let mut ids = Vec::new();
-    for user in ["alice", "bob"] {
+    for user in users {
         let a = client::login(port, cfg, Some(USER_IP), user, PASSWORD).await?;
         let cookie = a.set_cookie.context("no cookie")?;
         let ws = client::ws_connect(&Target::Tls { port, cookie: Some(cookie) }, cfg).await?;
         let mut c = Chat::new(ws);
         c.request("hello", json!({}), wait).await?;
+        let mut opts = options.clone();
+        opts["port"] = json!(irc_port);
         let acc = c
             .request(
                 "account.add",
-                json!({"protocol": "prpl-irc", "username": format!("{user}@127.0.0.1"), "options": {"port": irc_port}}),
+                json!({"protocol": "prpl-irc", "username": format!("{user}@127.0.0.1"), "options": opts}),
                 wait,
             )
             .await?;
         let id = acc["account"]["id"].as_i64().context("account id")?;
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            eprintln!("account options: {}", acc["account"]["options"]);
+        }
         c.event(wait, |e| e["op"] == "account.status" && e["account"] == id && e["status"] == "connected")
             .await
             .context("IRC account did not connect")?;
-        c.request("chat.join", json!({"account": id, "name": "#bench"}), wait).await?;
+        c.request("chat.join", json!({"account": id, "name": channel}), wait).await?;
         c.event(wait, |e| e["op"] == "chat.joined").await?;
         chats.push(c);
         ids.push(id);
     }
     let mut bob = chats.pop().unwrap();
     let mut alice = chats.pop().unwrap();
-    // bob sees alice in the channel once both joined.
+    // A raw IRC client in the channel splits the path in two halves.
+    let mut watcher = Irc::connect(irc_port, &format!("w{}", &users[0]), channel).await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let mut lat = Vec::new();
-    let gap = Duration::from_millis(450);
-    for i in 0..plan.e2e_messages {
+    let mut out = E2e::default();
+    for i in 0..n {
         let text = format!("bench message {i}");
         let t = Instant::now();
         let id = alice
             .send(
                 "conversation.send",
-                json!({"account": ids[0], "conversation": {"kind": "chat", "name": "#bench"}, "text": text}),
+                json!({"account": ids[0], "conversation": {"kind": "chat", "name": channel}, "text": text}),
             )
             .await?;
-        bob.event(wait, |e| e["op"] == "message" && e["text"] == text.as_str())
-            .await
-            .with_context(|| format!("bob did not get message {i}"))?;
-        lat.push(t.elapsed().as_micros() as u32);
-        alice.reply(id, wait).await?;
+        let (seen, got, ack) = tokio::join!(
+            async {
+                let r = watcher.expect(&text).await;
+                (t.elapsed(), r)
+            },
+            bob.event(wait, |e| e["op"] == "message" && e["text"] == text.as_str()),
+            async {
+                let r = alice.reply(id, wait).await;
+                (t.elapsed(), r)
+            }
+        );
+        got.with_context(|| format!("{} did not get message {i}", users[1]))?;
+        let end = t.elapsed();
+        seen.1?;
+        ack.1?;
+        out.end.push(end.as_micros() as u32);
+        out.first.push(seen.0.as_micros() as u32);
+        out.second.push(end.saturating_sub(seen.0).as_micros() as u32);
+        out.ack.push(ack.0.as_micros() as u32);
         alice.events.clear();
         tokio::time::sleep(gap).await;
     }
-    lat.sort_unstable();
+    for v in [&mut out.end, &mut out.first, &mut out.second, &mut out.ack] {
+        v.sort_unstable();
+    }
+    Ok(out)
+}
+
+/// Latencies of one end-to-end phase, sorted, in µs.
+#[derive(Default)]
+struct E2e {
+    /// Sender's request → its reply (stored, handed to libpurple).
+    ack: Vec<u32>,
+    /// Sender → a raw IRC client in the channel.
+    first: Vec<u32>,
+    /// That raw client's view → the receiving Sapphire client.
+    second: Vec<u32>,
+    /// Sender → the receiving Sapphire client.
+    end: Vec<u32>,
+}
+
+async fn section_e2e(plan: &Plan, dir: &Path, cert: &procs::Cert, cfg: &Arc<ClientConfig>, r: &mut Report) -> Result<()> {
+    let irc_port = procs::free_port();
+    let _irc = procs::start_ngircd(dir, irc_port)?;
+    let accounts = dir.join("accounts-e2e.json");
+    for u in ["alice", "bob", "carol", "dave"] {
+        procs::add_user(&accounts, u, PASSWORD)?;
+    }
+    let e2e_dir = dir.join("e2e");
+    std::fs::create_dir_all(&e2e_dir)?;
+    let port = procs::free_port();
+    let proxy = procs::start_proxy(&e2e_dir, cert, &accounts, port, procs::Backends::Spawn)?;
+    let gap = Duration::from_millis(100);
+    // libpurple's IRC flood protection: its send queue releases a line per
+    // `ratelimit-interval` seconds (default 2, after a burst of 5) on a
+    // timer. Phase A: defaults; phase B: interval 0 (one line per tick).
+    let n_default = plan.e2e_messages.min(15);
+    let a = e2e_phase(port, cfg, irc_port, ["alice", "bob"], "#bench", json!({}), n_default, gap).await?;
+    let b = e2e_phase(
+        port,
+        cfg,
+        irc_port,
+        ["carol", "dave"],
+        "#bench2",
+        json!({"ratelimit-interval": 0}),
+        plan.e2e_messages,
+        gap,
+    )
+    .await?;
     let raw = irc_baseline(irc_port, plan.e2e_messages, gap).await.context("raw IRC baseline")?;
     let backends = procs::children(proxy.pid());
     let pss: Vec<u64> = backends.iter().map(|&p| procs::pss_kib(p)).collect();
-    eprintln!("e2e: p50 {} ms p99 {} ms", fmt_ms(pct(&lat, 50.0)), fmt_ms(pct(&lat, 99.0)));
+    eprintln!("e2e: p50 {} ms p99 {} ms", fmt_ms(pct(&a.end, 50.0)), fmt_ms(pct(&a.end, 99.0)));
     r.line("## 5. End to end: client → proxy → backend → ngircd → backend → proxy → client");
     r.line("");
     r.line(format!(
-        "{} channel messages, one every {} ms (ngircd throttles clients to a few lines per second).",
-        lat.len(),
+        "IRC channel messages on a local ngircd, one at a time: each waits for the previous to arrive, then {} ms. \
+         A raw IRC client in the channel splits the path: \"to IRC\" is when it sees the line, \"from IRC\" the rest.",
         gap.as_millis()
     ));
     r.line("");
-    r.line("| path | p50 | p99 | max | PSS of each backend with a signed-on IRC account |");
-    r.line("|---|---:|---:|---:|---|");
+    r.line("| path | A: libpurple defaults p50 / p99 | B: ratelimit-interval 0 p50 / p99 |");
+    r.line("|---|---:|---:|");
+    let pp = |v: &[u32]| format!("{} / {} ms", fmt_ms(pct(v, 50.0)), fmt_ms(pct(v, 99.0)));
+    r.line(format!("| baseline: raw IRC client → ngircd → raw IRC client ({} messages) | {} | |", raw.len(), pp(&raw)));
+    r.line(format!("| send: client → proxy → backend → reply (stored, handed to libpurple) | {} | {} |", pp(&a.ack), pp(&b.ack)));
+    r.line(format!("| to IRC: client → proxy → backend → libpurple's send queue → ngircd → raw client | {} | {} |", pp(&a.first), pp(&b.first)));
+    r.line(format!("| from IRC: ngircd → backend (stored) → proxy → client | {} | {} |", pp(&a.second), pp(&b.second)));
+    r.line(format!("| **end to end** ({} / {} messages) | {} | {} |", a.end.len(), b.end.len(), pp(&a.end), pp(&b.end)));
+    r.line("");
     r.line(format!(
-        "| baseline: raw IRC client → ngircd → raw IRC client | {} ms | {} ms | {} ms | – |",
-        fmt_ms(pct(&raw, 50.0)),
-        fmt_ms(pct(&raw, 99.0)),
-        fmt_ms(pct(&raw, 100.0)),
-    ));
-    r.line(format!(
-        "| Sapphire: WebSocket client → proxy → backend → ngircd → backend → proxy → WebSocket client | {} ms | {} ms | {} ms | {} |",
-        fmt_ms(pct(&lat, 50.0)),
-        fmt_ms(pct(&lat, 99.0)),
-        fmt_ms(pct(&lat, 100.0)),
+        "PSS of the {} backends with a signed-on IRC account and a joined channel: {}.",
+        pss.len(),
         pss.iter().map(|k| format!("{:.1} MB", *k as f64 * 1.024 / 1000.0)).collect::<Vec<_>>().join(", ")
     ));
     r.line("");
@@ -970,46 +1042,8 @@ async fn section_e2e(plan: &Plan, dir: &Path, cert: &procs::Cert, cfg: &Arc<Clie
 /// The floor of the end-to-end figure: two raw IRC clients through the same
 /// ngircd, at the same pace.
 async fn irc_baseline(port: u16, n: usize, gap: Duration) -> Result<Vec<u32>> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    struct Irc {
-        r: BufReader<tokio::net::tcp::OwnedReadHalf>,
-        w: tokio::net::tcp::OwnedWriteHalf,
-    }
-    impl Irc {
-        async fn send(&mut self, line: &str) -> Result<()> {
-            self.w.write_all(format!("{line}\r\n").as_bytes()).await?;
-            Ok(())
-        }
-        async fn expect(&mut self, needle: &str) -> Result<()> {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            loop {
-                let mut line = String::new();
-                let n = tokio::time::timeout_at(deadline, self.r.read_line(&mut line))
-                    .await
-                    .with_context(|| format!("no IRC line with {needle:?}"))??;
-                if n == 0 {
-                    bail!("IRC server closed the connection");
-                }
-                if let Some(rest) = line.strip_prefix("PING ") {
-                    self.send(&format!("PONG {}", rest.trim_end())).await?;
-                } else if line.contains(needle) {
-                    return Ok(());
-                }
-            }
-        }
-        async fn connect(port: u16, nick: &str) -> Result<Irc> {
-            let (r, w) = client::tcp(port, None).await?.into_split();
-            let mut c = Irc { r: BufReader::new(r), w };
-            c.send(&format!("NICK {nick}")).await?;
-            c.send(&format!("USER {nick} 0 * :{nick}")).await?;
-            c.expect(" 001 ").await?;
-            c.send("JOIN #raw").await?;
-            c.expect(" 366 ").await?;
-            Ok(c)
-        }
-    }
-    let mut a = Irc::connect(port, "rawa").await?;
-    let mut b = Irc::connect(port, "rawb").await?;
+    let mut a = Irc::connect(port, "rawa", "#raw").await?;
+    let mut b = Irc::connect(port, "rawb", "#raw").await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let mut lat = Vec::new();
     for i in 0..n {
@@ -1022,4 +1056,45 @@ async fn irc_baseline(port: u16, n: usize, gap: Duration) -> Result<Vec<u32>> {
     }
     lat.sort_unstable();
     Ok(lat)
+}
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// A raw IRC client.
+struct Irc {
+    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+}
+impl Irc {
+    async fn send(&mut self, line: &str) -> Result<()> {
+        self.w.write_all(format!("{line}\r\n").as_bytes()).await?;
+        Ok(())
+    }
+    async fn expect(&mut self, needle: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout_at(deadline, self.r.read_line(&mut line))
+                .await
+                .with_context(|| format!("no IRC line with {needle:?}"))??;
+            if n == 0 {
+                bail!("IRC server closed the connection");
+            }
+            if let Some(rest) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {}", rest.trim_end())).await?;
+            } else if line.contains(needle) {
+                return Ok(());
+            }
+        }
+    }
+    async fn connect(port: u16, nick: &str, channel: &str) -> Result<Irc> {
+        let (r, w) = client::tcp(port, None).await?.into_split();
+        let mut c = Irc { r: BufReader::new(r), w };
+        c.send(&format!("NICK {nick}")).await?;
+        c.send(&format!("USER {nick} 0 * :{nick}")).await?;
+        c.expect(" 001 ").await?;
+        c.send(&format!("JOIN {channel}")).await?;
+        c.expect(" 366 ").await?;
+        Ok(c)
+    }
 }
