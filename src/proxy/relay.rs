@@ -181,10 +181,14 @@ where
         return End::TooLarge(e);
     }
     let mut small = [0u8; IDLE_BUF];
+    // One shutdown future for the pump's life: making a new one per read
+    // registered and removed a waiter in the shared watch channel each time.
+    let stop = super::stopped(&mut shutdown);
+    tokio::pin!(stop);
     let end = 'relay: loop {
         let n = tokio::select! {
             biased;
-            _ = super::stopped(&mut shutdown) => break drain_and_close(&mut from, &mut to, &mut tracker, &mut small, &closing).await,
+            _ = &mut stop => break drain_and_close(&mut from, &mut to, &mut tracker, &mut small, &closing).await,
             r = from.read(&mut small) => match r {
                 Ok(0) => break End::Eof,
                 Ok(n) => n,
