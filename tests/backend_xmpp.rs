@@ -1,0 +1,151 @@
+//! The backend against a real XMPP server (prosody on loopback, STARTTLS
+//! with a self-signed certificate).
+mod backend_support;
+
+use backend_support::*;
+use serde_json::{json, Value};
+
+fn im(name: &str) -> Value {
+    json!({"kind": "im", "name": name})
+}
+
+async fn add_xmpp(c: &mut Client, port: u16, user: &str, password: &str) -> i64 {
+    let r = c
+        .ok(
+            "account.add",
+            json!({"protocol": "prpl-jabber", "username": format!("{user}@localhost/sapphire"),
+                   "password": password,
+                   "options": {"connect_server": "localhost", "port": port}}),
+        )
+        .await;
+    r["account"]["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
+    let xmpp = Prosody::start(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+
+    // The self-signed certificate is a prompt for the user, not accepted
+    // silently: the account stays unconnected until someone answers.
+    let alice = add_xmpp(&mut c, xmpp.port, "alice", "alice-pw").await;
+    let prompt = c
+        .event("certificate prompt", |e| {
+            e["op"] == "request.open"
+                && e["actions"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
+        })
+        .await;
+    let id = prompt["request"].as_u64().unwrap();
+    assert_eq!(prompt["kind"], "action");
+    assert!(
+        prompt.to_string().to_lowercase().contains("localhost"),
+        "{prompt}"
+    );
+    // Another client sees it pending in its snapshot, and the account is
+    // not connected.
+    let mut other = backend.connect().await;
+    let hello = other.ok("hello", json!({})).await;
+    assert!(hello["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["request"] == id));
+    assert_ne!(hello["accounts"][0]["status"], "connected");
+    let accept = prompt["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["label"] == "Accept")
+        .unwrap()["id"]
+        .clone();
+    // The other client answers it.
+    other
+        .ok("request.answer", json!({"request": id, "action": accept}))
+        .await;
+    c.event_op("request.close", json!({"request": id})).await;
+    c.event_op(
+        "account.status",
+        json!({"account": alice, "status": "connected"}),
+    )
+    .await;
+    let r = c
+        .request("request.answer", json!({"request": id, "action": accept}))
+        .await;
+    assert_eq!(r["error"]["code"], "no_such_request");
+
+    // The accepted certificate is remembered: bob connects without a prompt.
+    let bob = add_xmpp(&mut c, xmpp.port, "bob", "bob-pw").await;
+    c.event_op(
+        "account.status",
+        json!({"account": bob, "status": "connected"}),
+    )
+    .await;
+    assert!(!c.events.iter().any(|e| e["op"] == "request.open"));
+
+    // IMs both ways through the server.
+    c.ok(
+        "conversation.send",
+        json!({"account": alice, "conversation": im("bob@localhost"), "text": "hello bob"}),
+    )
+    .await;
+    let m = c
+        .event_op(
+            "message",
+            json!({"account": bob, "direction": "in", "text": "hello bob"}),
+        )
+        .await;
+    assert_eq!(m["conversation"], im("alice@localhost"));
+    c.ok(
+        "conversation.send",
+        json!({"account": bob, "conversation": im("alice@localhost"), "text": "hi alice"}),
+    )
+    .await;
+    c.event_op(
+        "message",
+        json!({"account": alice, "direction": "in", "text": "hi alice",
+               "conversation": im("bob@localhost")}),
+    )
+    .await;
+
+    // Presence: alice adds bob; bob is asked (a prompt) and authorizes.
+    c.ok(
+        "buddy.add",
+        json!({"account": alice, "name": "bob@localhost"}),
+    )
+    .await;
+    c.event_op(
+        "buddy.added",
+        json!({"account": alice, "name": "bob@localhost"}),
+    )
+    .await;
+    let auth = c
+        .event_op("request.open", json!({"kind": "authorize", "account": bob}))
+        .await;
+    c.ok(
+        "request.answer",
+        json!({"request": auth["request"], "action": 0}),
+    )
+    .await;
+    c.event_op(
+        "buddy.presence",
+        json!({"account": alice, "name": "bob@localhost", "online": true}),
+    )
+    .await;
+
+    // Typing notifications reach the other side.
+    c.ok(
+        "typing",
+        json!({"account": alice, "conversation": im("bob@localhost"), "state": "typing"}),
+    )
+    .await;
+    c.event_op(
+        "typing",
+        json!({"account": bob, "conversation": im("alice@localhost"), "state": "typing"}),
+    )
+    .await;
+}
