@@ -21,6 +21,171 @@ async fn add_xmpp(c: &mut Client, port: u16, user: &str, password: &str) -> i64 
     r["account"]["id"].as_i64().unwrap()
 }
 
+/// Accepts the certificate prompt and waits until `account` is connected.
+async fn accept_certificate(c: &mut Client, account: i64) {
+    let prompt = c
+        .event("certificate prompt", |e| {
+            e["op"] == "request.open"
+                && e["actions"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
+        })
+        .await;
+    let accept = action_id(&prompt, "Accept");
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": accept}),
+    )
+    .await;
+    c.event_op(
+        "account.status",
+        json!({"account": account, "status": "connected"}),
+    )
+    .await;
+}
+
+fn action_id(prompt: &Value, label: &str) -> Value {
+    prompt["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["label"] == label)
+        .unwrap_or_else(|| panic!("no action {label} in {prompt}"))["id"]
+        .clone()
+}
+
+#[tokio::test]
+async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
+    let xmpp = Prosody::start(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let alice = add_xmpp(&mut c, xmpp.port, "alice", "alice-pw").await;
+    accept_certificate(&mut c, alice).await;
+    let bob = add_xmpp(&mut c, xmpp.port, "bob", "bob-pw").await;
+    c.event_op(
+        "account.status",
+        json!({"account": bob, "status": "connected"}),
+    )
+    .await;
+
+    // alice creates a room: libpurple asks how to configure it (a prompt).
+    let room = "lounge@conference.localhost";
+    c.ok("chat.join", json!({"account": alice, "name": room}))
+        .await;
+    let prompt = c
+        .event_op("request.open", json!({"kind": "action", "account": alice}))
+        .await;
+    let defaults = action_id(&prompt, "Accept Defaults");
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": defaults}),
+    )
+    .await;
+    c.event_op(
+        "chat.joined",
+        json!({"account": alice, "conversation": chat(room)}),
+    )
+    .await;
+
+    c.ok("chat.join", json!({"account": bob, "name": room}))
+        .await;
+    c.event_op(
+        "chat.joined",
+        json!({"account": bob, "conversation": chat(room)}),
+    )
+    .await;
+    c.event("alice sees bob join", |e| {
+        e["op"] == "chat.members"
+            && e["account"] == alice
+            && e["added"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|m| m["name"] == "bob"))
+    })
+    .await;
+
+    c.ok(
+        "conversation.send",
+        json!({"account": bob, "conversation": chat(room), "text": "hello room"}),
+    )
+    .await;
+    let m = c
+        .event_op(
+            "message",
+            json!({"account": alice, "conversation": chat(room), "direction": "in", "text": "hello room"}),
+        )
+        .await;
+    assert_eq!(m["sender"], "bob");
+
+    // The room owner sets the topic; both see it.
+    c.ok(
+        "chat.topic",
+        json!({"account": alice, "name": room, "topic": "Sapphire lounge"}),
+    )
+    .await;
+    c.event_op(
+        "chat.topic",
+        json!({"account": bob, "topic": "Sapphire lounge"}),
+    )
+    .await;
+
+    // Account management: disable, update, enable, remove.
+    let r = c
+        .ok(
+            "account.set_enabled",
+            json!({"account": bob, "enabled": false}),
+        )
+        .await;
+    assert_eq!(r["account"]["enabled"], false);
+    c.event_op(
+        "account.status",
+        json!({"account": bob, "status": "disconnected"}),
+    )
+    .await;
+    c.event_op(
+        "chat.left",
+        json!({"account": bob, "conversation": chat(room)}),
+    )
+    .await;
+    c.event("bob leaves the room", |e| {
+        e["op"] == "chat.members"
+            && e["account"] == alice
+            && e["removed"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!("bob")))
+    })
+    .await;
+    let r = c
+        .ok("account.update", json!({"account": bob, "alias": "Bobby"}))
+        .await;
+    assert_eq!(r["account"]["alias"], "Bobby");
+    c.event_op("account.updated", json!({"account": bob})).await;
+    c.ok(
+        "account.set_enabled",
+        json!({"account": bob, "enabled": true}),
+    )
+    .await;
+    c.event_op(
+        "account.status",
+        json!({"account": bob, "status": "connected"}),
+    )
+    .await;
+    c.ok("account.remove", json!({"account": bob})).await;
+    c.event_op("account.removed", json!({"account": bob})).await;
+    let mut other = backend.connect().await;
+    let hello = other.ok("hello", json!({})).await;
+    let ids: Vec<&Value> = hello["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(ids, [&json!(alice)]);
+    let r = c.request("account.remove", json!({"account": bob})).await;
+    assert_eq!(r["error"]["code"], "no_such_account");
+}
+
 #[tokio::test]
 async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
     let xmpp = Prosody::start(&[("alice", "alice-pw"), ("bob", "bob-pw")]);

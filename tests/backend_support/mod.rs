@@ -283,9 +283,12 @@ impl Client {
     /// The next JSON frame (or the close), within `WAIT`.
     pub async fn frame(&mut self) -> Frame {
         loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("timed out waiting for a frame");
+            let Ok(msg) = tokio::time::timeout(WAIT, self.ws.next()).await else {
+                panic!(
+                    "timed out waiting for a frame; unconsumed events: {:?}",
+                    self.events
+                );
+            };
             match msg {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(&t).expect("backend sent invalid JSON");
