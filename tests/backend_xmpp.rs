@@ -130,6 +130,54 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
     )
     .await;
 
+    // A room configured through libpurple's form: a "fields" prompt.
+    let room2 = "configured@conference.localhost";
+    c.ok("chat.join", json!({"account": alice, "name": room2}))
+        .await;
+    let prompt = c
+        .event_op("request.open", json!({"kind": "action", "account": alice}))
+        .await;
+    let configure = action_id(&prompt, "Configure Room");
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": configure}),
+    )
+    .await;
+    let form = c.event_op("request.open", json!({"kind": "fields"})).await;
+    let fields: Vec<&Value> = form["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["fields"].as_array().unwrap())
+        .collect();
+    let name_field = fields
+        .iter()
+        .find(|f| f["id"] == "muc#roomconfig_roomname")
+        .unwrap_or_else(|| panic!("no room name field in {form}"));
+    assert_eq!(name_field["type"], "string");
+    // Wrong types are refused and the form stays open.
+    let r = c
+        .request(
+            "request.answer",
+            json!({"request": form["request"], "action": 0,
+                   "fields": {"muc#roomconfig_roomname": 5}}),
+        )
+        .await;
+    assert_eq!(r["error"]["code"], "bad_request");
+    c.ok(
+        "request.answer",
+        json!({"request": form["request"], "action": 0,
+               "fields": {"muc#roomconfig_roomname": "Configured Room"}}),
+    )
+    .await;
+    c.event_op("request.close", json!({"request": form["request"]}))
+        .await;
+    c.event_op(
+        "chat.joined",
+        json!({"account": alice, "conversation": chat(room2)}),
+    )
+    .await;
+
     // Account management: disable, update, enable, remove.
     let r = c
         .ok(
