@@ -5,4 +5,10 @@
 //! daemon per user) and `sapphire-ctl` (the admin CLI). See
 //! `ARCHITECTURE`-level notes in `README.md` and `docs/`.
 
+pub mod accounts;
+pub mod fsutil;
+pub mod logging;
+pub mod ratelimit;
+pub mod session;
+pub mod tls;
 pub mod username;

@@ -1,0 +1,108 @@
+//! Rate limiting of failed logins, per client address and per user name.
+//!
+//! Each key has a token bucket: a failed login takes a token; with no token
+//! left, further attempts are refused (HTTP 429) without hashing anything
+//! until the bucket refills. Successful logins take nothing. Buckets that
+//! have refilled completely are forgotten, and the map is bounded so a flood
+//! of distinct keys cannot exhaust memory.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Most keys tracked at once per limiter.
+const MAX_KEYS: usize = 100_000;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// Failures allowed in a burst.
+    pub burst: u32,
+    /// Time for one token to come back.
+    pub refill: Duration,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+pub struct Limiter<K> {
+    policy: Policy,
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    pub fn new(policy: Policy) -> Self {
+        Limiter {
+            policy,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn refilled(&self, b: &Bucket, now: Instant) -> f64 {
+        let gained = now.duration_since(b.at).as_secs_f64() / self.policy.refill.as_secs_f64();
+        (b.tokens + gained).min(self.policy.burst as f64)
+    }
+
+    /// `Some(wait)` when `key` is currently blocked.
+    pub fn blocked(&self, key: &K) -> Option<Duration> {
+        let now = Instant::now();
+        let buckets = self.buckets.lock().unwrap();
+        let b = buckets.get(key)?;
+        let tokens = self.refilled(b, now);
+        if tokens >= 1.0 {
+            None
+        } else {
+            Some(self.policy.refill.mul_f64(1.0 - tokens))
+        }
+    }
+
+    /// Records one failure for `key`.
+    pub fn fail(&self, key: &K) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap();
+        if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
+            let burst = self.policy.burst as f64;
+            buckets.retain(|_, b| self.refilled(b, now) < burst);
+            if buckets.len() >= MAX_KEYS {
+                // Still full of active attackers: forget the lot rather than
+                // grow without bound. The per-user limiter still holds.
+                buckets.clear();
+            }
+        }
+        let tokens = match buckets.get(key) {
+            Some(b) => self.refilled(b, now),
+            None => self.policy.burst as f64,
+        };
+        buckets.insert(
+            key.clone(),
+            Bucket {
+                tokens: (tokens - 1.0).max(0.0),
+                at: now,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_after_burst_and_refills() {
+        let l = Limiter::new(Policy {
+            burst: 3,
+            refill: Duration::from_millis(200),
+        });
+        for _ in 0..3 {
+            assert!(l.blocked(&"k").is_none());
+            l.fail(&"k");
+        }
+        let wait = l.blocked(&"k").expect("blocked after the burst");
+        assert!(wait <= Duration::from_millis(200));
+        assert!(l.blocked(&"other").is_none());
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(l.blocked(&"k").is_none());
+    }
+}
