@@ -11,4 +11,5 @@ pub mod logging;
 pub mod ratelimit;
 pub mod session;
 pub mod tls;
+pub mod units;
 pub mod username;

@@ -17,8 +17,8 @@ SUITE=bookworm
 ROOTFS_INCLUDE=systemd,systemd-sysv,dbus,iproute2,ca-certificates,ngircd,procps,libcap2-bin
 # Runtime dependencies of the .deb, downloaded (not installed) into the cache
 # so that `apt install ./sapphire_*.deb` inside resolves them without network.
-ROOTFS_PREFETCH="libpurple0 libsasl2-modules"
-ROOTFS_STAMP="v1 $SUITE $ROOTFS_INCLUDE $ROOTFS_PREFETCH"
+ROOTFS_PREFETCH="libpurple0 libsasl2-modules openssl"
+ROOTFS_STAMP="v3 $SUITE $ROOTFS_INCLUDE $ROOTFS_PREFETCH"
 
 slog() { printf '[system %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { slog "FAIL: $*"; exit 1; }
@@ -55,7 +55,7 @@ SRC
     # Package lists + the .deb's dependencies, fetched once, so each run's
     # `apt install ./sapphire_*.deb` works offline inside the container.
     cp /etc/resolv.conf "$tmp/root/etc/resolv.conf"
-    if ! chroot "$tmp/root" sh -c "apt-get update -q && apt-get install -y -q --download-only --no-install-recommends $ROOTFS_PREFETCH" >"$tmp/apt.log" 2>&1; then
+    if ! chroot "$tmp/root" sh -c "apt-get clean && apt-get update -q && apt-get install -y -q --download-only --no-install-recommends $ROOTFS_PREFETCH" >"$tmp/apt.log" 2>&1; then
         tail -n 30 "$tmp/apt.log" >&2
         rm -rf "$tmp"
         die "fetching packages into the root failed"
