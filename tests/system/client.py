@@ -220,9 +220,12 @@ class WebSocket:
             events.append(msg)
         raise Fail("no reply to %s (id %s) within %ss" % (op, rid, timeout))
 
-    def wait_event(self, pred, timeout, what):
+    def wait_event(self, pred, timeout, what, already=()):
+        for msg in already:
+            if pred(msg):
+                return msg
         deadline = time.monotonic() + timeout
-        seen = []
+        seen = list(already)
         while time.monotonic() < deadline:
             msg = self.recv(max(0.1, deadline - time.monotonic()))
             if msg is None:
@@ -282,6 +285,32 @@ class Irc:
         raise Fail("no %s within %ss" % (what, timeout))
 
 
+def open_ws(a):
+    """A WebSocket to the user's backend: through the proxy as a signed-in
+    browser, or, with --backend-socket, straight to the backend's Unix socket
+    (what the proxy does after sign-in; for testing the backend alone)."""
+    if a.backend_socket:
+        raw = socket.socket(socket.AF_UNIX)
+        raw.settimeout(20)
+        raw.connect(a.backend_socket)
+        key = base64.b64encode(os.urandom(16)).decode()
+        raw.sendall(
+            (
+                "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                % key
+            ).encode()
+        )
+        ws = WebSocket(raw)
+        status = ws._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n", 1)[0]
+        if " 101 " not in status + " ":
+            raise Fail("backend refused the WebSocket upgrade: %s" % status)
+        return ws
+    b = Browser(a.host, fingerprint=a.fingerprint)
+    b.login(a.user, a.password)
+    return b.websocket()
+
+
 def account_id(reply):
     acc = reply.get("account")
     if isinstance(acc, dict):
@@ -295,9 +324,7 @@ def cmd_fingerprint(a):
 
 
 def cmd_hello(a):
-    b = Browser(a.host, fingerprint=a.fingerprint)
-    b.login(a.user, a.password)
-    ws = b.websocket()
+    ws = open_ws(a)
     params = {} if a.since is None else {"since": a.since}
     reply, _ = ws.request(1, "hello", **params)
     print(json.dumps(reply))
@@ -332,14 +359,12 @@ def cmd_refusals(a):
 
 def cmd_irc(a):
     """Browser -> backend -> IRC server -> IRC user, and back."""
-    b = Browser(a.host, fingerprint=a.fingerprint)
-    b.login(a.user, a.password)
-    ws = b.websocket()
+    ws = open_ws(a)
     hello, _ = ws.request(1, "hello")
     if not hello.get("ok"):
         raise Fail("hello: %s" % hello)
     bob = Irc(a.host, a.irc_port, a.peer)
-    reply, _ = ws.request(
+    reply, early = ws.request(
         2,
         "account.add",
         protocol="prpl-irc",
@@ -353,6 +378,7 @@ def cmd_irc(a):
         lambda m: m.get("op") == "account.status" and m.get("status") == "connected",
         60,
         "account.status connected",
+        early,
     )
     out_text = "hello %s, this is %s through Sapphire %d" % (a.peer, a.nick, os.getpid())
     reply, _ = ws.request(
@@ -374,9 +400,7 @@ def cmd_irc(a):
 
 def cmd_history(a):
     """After a restart: a new connection's hello replays the stored events."""
-    b = Browser(a.host, fingerprint=a.fingerprint)
-    b.login(a.user, a.password)
-    ws = b.websocket()
+    ws = open_ws(a)
     hello, events = ws.request(1, "hello", since=0)
     if not hello.get("ok"):
         raise Fail("hello: %s" % hello)
@@ -396,12 +420,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--host", required=True)
     p.add_argument("--fingerprint", help="expected SHA-256 of the server certificate")
+    p.add_argument("--backend-socket", help="talk to this backend socket directly, not through the proxy")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("fingerprint")
     for name in ("hello", "refusals", "irc", "history"):
         s = sub.add_parser(name)
-        s.add_argument("--user", required=True)
-        s.add_argument("--password", required=True)
+        s.add_argument("--user", default="")
+        s.add_argument("--password", default="")
         if name == "hello":
             s.add_argument("--since", type=int)
         if name == "irc":
