@@ -12,7 +12,7 @@ export CARGO_TARGET_DIR
 BUILD_DIR := $(CARGO_TARGET_DIR)/debian-build
 SRC_DIR   := $(BUILD_DIR)/sapphire-$(VERSION)
 
-.PHONY: deb lintian clean-deb check-version
+.PHONY: deb lintian clean-deb check-version print-changes
 
 deb: check-version
 	rm -rf $(BUILD_DIR)
@@ -23,13 +23,15 @@ deb: check-version
 	  | tar -cf - -T - | tar -xf - -C $(SRC_DIR)
 	cd $(SRC_DIR) && dpkg-buildpackage -us -uc --build=full
 	cp $(BUILD_DIR)/sapphire_$(VERSION)_$(ARCH).deb $(DEB)
-	cp $(BUILD_DIR)/sapphire_$(VERSION)_$(ARCH).changes dist/
 	@echo "built $(DEB)"
 
 # Lintian on the source and binary packages; errors fail, warnings are shown.
 lintian:
 	lintian --fail-on error --info --display-info \
 	  $(BUILD_DIR)/sapphire_$(VERSION)_$(ARCH).changes
+
+print-changes:
+	@echo $(BUILD_DIR)/sapphire_$(VERSION)_$(ARCH).changes
 
 # Cargo.toml and debian/changelog must agree on the upstream version.
 check-version:

@@ -35,6 +35,16 @@ host_mirror() {
 # temporary directory and renames, so an interrupted build never leaves a
 # half-made cache behind.
 ensure_rootfs() {
+    mkdir -p "$CACHE_DIR"
+    # One builder at a time; others wait and then find the cache ready.
+    exec {lock}>"$CACHE_DIR/.lock"
+    flock "$lock"
+    build_rootfs
+    flock -u "$lock"
+    exec {lock}>&-
+}
+
+build_rootfs() {
     if [ -f "$ROOTFS/.sapphire-stamp" ] && [ "$(cat "$ROOTFS/.sapphire-stamp")" = "$ROOTFS_STAMP" ]; then
         return 0
     fi
@@ -110,7 +120,11 @@ ct_start() {
     CT_HOSTIF=spt$(printf %05d $((RANDOM % 100000)))h
     local name=sapphire-test-${CT_RUN##*.}
     slog "booting $name (root: overlay on $ROOTFS, run dir $CT_RUN)"
-    setsid systemd-nspawn --boot --register=no --keep-unit --quiet --console=read-only \
+    # Without systemd as the host's PID 1 (CI, containers) there is no bus to
+    # ask for a scope unit: run in the caller's cgroup instead.
+    local keep=()
+    [ -d /run/systemd/system ] || keep=(--keep-unit)
+    setsid systemd-nspawn --boot --register=no "${keep[@]}" --quiet --console=read-only \
         --machine="$name" --hostname=sapphire-test \
         --network-veth-extra="$CT_HOSTIF:host0" \
         -D "$CT_RUN/root" >"$CT_RUN/console.log" 2>&1 </dev/null &
