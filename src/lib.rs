@@ -6,8 +6,10 @@
 //! `ARCHITECTURE`-level notes in `README.md` and `docs/`.
 
 pub mod accounts;
+pub mod backend;
 pub mod fsutil;
 pub mod logging;
+pub mod proxy;
 pub mod ratelimit;
 pub mod session;
 pub mod tls;

@@ -1,4 +1,53 @@
-fn main() {
-    eprintln!("sapphire-backend: not built yet");
-    std::process::exit(1);
+//! sapphire-backend: one user's libpurple daemon behind a WebSocket on a
+//! Unix socket. See docs/protocol.md.
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use sapphire::backend::{self, Config, Listen};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Per-user libpurple daemon behind a WebSocket on a Unix socket"
+)]
+struct Args {
+    /// Unix socket to listen on (default: the socket passed by systemd).
+    #[arg(long)]
+    listen: Option<PathBuf>,
+    /// Directory for history, libpurple's files and the rest of the state.
+    #[arg(long, env = "STATE_DIRECTORY")]
+    state_dir: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // systemd may pass several directories separated by ':'.
+    let state_dir = match args.state_dir.to_str() {
+        Some(s) if s.contains(':') => PathBuf::from(s.split(':').next().unwrap_or(s)),
+        _ => args.state_dir.clone(),
+    };
+    let state_dir = std::path::absolute(&state_dir).context("state directory")?;
+    // Before any thread exists (this sets environment variables).
+    backend::prepare_env(&state_dir).context("preparing the state directory")?;
+    sapphire::logging::init();
+
+    let listen = match args.listen {
+        Some(path) => Listen::Path(path),
+        None => {
+            let mut fds = listenfd::ListenFd::from_env();
+            match fds.take_unix_listener(0).context("LISTEN_FDS")? {
+                Some(l) => Listen::Inherited(l),
+                None => bail!("no --listen PATH and no socket passed by systemd (LISTEN_FDS)"),
+            }
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(backend::run(Config { listen, state_dir }))?;
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(())
 }

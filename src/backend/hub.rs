@@ -1,0 +1,413 @@
+//! The hub: the one place every event goes through.
+//!
+//! [`Hub::emit`] gives an event the next `seq`, commits it to the store and
+//! only then hands it to every subscribed client's bounded queue. The hub also
+//! folds events into the live state a `hello` snapshot shows (accounts,
+//! pending requests, joined chats with topic and members), so a snapshot and
+//! its `last_seq` always agree.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, Notify};
+
+use super::store::{self, Store, StoreError};
+
+/// Queue of serialized events for one client.
+pub type EventTx = mpsc::Sender<Arc<str>>;
+
+/// How a client is told it fell behind (its queue overflowed).
+#[derive(Clone, Default)]
+pub struct Kick(Arc<Notify>);
+
+impl Kick {
+    pub fn kick(&self) {
+        self.0.notify_one();
+    }
+    pub async fn kicked(&self) {
+        self.0.notified().await
+    }
+}
+
+struct Client {
+    tx: EventTx,
+    kick: Kick,
+}
+
+#[derive(Default)]
+struct ChatState {
+    topic: Option<Value>,
+    members: BTreeMap<String, Value>,
+}
+
+#[derive(Default)]
+struct LiveState {
+    accounts: BTreeMap<i64, Value>,
+    requests: BTreeMap<i64, Value>,
+    chats: BTreeMap<(i64, String), ChatState>,
+    buddies: BTreeMap<(i64, String), Value>,
+}
+
+struct Inner {
+    store: Store,
+    last_seq: u64,
+    clients: HashMap<u64, Client>,
+    state: LiveState,
+    status: String,
+}
+
+pub struct Hub {
+    db_path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+/// What `hello` gets back from [`Hub::subscribe`].
+pub struct Subscription {
+    pub last_seq: u64,
+    pub snapshot: Value,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Hub {
+    /// Opens the store at `db_path` and closes what a previous run left
+    /// open (chats, requests, connected accounts) with events.
+    pub fn open(db_path: &Path) -> Result<Arc<Hub>, StoreError> {
+        let store = Store::open(db_path)?;
+        let last_seq = store.last_seq()?;
+        let leftovers = store.leftovers()?;
+        let hub = Arc::new(Hub {
+            db_path: db_path.to_owned(),
+            inner: Mutex::new(Inner {
+                store,
+                last_seq,
+                clients: HashMap::new(),
+                state: LiveState::default(),
+                status: String::new(),
+            }),
+        });
+        for (account, name) in leftovers.chats {
+            hub.emit(json!({"op": "chat.left", "account": account,
+                "conversation": {"kind": "chat", "name": name}, "reason": "restart"}))?;
+        }
+        for id in leftovers.requests {
+            hub.emit(json!({"op": "request.close", "request": id, "reason": "restart"}))?;
+        }
+        for account in leftovers.accounts {
+            hub.emit(json!({"op": "account.status", "account": account,
+                "status": "disconnected", "message": "backend restarted"}))?;
+        }
+        Ok(hub)
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the state half
+        // written in a way that matters more than stopping would.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Emits `event` (an object with `op`); returns its `seq`.
+    pub fn emit(&self, event: Value) -> Result<u64, StoreError> {
+        self.emit_with(|_| event)
+    }
+
+    /// Emits the event built by `make`, which is given the event's `seq`
+    /// (used as the id of requests).
+    pub fn emit_with(&self, make: impl FnOnce(u64) -> Value) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let seq = inner.last_seq + 1;
+        let time = now_ms();
+        let mut event = match make(seq) {
+            Value::Object(m) => m,
+            other => {
+                let mut m = Map::new();
+                m.insert("op".into(), json!("notice"));
+                m.insert("text".into(), other);
+                m
+            }
+        };
+        event.insert("seq".into(), json!(seq));
+        event.insert("time".into(), json!(time));
+        let body: Arc<str> = inner.store.persist(seq, time, &event)?.into();
+        inner.last_seq = seq;
+        inner.state.apply(&event);
+        inner
+            .clients
+            .retain(|_, c| match c.tx.try_send(body.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    c.kick.kick();
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+        Ok(seq)
+    }
+
+    /// Subscribes a client: events after the returned `last_seq` go to `tx`.
+    pub fn subscribe(&self, id: u64, tx: EventTx, kick: Kick) -> Result<Subscription, StoreError> {
+        let mut inner = self.lock();
+        let reader = store::Reader::open(&self.db_path)?;
+        let conversations = reader.conversations()?;
+        let snapshot = inner.state.snapshot(conversations);
+        inner.clients.insert(id, Client { tx, kick });
+        Ok(Subscription {
+            last_seq: inner.last_seq,
+            snapshot,
+        })
+    }
+
+    pub fn unsubscribe(&self, id: u64) {
+        self.lock().clients.remove(&id);
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.lock().clients.len()
+    }
+
+    /// Replaces the known accounts (at start-up, from libpurple).
+    pub fn set_accounts(&self, accounts: Vec<Value>) {
+        let mut inner = self.lock();
+        inner.state.accounts = accounts
+            .into_iter()
+            .filter_map(|a| Some((a.get("id")?.as_i64()?, a)))
+            .collect();
+    }
+
+    /// Replaces the known buddies (at start-up, from libpurple's list).
+    pub fn set_buddies(&self, buddies: Vec<Value>) {
+        let mut inner = self.lock();
+        inner.state.buddies = buddies
+            .into_iter()
+            .filter_map(|b| {
+                Some((
+                    (
+                        b.get("account")?.as_i64()?,
+                        b.get("name")?.as_str()?.to_owned(),
+                    ),
+                    b,
+                ))
+            })
+            .collect();
+    }
+
+    /// One line for sd_notify's STATUS=: connected accounts and clients.
+    pub fn status_line(&self) -> String {
+        let inner = self.lock();
+        let connected = inner
+            .state
+            .accounts
+            .values()
+            .filter(|a| a.get("status").and_then(Value::as_str) == Some("connected"))
+            .count();
+        format!(
+            "{connected}/{} accounts connected, {} clients",
+            inner.state.accounts.len(),
+            inner.clients.len()
+        )
+    }
+
+    /// Returns the status line if it changed since the last call.
+    pub fn status_changed(&self) -> Option<String> {
+        let line = self.status_line();
+        let mut inner = self.lock();
+        if inner.status == line {
+            None
+        } else {
+            inner.status = line.clone();
+            Some(line)
+        }
+    }
+
+    /// A fresh account id, above `used` and above every id handed out
+    /// before (ids are never reused: history refers to them).
+    pub fn next_account_id(&self, used: i64) -> i64 {
+        let inner = self.lock();
+        let stored = inner
+            .store
+            .meta_get("next_account_id")
+            .ok()
+            .flatten()
+            .unwrap_or(1);
+        let id = stored.max(used + 1);
+        if let Err(e) = inner.store.meta_set("next_account_id", id + 1) {
+            tracing::error!("cannot store the account counter: {e}");
+        }
+        id
+    }
+
+    /// Whether request `id` is still open.
+    pub fn request_open(&self, id: i64) -> bool {
+        self.lock().state.requests.contains_key(&id)
+    }
+}
+
+impl LiveState {
+    fn apply(&mut self, e: &Map<String, Value>) {
+        let op = e.get("op").and_then(Value::as_str).unwrap_or("");
+        let account = e.get("account").and_then(Value::as_i64);
+        let chat_key = || -> Option<(i64, String)> {
+            let key = store::conv_key(e)?;
+            Some((key.account, key.name))
+        };
+        match op {
+            "account.added" | "account.updated" => {
+                if let Some(a) = e.get("info") {
+                    if let Some(id) = a.get("id").and_then(Value::as_i64) {
+                        let mut a = a.clone();
+                        if let Some(old) = self.accounts.get(&id) {
+                            for k in ["status", "message"] {
+                                if let Some(v) = old.get(k) {
+                                    a[k] = v.clone();
+                                }
+                            }
+                        }
+                        self.accounts.insert(id, a);
+                    }
+                }
+            }
+            "account.removed" => {
+                if let Some(id) = account {
+                    self.accounts.remove(&id);
+                    self.chats.retain(|k, _| k.0 != id);
+                    self.buddies.retain(|k, _| k.0 != id);
+                }
+            }
+            "account.status" => {
+                if let Some(a) = account.and_then(|id| self.accounts.get_mut(&id)) {
+                    a["status"] = e.get("status").cloned().unwrap_or(Value::Null);
+                    match e.get("message") {
+                        Some(m) => a["message"] = m.clone(),
+                        None => {
+                            if let Some(o) = a.as_object_mut() {
+                                o.remove("message");
+                            }
+                        }
+                    }
+                }
+            }
+            "request.open" => {
+                if let Some(id) = e.get("request").and_then(Value::as_i64) {
+                    let mut r = e.clone();
+                    r.remove("seq");
+                    r.remove("op");
+                    self.requests.insert(id, Value::Object(r));
+                }
+            }
+            "request.close" => {
+                if let Some(id) = e.get("request").and_then(Value::as_i64) {
+                    self.requests.remove(&id);
+                }
+            }
+            "chat.joined" => {
+                if let Some(k) = chat_key() {
+                    self.chats.insert(k, ChatState::default());
+                }
+            }
+            "chat.left" => {
+                if let Some(k) = chat_key() {
+                    self.chats.remove(&k);
+                }
+            }
+            "chat.topic" => {
+                if let Some(c) = chat_key().and_then(|k| self.chats.get_mut(&k)) {
+                    c.topic = e.get("topic").cloned();
+                }
+            }
+            "chat.members" => {
+                if let Some(c) = chat_key().and_then(|k| self.chats.get_mut(&k)) {
+                    for m in e
+                        .get("removed")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(n) = m.as_str() {
+                            c.members.remove(n);
+                        }
+                    }
+                    for r in e
+                        .get("renamed")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let (Some(from), Some(to)) = (
+                            r.get("from").and_then(Value::as_str),
+                            r.get("to").and_then(Value::as_str),
+                        ) {
+                            let mut m = c.members.remove(from).unwrap_or_else(|| json!({}));
+                            m["name"] = json!(to);
+                            c.members.insert(to.to_owned(), m);
+                        }
+                    }
+                    for key in ["added", "updated"] {
+                        for m in e.get(key).and_then(Value::as_array).into_iter().flatten() {
+                            if let Some(n) = m.get("name").and_then(Value::as_str) {
+                                c.members.insert(n.to_owned(), m.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            "buddy.added" | "buddy.presence" => {
+                if let (Some(id), Some(name)) = (account, e.get("name").and_then(Value::as_str)) {
+                    let mut b = e.clone();
+                    b.remove("seq");
+                    b.remove("op");
+                    b.remove("time");
+                    let entry = self
+                        .buddies
+                        .entry((id, name.to_owned()))
+                        .or_insert_with(|| json!({}));
+                    for (k, v) in b {
+                        entry[k.as_str()] = v;
+                    }
+                }
+            }
+            "buddy.removed" => {
+                if let (Some(id), Some(name)) = (account, e.get("name").and_then(Value::as_str)) {
+                    self.buddies.remove(&(id, name.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn snapshot(&self, conversations: Vec<Value>) -> Value {
+        let chats: Vec<Value> = self
+            .chats
+            .iter()
+            .map(|((account, name), c)| {
+                json!({
+                    "account": account,
+                    "conversation": {"kind": "chat", "name": name},
+                    "topic": c.topic.clone().unwrap_or(Value::Null),
+                    "members": c.members.values().cloned().collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "accounts": self.accounts.values().cloned().collect::<Vec<_>>(),
+            "conversations": conversations,
+            "chats": chats,
+            "buddies": self.buddies.values().cloned().collect::<Vec<_>>(),
+            "requests": self.requests.values().cloned().collect::<Vec<_>>(),
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! libpurple's event loop UI operations, on GLib's default main context.
+
+use std::ffi::c_int;
+
+use super::ffi;
+
+struct Watch {
+    func: ffi::PurpleInputFunction,
+    data: ffi::gpointer,
+    fd: c_int,
+}
+
+unsafe extern "C" fn timeout_add(
+    interval: ffi::guint,
+    function: ffi::GSourceFunc,
+    data: ffi::gpointer,
+) -> ffi::guint {
+    unsafe { ffi::g_timeout_add(interval, function, data) }
+}
+
+unsafe extern "C" fn timeout_add_seconds(
+    interval: ffi::guint,
+    function: ffi::GSourceFunc,
+    data: ffi::gpointer,
+) -> ffi::guint {
+    unsafe { ffi::g_timeout_add_seconds(interval, function, data) }
+}
+
+unsafe extern "C" fn source_remove(handle: ffi::guint) -> ffi::gboolean {
+    unsafe { ffi::g_source_remove(handle) }
+}
+
+unsafe extern "C" fn io_invoke(
+    _source: *mut ffi::GIOChannel,
+    condition: ffi::GIOCondition,
+    data: ffi::gpointer,
+) -> ffi::gboolean {
+    // SAFETY: `data` is the Watch boxed in input_add, alive until io_free.
+    let watch = unsafe { &*(data as *const Watch) };
+    let mut cond: ffi::PurpleInputCondition = 0;
+    if condition & (ffi::G_IO_IN | ffi::G_IO_HUP | ffi::G_IO_ERR) != 0 {
+        cond |= ffi::PURPLE_INPUT_READ;
+    }
+    if condition & (ffi::G_IO_OUT | ffi::G_IO_HUP | ffi::G_IO_ERR | ffi::G_IO_NVAL) != 0 {
+        cond |= ffi::PURPLE_INPUT_WRITE;
+    }
+    if let Some(func) = watch.func {
+        unsafe { func(watch.data, watch.fd, cond) };
+    }
+    ffi::GTRUE
+}
+
+unsafe extern "C" fn io_free(data: ffi::gpointer) {
+    // SAFETY: created by Box::into_raw in input_add, freed once here.
+    drop(unsafe { Box::from_raw(data as *mut Watch) });
+}
+
+unsafe extern "C" fn input_add(
+    fd: c_int,
+    cond: ffi::PurpleInputCondition,
+    func: ffi::PurpleInputFunction,
+    user_data: ffi::gpointer,
+) -> ffi::guint {
+    let mut gcond: ffi::GIOCondition = 0;
+    if cond & ffi::PURPLE_INPUT_READ != 0 {
+        gcond |= ffi::G_IO_IN | ffi::G_IO_HUP | ffi::G_IO_ERR | ffi::G_IO_NVAL;
+    }
+    if cond & ffi::PURPLE_INPUT_WRITE != 0 {
+        gcond |= ffi::G_IO_OUT | ffi::G_IO_HUP | ffi::G_IO_ERR | ffi::G_IO_NVAL;
+    }
+    let watch = Box::new(Watch {
+        func,
+        data: user_data,
+        fd,
+    });
+    unsafe {
+        let channel = ffi::g_io_channel_unix_new(fd);
+        let id = ffi::g_io_add_watch_full(
+            channel,
+            ffi::G_PRIORITY_DEFAULT,
+            gcond,
+            Some(io_invoke),
+            Box::into_raw(watch) as ffi::gpointer,
+            Some(io_free),
+        );
+        ffi::g_io_channel_unref(channel);
+        id
+    }
+}
+
+static mut EVENTLOOP_OPS: ffi::PurpleEventLoopUiOps = ffi::PurpleEventLoopUiOps {
+    timeout_add: Some(timeout_add),
+    timeout_remove: Some(source_remove),
+    input_add: Some(input_add),
+    input_remove: Some(source_remove),
+    input_get_error: None,
+    timeout_add_seconds: Some(timeout_add_seconds),
+    _purple_reserved2: None,
+    _purple_reserved3: None,
+    _purple_reserved4: None,
+};
+
+/// Installs the event loop operations (before `purple_core_init`).
+///
+/// # Safety
+/// Purple thread only.
+pub unsafe fn install() {
+    // SAFETY: the struct is static (lives for the process) and libpurple
+    // only reads it.
+    unsafe { ffi::purple_eventloop_set_ui_ops(std::ptr::addr_of_mut!(EVENTLOOP_OPS)) };
+}

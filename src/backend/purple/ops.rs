@@ -1,0 +1,796 @@
+//! Protocol operations that act on libpurple (purple thread only).
+
+use std::cell::Cell;
+use std::ffi::{c_char, c_int};
+
+use serde_json::{json, Map, Value};
+
+use super::glue::{cstring, glist, string, text_to_markup, UI_ID_C};
+use super::{ffi, hub, request, uiops};
+use crate::backend::protocol::{ConvKind, OpError, OpResult, Params, MAX_TEXT};
+
+const ID_KEY: &std::ffi::CStr = c"id";
+
+thread_local! {
+    /// `seq` of the last outgoing message event (set by write_conv).
+    pub static LAST_OUT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The Sapphire id of a libpurple account (0 if it has none yet).
+///
+/// # Safety
+/// `account` is a live PurpleAccount.
+pub unsafe fn account_id(account: *mut ffi::PurpleAccount) -> i64 {
+    unsafe { ffi::purple_account_get_ui_int(account, UI_ID_C.as_ptr(), ID_KEY.as_ptr(), 0) as i64 }
+}
+
+fn all_accounts() -> Vec<*mut ffi::PurpleAccount> {
+    unsafe { glist(ffi::purple_accounts_get_all()) }
+}
+
+fn find_account(id: i64) -> Result<*mut ffi::PurpleAccount, OpError> {
+    all_accounts()
+        .into_iter()
+        .find(|a| unsafe { account_id(*a) } == id)
+        .ok_or_else(|| OpError::new("no_such_account", format!("no account {id}")))
+}
+
+fn param_account(p: &Params) -> Result<*mut ffi::PurpleAccount, OpError> {
+    find_account(p.i64("account")?)
+}
+
+fn connection(account: *mut ffi::PurpleAccount) -> Result<*mut ffi::PurpleConnection, OpError> {
+    let gc = unsafe { ffi::purple_account_get_connection(account) };
+    if gc.is_null() || unsafe { ffi::purple_connection_get_state(gc) } != ffi::PURPLE_CONNECTED {
+        return Err(OpError::new(
+            "not_connected",
+            "the account is not connected",
+        ));
+    }
+    Ok(gc)
+}
+
+unsafe fn prpl_info(plugin: *mut ffi::PurplePlugin) -> *mut ffi::PurplePluginProtocolInfo {
+    unsafe {
+        if plugin.is_null() || (*plugin).info.is_null() {
+            return std::ptr::null_mut();
+        }
+        (*(*plugin).info).extra_info as *mut ffi::PurplePluginProtocolInfo
+    }
+}
+
+/// `{kind, name}` of a conversation with its account id. IM names are
+/// normalised by the protocol (e.g. bare JIDs, lower-case IRC nicks).
+///
+/// # Safety
+/// `conv` is a live PurpleConversation.
+pub unsafe fn conv_json(conv: *mut ffi::PurpleConversation) -> Option<(i64, Value)> {
+    unsafe {
+        let account = ffi::purple_conversation_get_account(conv);
+        if account.is_null() {
+            return None;
+        }
+        let name = ffi::purple_conversation_get_name(conv);
+        let (kind, name) = match ffi::purple_conversation_get_type(conv) {
+            ffi::PURPLE_CONV_TYPE_IM => ("im", string(ffi::purple_normalize(account, name))),
+            ffi::PURPLE_CONV_TYPE_CHAT => ("chat", string(name)),
+            _ => return None,
+        };
+        Some((account_id(account), json!({"kind": kind, "name": name})))
+    }
+}
+
+pub fn conv_key_name(conversation: &Value) -> String {
+    conversation["name"].as_str().unwrap_or("").to_owned()
+}
+
+unsafe fn options_of(account: *mut ffi::PurpleAccount) -> Map<String, Value> {
+    let mut out = Map::new();
+    unsafe {
+        let plugin = ffi::purple_find_prpl(ffi::purple_account_get_protocol_id(account));
+        let info = prpl_info(plugin);
+        if info.is_null() {
+            return out;
+        }
+        for opt in glist::<ffi::PurpleAccountOption>((*info).protocol_options) {
+            let setting = ffi::purple_account_option_get_setting(opt);
+            let key = string(setting);
+            let v = match ffi::purple_account_option_get_type(opt) {
+                ffi::PURPLE_PREF_BOOLEAN => json!(
+                    ffi::purple_account_get_bool(
+                        account,
+                        setting,
+                        ffi::purple_account_option_get_default_bool(opt)
+                    ) != 0
+                ),
+                ffi::PURPLE_PREF_INT => {
+                    json!(ffi::purple_account_get_int(
+                        account,
+                        setting,
+                        ffi::purple_account_option_get_default_int(opt)
+                    ))
+                }
+                ffi::PURPLE_PREF_STRING => {
+                    let def = ffi::purple_account_option_get_default_string(opt);
+                    json!(string(ffi::purple_account_get_string(
+                        account, setting, def
+                    )))
+                }
+                ffi::PURPLE_PREF_STRING_LIST => {
+                    let def = ffi::purple_account_option_get_default_list_value(opt);
+                    json!(string(ffi::purple_account_get_string(
+                        account, setting, def
+                    )))
+                }
+                _ => continue,
+            };
+            out.insert(key, v);
+        }
+    }
+    out
+}
+
+/// The account object clients see.
+///
+/// # Safety
+/// `account` is a live PurpleAccount.
+pub unsafe fn account_json(account: *mut ffi::PurpleAccount) -> Value {
+    unsafe {
+        let id = account_id(account);
+        let mut a = json!({
+            "id": id,
+            "protocol": string(ffi::purple_account_get_protocol_id(account)),
+            "username": string(ffi::purple_account_get_username(account)),
+            "enabled": ffi::purple_account_get_enabled(account, UI_ID_C.as_ptr()) != 0,
+            "status": uiops::last_status(id).unwrap_or_else(|| "disconnected".into()),
+            "options": options_of(account),
+        });
+        if let Some(alias) = super::glue::opt_string(ffi::purple_account_get_alias(account)) {
+            a["alias"] = json!(alias);
+        }
+        a
+    }
+}
+
+/// The buddy object clients see (with presence).
+///
+/// # Safety
+/// `buddy` is a live PurpleBuddy.
+pub unsafe fn buddy_json(buddy: *mut ffi::PurpleBuddy) -> Option<Value> {
+    unsafe {
+        let account = ffi::purple_buddy_get_account(buddy);
+        if account.is_null() {
+            return None;
+        }
+        let presence = ffi::purple_buddy_get_presence(buddy);
+        let status = if presence.is_null() {
+            std::ptr::null_mut()
+        } else {
+            ffi::purple_presence_get_active_status(presence)
+        };
+        let mut b = json!({
+            "account": account_id(account),
+            "name": string(ffi::purple_buddy_get_name(buddy)),
+            "alias": string(ffi::purple_buddy_get_alias(buddy)),
+            "online": !status.is_null() && ffi::purple_status_is_online(status) != 0,
+            "status": if status.is_null() { Value::Null } else { json!(string(ffi::purple_status_get_id(status))) },
+        });
+        if !status.is_null() {
+            if let Some(m) = super::glue::opt_string(ffi::purple_status_get_attr_string(
+                status,
+                c"message".as_ptr(),
+            )) {
+                b["message"] = json!(m);
+            }
+        }
+        Some(b)
+    }
+}
+
+/// After libpurple is initialised: give every account an id, tell the hub
+/// what exists, and sign on the enabled accounts.
+///
+/// # Safety
+/// Purple thread only, once.
+pub unsafe fn startup() {
+    unsafe {
+        for account in all_accounts() {
+            if account_id(account) == 0 {
+                assign_id(account);
+            }
+        }
+        hub().set_accounts(
+            all_accounts()
+                .into_iter()
+                .map(|a| account_json(a))
+                .collect(),
+        );
+        let buddies = glist_s::<ffi::PurpleBuddy>(ffi::purple_blist_get_buddies());
+        hub().set_buddies(buddies.into_iter().filter_map(|b| buddy_json(b)).collect());
+        ffi::purple_network_force_online();
+        ffi::purple_savedstatus_activate(ffi::purple_savedstatus_get_startup());
+        ffi::purple_accounts_restore_current_statuses();
+    }
+}
+
+unsafe fn glist_s<T>(list: *mut ffi::GSList) -> Vec<*mut T> {
+    let mut out = Vec::new();
+    let mut l = list;
+    while !l.is_null() {
+        unsafe {
+            out.push((*l).data as *mut T);
+            l = (*l).next;
+        }
+    }
+    unsafe { ffi::g_slist_free(list) };
+    out
+}
+
+unsafe fn assign_id(account: *mut ffi::PurpleAccount) -> i64 {
+    let used = all_accounts()
+        .into_iter()
+        .map(|a| unsafe { account_id(a) })
+        .max()
+        .unwrap_or(0);
+    let id = hub().next_account_id(used);
+    unsafe {
+        ffi::purple_account_set_ui_int(account, UI_ID_C.as_ptr(), ID_KEY.as_ptr(), id as c_int)
+    };
+    id
+}
+
+/// Reconnects an account after a non-fatal error, with a fixed delay.
+pub fn schedule_reconnect(id: i64) {
+    unsafe extern "C" fn fire(data: ffi::gpointer) -> ffi::gboolean {
+        let id = data as usize as i64;
+        if let Ok(account) = find_account(id) {
+            unsafe {
+                let enabled = ffi::purple_account_get_enabled(account, UI_ID_C.as_ptr()) != 0;
+                let gc = ffi::purple_account_get_connection(account);
+                if enabled && gc.is_null() {
+                    ffi::purple_account_connect(account);
+                }
+            }
+        }
+        ffi::GFALSE
+    }
+    unsafe { ffi::g_timeout_add_seconds(10, Some(fire), id as usize as ffi::gpointer) };
+}
+
+pub fn dispatch(op: &str, params: &Map<String, Value>) -> OpResult {
+    let p = Params(params);
+    match op {
+        "protocols" => protocols(),
+        "account.add" => account_add(&p),
+        "account.remove" => account_remove(&p),
+        "account.set_enabled" => account_set_enabled(&p),
+        "account.update" => account_update(&p),
+        "status.set" => status_set(&p),
+        "buddy.add" => buddy_add(&p),
+        "buddy.remove" => buddy_remove(&p),
+        "conversation.send" => conversation_send(&p),
+        "chat.join" => chat_join(&p),
+        "chat.leave" => chat_leave(&p),
+        "chat.topic" => chat_topic(&p),
+        "typing" => typing(&p),
+        "request.answer" => request::answer(&p),
+        _ => Err(OpError::new("unknown_op", format!("unknown op '{op}'"))),
+    }
+}
+
+/// The ops [`dispatch`] handles.
+pub const OPS: &[&str] = &[
+    "protocols",
+    "account.add",
+    "account.remove",
+    "account.set_enabled",
+    "account.update",
+    "status.set",
+    "buddy.add",
+    "buddy.remove",
+    "conversation.send",
+    "chat.join",
+    "chat.leave",
+    "chat.topic",
+    "typing",
+    "request.answer",
+];
+
+fn protocols() -> OpResult {
+    let mut out = Vec::new();
+    for plugin in unsafe { glist::<ffi::PurplePlugin>(ffi::purple_plugins_get_protocols()) } {
+        unsafe {
+            let info = prpl_info(plugin);
+            if info.is_null() {
+                continue;
+            }
+            let mut splits = Vec::new();
+            for split in glist::<ffi::PurpleAccountUserSplit>((*info).user_splits) {
+                splits.push(json!({
+                    "text": string(ffi::purple_account_user_split_get_text(split)),
+                    "default": string(ffi::purple_account_user_split_get_default_value(split)),
+                    "separator": (ffi::purple_account_user_split_get_separator(split) as u8 as char).to_string(),
+                }));
+            }
+            let mut options = Vec::new();
+            for opt in glist::<ffi::PurpleAccountOption>((*info).protocol_options) {
+                let mut o = json!({
+                    "setting": string(ffi::purple_account_option_get_setting(opt)),
+                    "text": string(ffi::purple_account_option_get_text(opt)),
+                    "masked": ffi::purple_account_option_get_masked(opt) != 0,
+                });
+                match ffi::purple_account_option_get_type(opt) {
+                    ffi::PURPLE_PREF_BOOLEAN => {
+                        o["type"] = json!("bool");
+                        o["default"] = json!(ffi::purple_account_option_get_default_bool(opt) != 0);
+                    }
+                    ffi::PURPLE_PREF_INT => {
+                        o["type"] = json!("int");
+                        o["default"] = json!(ffi::purple_account_option_get_default_int(opt));
+                    }
+                    ffi::PURPLE_PREF_STRING => {
+                        o["type"] = json!("string");
+                        o["default"] =
+                            json!(string(ffi::purple_account_option_get_default_string(opt)));
+                    }
+                    ffi::PURPLE_PREF_STRING_LIST => {
+                        o["type"] = json!("list");
+                        o["default"] = json!(string(
+                            ffi::purple_account_option_get_default_list_value(opt)
+                        ));
+                        let choices: Vec<Value> = glist::<ffi::PurpleKeyValuePair>(ffi::purple_account_option_get_list(opt))
+                            .into_iter()
+                            .map(|kv| json!({"label": string((*kv).key), "value": string((*kv).value as *const c_char)}))
+                            .collect();
+                        o["choices"] = json!(choices);
+                    }
+                    _ => continue,
+                }
+                options.push(o);
+            }
+            let flags = (*info).options;
+            out.push(json!({
+                "id": string(ffi::purple_plugin_get_id(plugin)),
+                "name": string(ffi::purple_plugin_get_name(plugin)),
+                "user_splits": splits,
+                "options": options,
+                "password": if flags & ffi::OPT_PROTO_NO_PASSWORD != 0 { "none" }
+                    else if flags & ffi::OPT_PROTO_PASSWORD_OPTIONAL != 0 { "optional" }
+                    else { "required" },
+                "chat_topic": flags & ffi::OPT_PROTO_CHAT_TOPIC != 0,
+            }));
+        }
+    }
+    Ok(json!({"protocols": out}))
+}
+
+/// Applies `options` (setting -> value) to an account, type-checked
+/// against the protocol's declared options. Validates all before setting.
+unsafe fn apply_options(
+    account: *mut ffi::PurpleAccount,
+    info: *mut ffi::PurplePluginProtocolInfo,
+    options: &Map<String, Value>,
+) -> Result<(), OpError> {
+    let declared = unsafe { glist::<ffi::PurpleAccountOption>((*info).protocol_options) };
+    let mut todo = Vec::new();
+    for (key, value) in options {
+        let opt = declared
+            .iter()
+            .copied()
+            .find(|o| unsafe { string(ffi::purple_account_option_get_setting(*o)) } == *key)
+            .ok_or_else(|| OpError::new("bad_option", format!("unknown option '{key}'")))?;
+        let bad = || OpError::new("bad_option", format!("bad value for option '{key}'"));
+        let kind = unsafe { ffi::purple_account_option_get_type(opt) };
+        match kind {
+            ffi::PURPLE_PREF_BOOLEAN if value.is_boolean() => {}
+            ffi::PURPLE_PREF_INT if value.as_i64().is_some_and(|v| c_int::try_from(v).is_ok()) => {}
+            ffi::PURPLE_PREF_STRING | ffi::PURPLE_PREF_STRING_LIST
+                if value
+                    .as_str()
+                    .is_some_and(|s| s.len() <= 4096 && !s.contains('\0')) => {}
+            _ => return Err(bad()),
+        }
+        todo.push((cstring(key), kind, value.clone()));
+    }
+    for (key, kind, value) in todo {
+        unsafe {
+            match kind {
+                ffi::PURPLE_PREF_BOOLEAN => ffi::purple_account_set_bool(
+                    account,
+                    key.as_ptr(),
+                    value.as_bool().unwrap_or(false).into(),
+                ),
+                ffi::PURPLE_PREF_INT => ffi::purple_account_set_int(
+                    account,
+                    key.as_ptr(),
+                    value.as_i64().unwrap_or(0) as c_int,
+                ),
+                _ => {
+                    let v = cstring(value.as_str().unwrap_or(""));
+                    ffi::purple_account_set_string(account, key.as_ptr(), v.as_ptr())
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_text(s: &str, what: &str, max: usize) -> Result<(), OpError> {
+    if s.is_empty() {
+        return Err(OpError::bad_request(format!("'{what}' is empty")));
+    }
+    if s.len() > max {
+        return Err(OpError::new(
+            "too_long",
+            format!("'{what}' is longer than {max} bytes"),
+        ));
+    }
+    if s.contains('\0') {
+        return Err(OpError::bad_request(format!("'{what}' contains NUL")));
+    }
+    Ok(())
+}
+
+fn account_add(p: &Params) -> OpResult {
+    let protocol = p.str("protocol")?;
+    let username = p.str("username")?;
+    check_text(username, "username", 1024)?;
+    let password = p.opt_str("password")?;
+    let options = p.object("options")?;
+    let enabled = match p.opt("enabled") {
+        None => true,
+        Some(_) => p.bool("enabled")?,
+    };
+    let cproto = cstring(protocol);
+    let cuser = cstring(username);
+    unsafe {
+        let plugin = ffi::purple_find_prpl(cproto.as_ptr());
+        let info = prpl_info(plugin);
+        if info.is_null() {
+            return Err(OpError::new(
+                "no_such_protocol",
+                format!("no protocol '{protocol}'"),
+            ));
+        }
+        if !ffi::purple_accounts_find(cuser.as_ptr(), cproto.as_ptr()).is_null() {
+            return Err(OpError::new(
+                "account_exists",
+                "this account already exists",
+            ));
+        }
+        let account = ffi::purple_account_new(cuser.as_ptr(), cproto.as_ptr());
+        if let Some(options) = options {
+            if let Err(e) = apply_options(account, info, options) {
+                ffi::purple_account_destroy(account);
+                return Err(e);
+            }
+        }
+        if let Some(pw) = password {
+            let pw = cstring(pw);
+            ffi::purple_account_set_remember_password(account, ffi::GTRUE);
+            ffi::purple_account_set_password(account, pw.as_ptr());
+        }
+        if let Some(alias) = p.opt_str("alias")? {
+            let alias = cstring(alias);
+            ffi::purple_account_set_alias(account, alias.as_ptr());
+        }
+        ffi::purple_accounts_add(account);
+        let id = assign_id(account);
+        let mut info_json = account_json(account);
+        info_json["enabled"] = json!(enabled);
+        uiops::emit(json!({"op": "account.added", "account": id, "info": info_json}));
+        if enabled {
+            ffi::purple_account_set_enabled(account, UI_ID_C.as_ptr(), ffi::GTRUE);
+            let status = ffi::purple_savedstatus_get_current();
+            if !status.is_null() {
+                ffi::purple_savedstatus_activate_for_account(status, account);
+            }
+        }
+        Ok(json!({"account": info_json}))
+    }
+}
+
+fn account_remove(p: &Params) -> OpResult {
+    let account = param_account(p)?;
+    let id = unsafe { account_id(account) };
+    unsafe { ffi::purple_accounts_delete(account) };
+    uiops::forget_account(id);
+    uiops::emit(json!({"op": "account.removed", "account": id}));
+    Ok(json!({}))
+}
+
+fn emit_updated(account: *mut ffi::PurpleAccount) -> Value {
+    let info = unsafe { account_json(account) };
+    let id = unsafe { account_id(account) };
+    uiops::emit(json!({"op": "account.updated", "account": id, "info": info}));
+    info
+}
+
+fn account_set_enabled(p: &Params) -> OpResult {
+    let account = param_account(p)?;
+    let enabled = p.bool("enabled")?;
+    unsafe {
+        ffi::purple_account_set_enabled(account, UI_ID_C.as_ptr(), enabled.into());
+        if enabled {
+            let status = ffi::purple_savedstatus_get_current();
+            if !status.is_null() {
+                ffi::purple_savedstatus_activate_for_account(status, account);
+            }
+        }
+    }
+    Ok(json!({"account": emit_updated(account)}))
+}
+
+fn account_update(p: &Params) -> OpResult {
+    let account = param_account(p)?;
+    unsafe {
+        let plugin = ffi::purple_find_prpl(ffi::purple_account_get_protocol_id(account));
+        let info = prpl_info(plugin);
+        if let Some(options) = p.object("options")? {
+            if info.is_null() {
+                return Err(OpError::new(
+                    "no_such_protocol",
+                    "the account's protocol is not loaded",
+                ));
+            }
+            apply_options(account, info, options)?;
+        }
+        if let Some(pw) = p.opt_str("password")? {
+            let pw = cstring(pw);
+            ffi::purple_account_set_remember_password(account, ffi::GTRUE);
+            ffi::purple_account_set_password(account, pw.as_ptr());
+        }
+        if let Some(alias) = p.opt_str("alias")? {
+            let alias = cstring(alias);
+            ffi::purple_account_set_alias(account, alias.as_ptr());
+        }
+    }
+    Ok(json!({"account": emit_updated(account)}))
+}
+
+fn status_set(p: &Params) -> OpResult {
+    let status = p.str("status")?;
+    let primitive = match status {
+        "available" => ffi::PURPLE_STATUS_AVAILABLE,
+        "away" => ffi::PURPLE_STATUS_AWAY,
+        "unavailable" => ffi::PURPLE_STATUS_UNAVAILABLE,
+        "invisible" => ffi::PURPLE_STATUS_INVISIBLE,
+        "extended_away" => ffi::PURPLE_STATUS_EXTENDED_AWAY,
+        "offline" => ffi::PURPLE_STATUS_OFFLINE,
+        _ => return Err(OpError::bad_request("unknown status")),
+    };
+    let message = p.opt_str("message")?;
+    unsafe {
+        let saved = ffi::purple_savedstatus_new(std::ptr::null(), primitive);
+        if let Some(m) = message {
+            let m = text_to_markup(m);
+            ffi::purple_savedstatus_set_message(saved, m.as_ptr());
+        }
+        ffi::purple_savedstatus_activate(saved);
+    }
+    uiops::emit(json!({"op": "status", "status": status, "message": message}));
+    Ok(json!({}))
+}
+
+fn buddy_add(p: &Params) -> OpResult {
+    let account = param_account(p)?;
+    let name = p.str("name")?;
+    check_text(name, "name", 1024)?;
+    let cname = cstring(name);
+    let alias = p.opt_str("alias")?.map(cstring);
+    let group = cstring(p.opt_str("group")?.unwrap_or("Buddies"));
+    unsafe {
+        if !ffi::purple_find_buddy(account, cname.as_ptr()).is_null() {
+            return Err(OpError::new("buddy_exists", "already in the buddy list"));
+        }
+        let mut g = ffi::purple_find_group(group.as_ptr());
+        if g.is_null() {
+            g = ffi::purple_group_new(group.as_ptr());
+            ffi::purple_blist_add_group(g, std::ptr::null_mut());
+        }
+        let buddy = ffi::purple_buddy_new(
+            account,
+            cname.as_ptr(),
+            alias.as_ref().map_or(std::ptr::null(), |a| a.as_ptr()),
+        );
+        ffi::purple_blist_add_buddy(buddy, std::ptr::null_mut(), g, std::ptr::null_mut());
+        ffi::purple_account_add_buddy(account, buddy);
+        let mut b = buddy_json(buddy).unwrap_or_else(|| json!({}));
+        b["op"] = json!("buddy.added");
+        uiops::emit(b.clone());
+        if let Some(o) = b.as_object_mut() {
+            o.remove("op");
+        }
+        Ok(json!({"buddy": b}))
+    }
+}
+
+fn buddy_remove(p: &Params) -> OpResult {
+    let account = param_account(p)?;
+    let name = p.str("name")?;
+    let cname = cstring(name);
+    unsafe {
+        let buddy = ffi::purple_find_buddy(account, cname.as_ptr());
+        if buddy.is_null() {
+            return Err(OpError::new("no_such_buddy", "not in the buddy list"));
+        }
+        let id = account_id(account);
+        let stored = string(ffi::purple_buddy_get_name(buddy));
+        ffi::purple_account_remove_buddy(account, buddy, ffi::purple_buddy_get_group(buddy));
+        ffi::purple_blist_remove_buddy(buddy);
+        uiops::emit(json!({"op": "buddy.removed", "account": id, "name": stored}));
+    }
+    Ok(json!({}))
+}
+
+fn conversation_send(p: &Params) -> OpResult {
+    let account = param_account(p)?;
+    let (kind, name) = p.conversation()?;
+    let text = p.str("text")?;
+    check_text(text, "text", MAX_TEXT)?;
+    connection(account)?;
+    let cname = cstring(name);
+    let markup = text_to_markup(text);
+    let before = LAST_OUT.with(Cell::get);
+    unsafe {
+        match kind {
+            ConvKind::Im => {
+                let mut conv = ffi::purple_find_conversation_with_account(
+                    ffi::PURPLE_CONV_TYPE_IM,
+                    cname.as_ptr(),
+                    account,
+                );
+                if conv.is_null() {
+                    conv = ffi::purple_conversation_new(
+                        ffi::PURPLE_CONV_TYPE_IM,
+                        account,
+                        cname.as_ptr(),
+                    );
+                }
+                ffi::purple_conv_im_send(
+                    ffi::purple_conversation_get_im_data(conv),
+                    markup.as_ptr(),
+                );
+            }
+            ConvKind::Chat => {
+                let conv = ffi::purple_find_conversation_with_account(
+                    ffi::PURPLE_CONV_TYPE_CHAT,
+                    cname.as_ptr(),
+                    account,
+                );
+                let chat = if conv.is_null() {
+                    std::ptr::null_mut()
+                } else {
+                    ffi::purple_conversation_get_chat_data(conv)
+                };
+                if chat.is_null() || ffi::purple_conv_chat_has_left(chat) != 0 {
+                    return Err(OpError::new("not_joined", "not in this chat"));
+                }
+                ffi::purple_conv_chat_send(chat, markup.as_ptr());
+            }
+        }
+    }
+    let after = LAST_OUT.with(Cell::get);
+    if after == before {
+        // Some protocols echo sent chat messages from the server instead.
+        return Ok(json!({"seq": Value::Null}));
+    }
+    Ok(json!({"seq": after}))
+}
+
+fn chat_join(p: &Params) -> OpResult {
+    let account = param_account(p)?;
+    let name = p.str("name")?;
+    check_text(name, "name", 1024)?;
+    let fields = p.object("fields")?;
+    let gc = connection(account)?;
+    let cname = cstring(name);
+    unsafe {
+        let info = prpl_info(ffi::purple_connection_get_prpl(gc));
+        if info.is_null() {
+            return Err(OpError::new("unsupported", "this protocol has no chats"));
+        }
+        let Some(defaults) = (*info).chat_info_defaults else {
+            return Err(OpError::new("unsupported", "this protocol has no chats"));
+        };
+        let mut table = defaults(gc, cname.as_ptr());
+        if table.is_null() {
+            table = ffi::g_hash_table_new_full(
+                Some(ffi::g_str_hash),
+                Some(ffi::g_str_equal),
+                Some(ffi::g_free),
+                Some(ffi::g_free),
+            );
+        }
+        if let Some(fields) = fields {
+            for (k, v) in fields {
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| OpError::bad_request("chat fields must be strings"));
+                let v = match v {
+                    Ok(v) => v,
+                    Err(e) => {
+                        ffi::g_hash_table_destroy(table);
+                        return Err(e);
+                    }
+                };
+                let k = cstring(k);
+                let v = cstring(v);
+                ffi::g_hash_table_replace(
+                    table,
+                    ffi::g_strdup(k.as_ptr()) as ffi::gpointer,
+                    ffi::g_strdup(v.as_ptr()) as ffi::gpointer,
+                );
+            }
+        }
+        ffi::serv_join_chat(gc, table);
+        ffi::g_hash_table_destroy(table);
+    }
+    Ok(json!({}))
+}
+
+fn find_chat(
+    p: &Params,
+) -> Result<(*mut ffi::PurpleAccount, *mut ffi::PurpleConversation), OpError> {
+    let account = param_account(p)?;
+    let name = p.str("name")?;
+    let cname = cstring(name);
+    let conv = unsafe {
+        ffi::purple_find_conversation_with_account(
+            ffi::PURPLE_CONV_TYPE_CHAT,
+            cname.as_ptr(),
+            account,
+        )
+    };
+    if conv.is_null() {
+        return Err(OpError::new("not_joined", "not in this chat"));
+    }
+    Ok((account, conv))
+}
+
+fn chat_leave(p: &Params) -> OpResult {
+    let (_, conv) = find_chat(p)?;
+    // Destroying a chat conversation leaves the chat (and emits chat.left).
+    unsafe { ffi::purple_conversation_destroy(conv) };
+    Ok(json!({}))
+}
+
+fn chat_topic(p: &Params) -> OpResult {
+    let (account, conv) = find_chat(p)?;
+    let topic = p.str("topic")?;
+    if topic.len() > 4096 || topic.contains('\0') {
+        return Err(OpError::bad_request("bad topic"));
+    }
+    let gc = connection(account)?;
+    unsafe {
+        let info = prpl_info(ffi::purple_connection_get_prpl(gc));
+        let Some(set) = info.as_ref().and_then(|i| i.set_chat_topic) else {
+            return Err(OpError::new(
+                "unsupported",
+                "this protocol cannot set topics",
+            ));
+        };
+        let chat = ffi::purple_conversation_get_chat_data(conv);
+        let t = cstring(topic);
+        set(gc, ffi::purple_conv_chat_get_id(chat), t.as_ptr());
+    }
+    Ok(json!({}))
+}
+
+fn typing(p: &Params) -> OpResult {
+    let account = param_account(p)?;
+    let (kind, name) = p.conversation()?;
+    if kind != ConvKind::Im {
+        return Err(OpError::new("unsupported", "typing is for IMs"));
+    }
+    let state = match p.str("state")? {
+        "typing" => ffi::PURPLE_TYPING,
+        "paused" => ffi::PURPLE_TYPED,
+        "none" => ffi::PURPLE_NOT_TYPING,
+        _ => return Err(OpError::bad_request("state must be typing, paused or none")),
+    };
+    let gc = connection(account)?;
+    let cname = cstring(name);
+    unsafe { ffi::serv_send_typing(gc, cname.as_ptr(), state) };
+    Ok(json!({}))
+}

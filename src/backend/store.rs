@@ -1,0 +1,516 @@
+//! Durable state: one SQLite database (WAL) in the state directory.
+//!
+//! * `events`: every event ever emitted, by `seq`, as the JSON sent to
+//!   clients. Written (committed) before the event is sent to anyone.
+//! * `conversations` + `messages` + `messages_fts` (FTS5): the message
+//!   history per conversation, with full-text search and read markers.
+//! * `open_chats`, `open_requests`, `account_status`: what clients were
+//!   told is open, so a restart can tell them it is closed.
+//!
+//! WAL with `synchronous=NORMAL`: a committed transaction survives the
+//! process being killed (`kill -9`); only a power loss may drop the last
+//! transactions.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Map, Value};
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("bad stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    op TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    id INTEGER PRIMARY KEY,
+    account INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    read_seq INTEGER NOT NULL DEFAULT 0,
+    unread INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (account, kind, name)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    conversation INTEGER NOT NULL REFERENCES conversations(id),
+    time INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    alias TEXT,
+    text TEXT NOT NULL,
+    direction TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation, seq);
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5 (
+    text, content='messages', content_rowid='seq'
+);
+CREATE TABLE IF NOT EXISTS open_chats (
+    account INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY (account, name)
+);
+CREATE TABLE IF NOT EXISTS open_requests (id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS account_status (account INTEGER PRIMARY KEY, status TEXT NOT NULL);
+";
+
+/// Identifies a conversation: an account, a kind (`im`/`chat`) and a name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConvKey {
+    pub account: i64,
+    pub kind: String,
+    pub name: String,
+}
+
+impl ConvKey {
+    pub fn to_json(&self) -> Value {
+        json!({"kind": self.kind, "name": self.name})
+    }
+}
+
+/// Opens (creating if needed) the database at `path`.
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// The writer side, owned by the hub.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        Ok(Store { conn: open(path)? })
+    }
+
+    pub fn last_seq(&self) -> Result<u64> {
+        let seq: Option<i64> = self
+            .conn
+            .query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
+        Ok(seq.unwrap_or(0) as u64)
+    }
+
+    pub fn meta_get(&self, key: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn meta_set(&self, key: &str, value: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Persists one event (and what it implies) in one transaction.
+    pub fn persist(&mut self, seq: u64, time: i64, event: &Map<String, Value>) -> Result<String> {
+        let body = serde_json::to_string(event)?;
+        let op = event.get("op").and_then(Value::as_str).unwrap_or("");
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO events (seq, time, op, body) VALUES (?1, ?2, ?3, ?4)",
+            params![seq as i64, time, op, body],
+        )?;
+        match op {
+            "message" => {
+                if let Some(key) = conv_key(event) {
+                    let direction = str_field(event, "direction");
+                    let conv = upsert_conversation(&tx, &key)?;
+                    tx.execute(
+                        "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![
+                            seq as i64,
+                            conv,
+                            time,
+                            str_field(event, "sender"),
+                            event.get("alias").and_then(Value::as_str),
+                            str_field(event, "text"),
+                            direction
+                        ],
+                    )?;
+                    tx.execute(
+                        "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
+                        params![seq as i64, str_field(event, "text")],
+                    )?;
+                    let unread = i64::from(direction == "in");
+                    tx.execute(
+                        "UPDATE conversations SET last_seq = ?2, unread = unread + ?3 WHERE id = ?1",
+                        params![conv, seq as i64, unread],
+                    )?;
+                }
+            }
+            "read" => {
+                if let Some(key) = conv_key(event) {
+                    let conv = upsert_conversation(&tx, &key)?;
+                    let read = event.get("read_seq").and_then(Value::as_i64).unwrap_or(0);
+                    tx.execute(
+                        "UPDATE conversations SET read_seq = max(read_seq, ?2) WHERE id = ?1",
+                        params![conv, read],
+                    )?;
+                    tx.execute(
+                        "UPDATE conversations SET unread = (SELECT count(*) FROM messages
+                           WHERE conversation = ?1 AND direction = 'in'
+                             AND seq > conversations.read_seq)
+                         WHERE id = ?1",
+                        params![conv],
+                    )?;
+                }
+            }
+            "chat.joined" => {
+                if let Some(key) = conv_key(event) {
+                    upsert_conversation(&tx, &key)?;
+                    tx.execute(
+                        "INSERT OR IGNORE INTO open_chats (account, name) VALUES (?1, ?2)",
+                        params![key.account, key.name],
+                    )?;
+                }
+            }
+            "chat.left" => {
+                if let Some(key) = conv_key(event) {
+                    tx.execute(
+                        "DELETE FROM open_chats WHERE account = ?1 AND name = ?2",
+                        params![key.account, key.name],
+                    )?;
+                }
+            }
+            "request.open" => {
+                if let Some(id) = event.get("request").and_then(Value::as_i64) {
+                    tx.execute("INSERT OR IGNORE INTO open_requests (id) VALUES (?1)", [id])?;
+                }
+            }
+            "request.close" => {
+                if let Some(id) = event.get("request").and_then(Value::as_i64) {
+                    tx.execute("DELETE FROM open_requests WHERE id = ?1", [id])?;
+                }
+            }
+            "account.status" => {
+                if let Some(id) = event.get("account").and_then(Value::as_i64) {
+                    tx.execute(
+                        "INSERT INTO account_status (account, status) VALUES (?1, ?2)
+                         ON CONFLICT (account) DO UPDATE SET status = excluded.status",
+                        params![id, str_field(event, "status")],
+                    )?;
+                }
+            }
+            "account.removed" => {
+                if let Some(id) = event.get("account").and_then(Value::as_i64) {
+                    tx.execute("DELETE FROM account_status WHERE account = ?1", [id])?;
+                    tx.execute("DELETE FROM open_chats WHERE account = ?1", [id])?;
+                }
+            }
+            _ => {}
+        }
+        tx.commit()?;
+        Ok(body)
+    }
+
+    /// Chats, requests and account states a previous run left open.
+    pub fn leftovers(&self) -> Result<Leftovers> {
+        let mut chats = Vec::new();
+        let mut stmt = self.conn.prepare("SELECT account, name FROM open_chats")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            chats.push(row?);
+        }
+        let mut requests = Vec::new();
+        let mut stmt = self.conn.prepare("SELECT id FROM open_requests")?;
+        for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
+            requests.push(row?);
+        }
+        let mut accounts = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT account FROM account_status WHERE status != 'disconnected'")?;
+        for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
+            accounts.push(row?);
+        }
+        Ok(Leftovers {
+            chats,
+            requests,
+            accounts,
+        })
+    }
+}
+
+/// What a previous run left open (see [`Store::leftovers`]).
+pub struct Leftovers {
+    pub chats: Vec<(i64, String)>,
+    pub requests: Vec<i64>,
+    pub accounts: Vec<i64>,
+}
+
+fn str_field<'a>(event: &'a Map<String, Value>, key: &str) -> &'a str {
+    event.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Reads `account` and `conversation: {kind, name}` from an event.
+pub fn conv_key(event: &Map<String, Value>) -> Option<ConvKey> {
+    let account = event.get("account")?.as_i64()?;
+    let conv = event.get("conversation")?;
+    Some(ConvKey {
+        account,
+        kind: conv.get("kind")?.as_str()?.to_owned(),
+        name: conv.get("name")?.as_str()?.to_owned(),
+    })
+}
+
+fn upsert_conversation(conn: &Connection, key: &ConvKey) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT OR IGNORE INTO conversations (account, kind, name) VALUES (?1, ?2, ?3)",
+        params![key.account, key.kind, key.name],
+    )?;
+    conn.query_row(
+        "SELECT id FROM conversations WHERE account = ?1 AND kind = ?2 AND name = ?3",
+        params![key.account, key.kind, key.name],
+        |r| r.get(0),
+    )
+}
+
+/// Read-only queries, used from any thread with its own connection.
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Opens a reader on a database the hub has already created.
+    pub fn open(path: &Path) -> Result<Reader> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Reader { conn })
+    }
+
+    /// Events with `after < seq <= upto`, at most `limit`, in order.
+    pub fn events(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<(u64, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, body FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![after as i64, upto as i64, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn conversation_exists(&self, key: &ConvKey) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM conversations WHERE account = ?1 AND kind = ?2 AND name = ?3",
+                params![key.account, key.kind, key.name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Conversations with their unread counts and read markers.
+    pub fn conversations(&self) -> Result<Vec<Value>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT account, kind, name, last_seq, read_seq, unread FROM conversations
+             ORDER BY last_seq DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(json!({
+                "account": r.get::<_, i64>(0)?,
+                "conversation": {"kind": r.get::<_, String>(1)?, "name": r.get::<_, String>(2)?},
+                "last_seq": r.get::<_, i64>(3)?,
+                "read_seq": r.get::<_, i64>(4)?,
+                "unread": r.get::<_, i64>(5)?,
+            }))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Messages of one conversation with `seq < before`, newest `limit` of
+    /// them, returned oldest first.
+    pub fn history(&self, key: &ConvKey, before: Option<u64>, limit: usize) -> Result<Vec<Value>> {
+        let before = before.map(|b| b as i64).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction
+             FROM messages m JOIN conversations c ON c.id = m.conversation
+             WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3 AND m.seq < ?4
+             ORDER BY m.seq DESC LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![key.account, key.kind, key.name, before, limit as i64],
+            |r| {
+                Ok(message_json(
+                    r.get(0)?,
+                    r.get(1)?,
+                    key.account,
+                    &key.kind,
+                    &key.name,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )?;
+        let mut out: Vec<Value> = rows.collect::<rusqlite::Result<_>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Full-text search over all messages, newest first. Every word of
+    /// `query` must occur (each is matched as a quoted FTS5 string, so
+    /// query syntax cannot be injected).
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Value>> {
+        let terms: Vec<String> = query
+            .split_whitespace()
+            .filter(|w| w.chars().any(char::is_alphanumeric))
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect();
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fts = terms.join(" ");
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction
+             FROM messages_fts f
+             JOIN messages m ON m.seq = f.rowid
+             JOIN conversations c ON c.id = m.conversation
+             WHERE messages_fts MATCH ?1
+             ORDER BY m.seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![fts, limit as i64], |r| {
+            Ok(message_json(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                &r.get::<_, String>(3)?,
+                &r.get::<_, String>(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn message_json(
+    seq: i64,
+    time: i64,
+    account: i64,
+    kind: &str,
+    name: &str,
+    sender: String,
+    alias: Option<String>,
+    text: String,
+    direction: String,
+) -> Value {
+    let mut m = json!({
+        "seq": seq,
+        "time": time,
+        "account": account,
+        "conversation": {"kind": kind, "name": name},
+        "sender": sender,
+        "text": text,
+        "direction": direction,
+    });
+    if let Some(alias) = alias {
+        m["alias"] = Value::String(alias);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(account: i64, name: &str, text: &str, direction: &str) -> Map<String, Value> {
+        json!({
+            "op": "message", "account": account,
+            "conversation": {"kind": "chat", "name": name},
+            "sender": "bob", "text": text, "direction": direction,
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    #[test]
+    fn messages_history_search_and_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut store = Store::open(&path).unwrap();
+        store
+            .persist(1, 10, &msg(1, "#a", "hello world", "in"))
+            .unwrap();
+        store
+            .persist(2, 11, &msg(1, "#a", "my reply", "out"))
+            .unwrap();
+        store
+            .persist(3, 12, &msg(1, "#b", "another world", "in"))
+            .unwrap();
+        store
+            .persist(4, 13, &msg(1, "#a", "quote \" and * (", "in"))
+            .unwrap();
+        assert_eq!(store.last_seq().unwrap(), 4);
+
+        let reader = Reader::open(&path).unwrap();
+        let key = ConvKey {
+            account: 1,
+            kind: "chat".into(),
+            name: "#a".into(),
+        };
+        let h = reader.history(&key, None, 10).unwrap();
+        let seqs: Vec<i64> = h.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, [1, 2, 4]);
+        let h = reader.history(&key, Some(4), 1).unwrap();
+        assert_eq!(h[0]["text"], "my reply");
+
+        let s = reader.search("world", 10).unwrap();
+        let seqs: Vec<i64> = s.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, [3, 1]);
+        assert_eq!(reader.search("quote\" * (", 10).unwrap().len(), 1);
+        assert!(reader.search("\" * ( AND OR", 10).unwrap().len() <= 1);
+        assert!(reader.search("   ", 10).unwrap().is_empty());
+
+        let convs = reader.conversations().unwrap();
+        let a = convs
+            .iter()
+            .find(|c| c["conversation"]["name"] == "#a")
+            .unwrap();
+        assert_eq!(a["unread"], 2);
+        let read = json!({"op": "read", "account": 1,
+            "conversation": {"kind": "chat", "name": "#a"}, "read_seq": 2});
+        store.persist(5, 14, read.as_object().unwrap()).unwrap();
+        let convs = reader.conversations().unwrap();
+        let a = convs
+            .iter()
+            .find(|c| c["conversation"]["name"] == "#a")
+            .unwrap();
+        assert_eq!(a["unread"], 1);
+        assert_eq!(a["read_seq"], 2);
+
+        let ev = reader.events(1, 4, 100).unwrap();
+        assert_eq!(ev.iter().map(|e| e.0).collect::<Vec<_>>(), [2, 3, 4]);
+    }
+}

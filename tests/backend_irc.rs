@@ -1,0 +1,221 @@
+//! The backend against a real IRC server (ngircd on loopback).
+mod backend_support;
+
+use backend_support::*;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn irc_sign_on_join_topic_members_receive_send_history_search() {
+    let irc = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    let hello = c.ok("hello", json!({})).await;
+    assert_eq!(hello["protocol"], 1);
+    assert!(hello["accounts"].as_array().unwrap().is_empty());
+
+    // The other person is already in the channel, with a topic.
+    let mut bob = IrcPeer::connect(irc.port, "bob").await;
+    bob.send("JOIN #sapphire").await;
+    bob.expect(" 366 ").await;
+    bob.send("TOPIC #sapphire :Welcome to the test").await;
+    bob.expect("TOPIC").await;
+
+    let alice = add_irc_account(&mut c, irc.port, "alice").await;
+    c.ok("chat.join", json!({"account": alice, "name": "#sapphire"}))
+        .await;
+    c.event_op(
+        "chat.joined",
+        json!({"account": alice, "conversation": chat("#sapphire")}),
+    )
+    .await;
+    c.event_op(
+        "chat.topic",
+        json!({"conversation": chat("#sapphire"), "topic": "Welcome to the test"}),
+    )
+    .await;
+    c.event("members include bob", |e| {
+        e["op"] == "chat.members"
+            && e["added"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|m| m["name"] == "bob"))
+    })
+    .await;
+    bob.expect("JOIN").await; // bob sees alice join
+
+    // Receive.
+    bob.send("PRIVMSG #sapphire :hello <alice> & welcome").await;
+    let m = c
+        .event_op(
+            "message",
+            json!({"conversation": chat("#sapphire"), "direction": "in"}),
+        )
+        .await;
+    assert_eq!(m["sender"], "bob", "{m}");
+    assert_eq!(m["text"], "hello <alice> & welcome");
+    let in_seq = m["seq"].as_u64().unwrap();
+
+    // Send.
+    let r = c
+        .ok(
+            "conversation.send",
+            json!({"account": alice, "conversation": chat("#sapphire"), "text": "hi bob, 1 < 2"}),
+        )
+        .await;
+    let out_seq = r["seq"].as_u64().expect("reply carries the message seq");
+    let line = bob.expect("PRIVMSG #sapphire").await;
+    assert!(line.contains(":hi bob, 1 < 2"), "{line}");
+    let m = c
+        .event_op(
+            "message",
+            json!({"direction": "out", "text": "hi bob, 1 < 2"}),
+        )
+        .await;
+    assert_eq!(m["seq"].as_u64(), Some(out_seq));
+
+    // Hostile text: invalid UTF-8 and control characters arrive as a
+    // message with valid text, and are stored and searchable.
+    bob.send_bytes(b"PRIVMSG #sapphire :broken \xff\xfe\x07 bytes \x1b[31m here")
+        .await;
+    let m = c
+        .event("hostile message", |e| {
+            e["op"] == "message" && e["text"].as_str().is_some_and(|t| t.contains("broken"))
+        })
+        .await;
+    let t = m["text"].as_str().unwrap();
+    assert!(t.contains("bytes") && t.contains("here"), "{t}");
+    let s = c.ok("search", json!({"query": "broken"})).await;
+    assert_eq!(s["messages"][0]["seq"], m["seq"]);
+    let hostile_seq = m["seq"].as_u64().unwrap();
+
+    // Topic changes and membership changes.
+    bob.send("TOPIC #sapphire :New topic").await;
+    c.event_op("chat.topic", json!({"topic": "New topic", "by": "bob"}))
+        .await;
+    bob.send("PART #sapphire :bye").await;
+    c.event("bob removed", |e| {
+        e["op"] == "chat.members"
+            && e["removed"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!("bob")))
+    })
+    .await;
+
+    // A private message opens an IM conversation.
+    bob.send("PRIVMSG alice :psst").await;
+    let m = c
+        .event_op(
+            "message",
+            json!({"conversation": {"kind": "im"}, "text": "psst"}),
+        )
+        .await;
+    assert_eq!(m["sender"], "bob");
+
+    // History, search, unread and read markers.
+    let h = c
+        .ok(
+            "history",
+            json!({"account": alice, "conversation": chat("#sapphire"), "limit": 50}),
+        )
+        .await;
+    let texts: Vec<&str> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] != "system")
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert_eq!(texts[..2], ["hello <alice> & welcome", "hi bob, 1 < 2"]);
+    let s = c.ok("search", json!({"query": "hello"})).await;
+    let found: Vec<u64> = s["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(found, [in_seq]);
+
+    // A second client sees the snapshot: account connected, chat with
+    // topic and members, unread count.
+    let mut c2 = backend.connect().await;
+    let hello = c2.ok("hello", json!({})).await;
+    let acc = &hello["accounts"][0];
+    assert_eq!(acc["status"], "connected");
+    assert_eq!(acc["protocol"], "prpl-irc");
+    let ch = hello["chats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["conversation"]["name"] == "#sapphire")
+        .expect("joined chat in snapshot");
+    assert_eq!(ch["topic"], "New topic");
+    assert!(ch["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == "alice"));
+    let conv = |hello: &Value| {
+        hello["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["conversation"]["name"] == "#sapphire")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(conv(&hello)["unread"], 2);
+    c2.ok(
+        "mark_read",
+        json!({"account": alice, "conversation": chat("#sapphire"), "seq": hostile_seq}),
+    )
+    .await;
+    // Both clients see the read marker.
+    for client in [&mut c, &mut c2] {
+        client
+            .event_op(
+                "read",
+                json!({"conversation": chat("#sapphire"), "read_seq": hostile_seq}),
+            )
+            .await;
+    }
+    let mut c3 = backend.connect().await;
+    let hello = c3.ok("hello", json!({})).await;
+    assert_eq!(conv(&hello)["unread"], 0);
+
+    // Leaving.
+    c.ok("chat.leave", json!({"account": alice, "name": "#sapphire"}))
+        .await;
+    c.event_op("chat.left", json!({"conversation": chat("#sapphire")}))
+        .await;
+    let r = c
+        .request(
+            "conversation.send",
+            json!({"account": alice, "conversation": chat("#sapphire"), "text": "x"}),
+        )
+        .await;
+    assert_eq!(r["error"]["code"], "not_joined");
+}
+
+#[tokio::test]
+async fn protocols_lists_plugins_with_their_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    let r = c.ok("protocols", json!({})).await;
+    let protocols = r["protocols"].as_array().unwrap();
+    let irc = protocols
+        .iter()
+        .find(|p| p["id"] == "prpl-irc")
+        .expect("IRC plugin");
+    let port = irc["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["setting"] == "port")
+        .expect("port option");
+    assert_eq!(port["type"], "int");
+    assert_eq!(port["default"], 6667);
+    assert!(protocols.iter().any(|p| p["id"] == "prpl-jabber"));
+    assert_eq!(irc["user_splits"][0]["separator"], "@");
+}

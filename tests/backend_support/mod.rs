@@ -1,0 +1,390 @@
+//! Harness for the backend's integration tests: real `sapphire-backend`
+//! processes, real `ngircd`/`prosody` on loopback, a real WebSocket client
+//! over the backend's Unix socket, and a raw IRC client as the other person.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+pub const BACKEND: &str = env!("CARGO_BIN_EXE_sapphire-backend");
+
+/// Generous timeout for anything that crosses a real server (ngircd
+/// throttles clients to a few commands per second).
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_tcp(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A private ngircd on a free loopback port.
+pub struct Ngircd {
+    pub port: u16,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Ngircd {
+    pub fn start() -> Ngircd {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let motd = dir.path().join("motd");
+        std::fs::write(&motd, "test server\n").unwrap();
+        let conf = dir.path().join("ngircd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[Global]\nName = irc.test\nInfo = Sapphire test\nListen = 127.0.0.1\n\
+                 Ports = {port}\nMotdFile = {}\nPidFile = {}\n\
+                 [Limits]\nMaxNickLength = 20\nPingTimeout = 120\nPongTimeout = 60\n\
+                 [Options]\nPAM = no\nIdent = no\nDNS = no\n",
+                motd.display(),
+                dir.path().join("pid").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("/usr/sbin/ngircd")
+            .args(["--nodaemon", "--config"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ngircd (Debian package ngircd) must be installed");
+        wait_tcp(port, &mut child, "ngircd");
+        Ngircd {
+            port,
+            _proc: Proc(child),
+            _dir: dir,
+        }
+    }
+}
+
+/// A running `sapphire-backend`.
+pub struct Backend {
+    pub sock: PathBuf,
+    pub state: PathBuf,
+    pub proc: Option<Proc>,
+}
+
+impl Backend {
+    /// Starts a backend in `dir` (socket `dir/backend.sock`, state
+    /// `dir/state`) and waits until its socket accepts connections.
+    pub fn start(dir: &Path) -> Backend {
+        let sock = dir.join("backend.sock");
+        let state = dir.join("state");
+        let mut b = Backend {
+            sock,
+            state,
+            proc: None,
+        };
+        b.restart();
+        b
+    }
+
+    pub fn restart(&mut self) {
+        let child = Command::new(BACKEND)
+            .arg("--listen")
+            .arg(&self.sock)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .env("RUST_LOG", "sapphire=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut proc = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = proc.0.try_wait() {
+                panic!("sapphire-backend exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "backend did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.proc = Some(proc);
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.0.kill().unwrap();
+            p.0.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM; returns the exit status and how long it took.
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut p = self.proc.take().expect("running");
+        let start = Instant::now();
+        unsafe { libc::kill(p.0.id() as i32, libc::SIGTERM) };
+        let deadline = start + Duration::from_secs(10);
+        loop {
+            if let Some(status) = p.0.try_wait().unwrap() {
+                return (status, start.elapsed());
+            }
+            assert!(Instant::now() < deadline, "backend ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub async fn connect(&self) -> Client {
+        Client::connect(&self.sock).await
+    }
+}
+
+/// A WebSocket client of the backend.
+pub struct Client {
+    pub ws: WebSocketStream<UnixStream>,
+    next_id: u64,
+    /// Events received but not yet consumed, in order.
+    pub events: VecDeque<Value>,
+    /// Every event seq seen, in order.
+    pub seen: Vec<u64>,
+}
+
+#[derive(Debug)]
+pub enum Frame {
+    Json(Value),
+    Closed(Option<u16>),
+}
+
+impl Client {
+    pub async fn connect(sock: &Path) -> Client {
+        let stream = UnixStream::connect(sock).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async("ws://backend/anything", stream)
+            .await
+            .unwrap();
+        Client {
+            ws,
+            next_id: 1,
+            events: VecDeque::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.to_owned())).await.unwrap();
+    }
+
+    /// The next JSON frame (or the close), within `WAIT`.
+    pub async fn frame(&mut self) -> Frame {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("backend sent invalid JSON");
+                    if let Some(seq) = v.get("seq").and_then(Value::as_u64) {
+                        if v.get("re").is_none() {
+                            self.seen.push(seq);
+                        }
+                    }
+                    return Frame::Json(v);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Frame::Closed(frame.map(|f: CloseFrame| u16::from(f.code)))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Frame::Closed(None),
+            }
+        }
+    }
+
+    /// Sends a request; returns its reply. Events that arrive meanwhile are
+    /// kept in `events`.
+    pub async fn request(&mut self, op: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut req = params;
+        req["id"] = json!(id);
+        req["op"] = json!(op);
+        self.send_raw(&req.to_string()).await;
+        self.reply_to(json!(id)).await
+    }
+
+    pub async fn reply_to(&mut self, id: Value) -> Value {
+        loop {
+            match self.frame().await {
+                Frame::Json(v) if v.get("re") == Some(&id) => return v,
+                Frame::Json(v) if v.get("re").is_some() => panic!("reply to another request: {v}"),
+                Frame::Json(v) => self.events.push_back(v),
+                Frame::Closed(code) => panic!("closed ({code:?}) while waiting for reply {id}"),
+            }
+        }
+    }
+
+    /// A request that must succeed; returns the reply.
+    pub async fn ok(&mut self, op: &str, params: Value) -> Value {
+        let r = self.request(op, params.clone()).await;
+        assert_eq!(r["ok"], json!(true), "{op} {params} failed: {r}");
+        r
+    }
+
+    /// Waits for the first event matching `pred` (earlier ones are kept).
+    pub async fn event(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.events.iter().position(&pred) {
+            return self.events.remove(i).unwrap();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no event: {what}; got {:?}",
+                self.events
+            );
+            match tokio::time::timeout(WAIT, self.frame()).await {
+                Ok(Frame::Json(v)) => {
+                    if v.get("re").is_some() {
+                        panic!("unexpected reply {v}");
+                    }
+                    if pred(&v) {
+                        return v;
+                    }
+                    self.events.push_back(v);
+                }
+                Ok(Frame::Closed(c)) => panic!("closed ({c:?}) waiting for {what}"),
+                Err(_) => panic!("no event: {what}"),
+            }
+        }
+    }
+
+    /// Waits for an event with `op` whose fields include `fields`.
+    pub async fn event_op(&mut self, op: &str, fields: Value) -> Value {
+        let what = format!("{op} {fields}");
+        self.event(&what, |e| e["op"] == op && contains(e, &fields))
+            .await
+    }
+}
+
+/// Whether `v` contains every field of `pattern` (recursively for objects).
+pub fn contains(v: &Value, pattern: &Value) -> bool {
+    match (v, pattern) {
+        (Value::Object(v), Value::Object(p)) => p
+            .iter()
+            .all(|(k, pv)| v.get(k).is_some_and(|vv| contains(vv, pv))),
+        _ => v == pattern,
+    }
+}
+
+/// The other person on IRC: a raw IRC client speaking to ngircd.
+pub struct IrcPeer {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    pub nick: String,
+}
+
+impl IrcPeer {
+    pub async fn connect(port: u16, nick: &str) -> IrcPeer {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (r, w) = stream.into_split();
+        let mut peer = IrcPeer {
+            reader: BufReader::new(r),
+            writer: w,
+            nick: nick.to_owned(),
+        };
+        peer.send(&format!("NICK {nick}")).await;
+        peer.send(&format!("USER {nick} 0 * :{nick}")).await;
+        peer.expect(" 001 ").await;
+        peer
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Sends raw bytes (for invalid UTF-8 and control characters).
+    pub async fn send_bytes(&mut self, line: &[u8]) {
+        self.writer.write_all(line).await.unwrap();
+        self.writer.write_all(b"\r\n").await.unwrap();
+    }
+
+    /// Reads lines until one contains `needle`; answers PINGs.
+    pub async fn expect(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut line = String::new();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut raw = Vec::new();
+            let n = tokio::time::timeout(left, self.reader.read_until(b'\n', &mut raw))
+                .await
+                .unwrap_or_else(|_| panic!("IRC peer: no line with {needle:?}"))
+                .unwrap();
+            assert!(n > 0, "IRC server closed the connection");
+            line.push_str(&String::from_utf8_lossy(&raw));
+            if let Some(rest) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {}", rest.trim_end())).await;
+                continue;
+            }
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+/// Adds an IRC account for `nick` on the local ngircd and waits until it
+/// is connected; returns the account id.
+pub async fn add_irc_account(c: &mut Client, port: u16, nick: &str) -> i64 {
+    let r = c
+        .ok(
+            "account.add",
+            json!({"protocol": "prpl-irc", "username": format!("{nick}@127.0.0.1"),
+                   "options": {"port": port}}),
+        )
+        .await;
+    let id = r["account"]["id"].as_i64().unwrap();
+    c.event_op(
+        "account.status",
+        json!({"account": id, "status": "connected"}),
+    )
+    .await;
+    id
+}
+
+pub fn chat(name: &str) -> Value {
+    json!({"kind": "chat", "name": name})
+}
