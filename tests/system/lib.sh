@@ -53,11 +53,17 @@ build_rootfs() {
     mkdir -p "$CACHE_DIR"
     tmp=$(mktemp -d "$CACHE_DIR/build.XXXXXX")
     slog "building Debian 12 root in $tmp from $mirror (cached for later runs)"
-    if ! debootstrap --variant=minbase --include="$ROOTFS_INCLUDE" "$SUITE" "$tmp/root" "$mirror" >"$tmp/debootstrap.log" 2>&1; then
+    # Two tries: a mirror hiccup should not fail a CI run.
+    local try
+    for try in 1 2; do
+        rm -rf "$tmp/root"
+        debootstrap --variant=minbase --include="$ROOTFS_INCLUDE" "$SUITE" "$tmp/root" "$mirror" \
+            >"$tmp/debootstrap.log" 2>&1 && break
         tail -n 30 "$tmp/debootstrap.log" >&2
-        rm -rf "$tmp"
-        die "debootstrap failed"
-    fi
+        if [ "$try" = 2 ]; then rm -rf "$tmp"; die "debootstrap failed"; fi
+        slog "debootstrap failed; trying again"
+        sleep 5
+    done
     cat >"$tmp/root/etc/apt/sources.list" <<SRC
 deb $mirror $SUITE main
 deb $mirror $SUITE-updates main
@@ -65,7 +71,9 @@ SRC
     # Package lists + the .deb's dependencies, fetched once, so each run's
     # `apt install ./sapphire_*.deb` works offline inside the container.
     cp /etc/resolv.conf "$tmp/root/etc/resolv.conf"
-    if ! chroot "$tmp/root" sh -c "apt-get clean && apt-get update -q && apt-get install -y -q --download-only --no-install-recommends $ROOTFS_PREFETCH" >"$tmp/apt.log" 2>&1; then
+    local fetch="apt-get clean && apt-get update -q && apt-get install -y -q --download-only --no-install-recommends $ROOTFS_PREFETCH"
+    if ! chroot "$tmp/root" sh -c "$fetch" >"$tmp/apt.log" 2>&1 &&
+       ! { sleep 5; chroot "$tmp/root" sh -c "$fetch" >"$tmp/apt.log" 2>&1; }; then
         tail -n 30 "$tmp/apt.log" >&2
         rm -rf "$tmp"
         die "fetching packages into the root failed"
@@ -115,7 +123,12 @@ ct_start() {
     trap ct_stop EXIT
     trap 'exit 130' INT TERM
     mkdir -p "$CT_RUN/upper" "$CT_RUN/work" "$CT_RUN/root"
-    mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$CT_RUN/upper,workdir=$CT_RUN/work" "$CT_RUN/root"
+    if ! mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$CT_RUN/upper,workdir=$CT_RUN/work" "$CT_RUN/root"; then
+        slog "no overlayfs here: copying the cached root instead"
+        rm -rf "$CT_RUN/root" "$CT_RUN/upper"
+        cp -a --reflink=auto "$ROOTFS" "$CT_RUN/root"
+        ln -s root "$CT_RUN/upper"   # logs are collected from upper/
+    fi
     pick_subnet
     CT_HOSTIF=spt$(printf %05d $((RANDOM % 100000)))h
     local name=sapphire-test-${CT_RUN##*.}
@@ -202,7 +215,7 @@ ct_stop() {
         if mountpoint -q "$CT_RUN/root"; then
             umount "$CT_RUN/root" || umount -l "$CT_RUN/root" || true
         fi
-        mountpoint -q "$CT_RUN/root" || rm -rf "$CT_RUN"
+        mountpoint -q "$CT_RUN/root" || rm -rf --one-file-system "$CT_RUN"
     fi
     CT_NSPAWN_PID=""; CT_PID=""; CT_RUN=""
     return "$rc"
