@@ -394,6 +394,37 @@ describe('Sapphire in a real Chromium', () => {
     await page2.locator('#dlg-request').waitFor({ state: 'hidden', timeout: WAIT });
   });
 
+  it('opens a private conversation when someone writes, and manages buddies', async () => {
+    await page.click('#btn-accounts');
+    bob.send('PRIVMSG alice :psst, a private word');
+    await until(page, () => {
+      const b = document.querySelector('#conv-list li[data-name="bob"] .badge.unread');
+      return b && b.textContent === '1';
+    });
+    await convItem(page, 'bob').locator('button').click();
+    await waitText(page, 'psst, a private word');
+    await until(page, () => !document.querySelector('#conv-list li[data-name="bob"] .badge.unread'));
+    await page.fill('#compose', 'only for you');
+    await page.press('#compose', 'Enter');
+    await bob.expect(/PRIVMSG bob :only for you/);
+    await waitText(page, 'only for you');
+    await assertUniqueSeqs(page);
+
+    // Add bob to the buddy list from the conversation, then remove him.
+    await page.click('#btn-buddy');
+    assert.equal(await page.inputValue('#buddy-name'), 'bob');
+    await page.click('#buddy-form button[type=submit]');
+    await page.locator('#buddy-list li', { hasText: 'bob' }).waitFor();
+    await page2.locator('#buddy-list li', { hasText: 'bob' }).waitFor();
+    assert.equal(await page.textContent('#btn-buddy'), 'Remove buddy');
+    await screenshot(page, '10b-private-conversation');
+    await page.click('#btn-buddy');
+    await page.click('#confirm-yes');
+    await page.locator('#buddy-list li', { hasText: 'bob' }).waitFor({ state: 'detached' });
+    await page2.locator('#buddy-list li', { hasText: 'bob' }).waitFor({ state: 'detached' });
+    assert.equal(await page.textContent('#btn-buddy'), 'Add buddy');
+  });
+
   it('works on a phone-sized screen, with the keyboard', async () => {
     const phone = await launchBrowser({ viewport: { width: 390, height: 780 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
     try {
