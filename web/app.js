@@ -875,8 +875,7 @@ $('join-form').addEventListener('submit', async (ev) => {
   try {
     state.pendingJoin = { account, name };
     await conn.request('chat.join', { account, name });
-    $('dlg-join').close();
-    toast(`Joining ${name}…`);
+    $('dlg-join').close(); // the chat opens once the server confirms (chat.joined)
   } catch (err) {
     state.pendingJoin = null;
     setText($('join-error'), errText(err));

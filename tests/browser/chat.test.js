@@ -110,7 +110,7 @@ describe('Sapphire in a real Chromium', () => {
     await until(page, () => document.querySelector('#login-error').textContent !== '');
     assert.equal(await page.textContent('#login-error'), 'Wrong user name or password.');
     assert.ok(await page.isHidden('#app-view'));
-    await screenshot(page, '01-login-wrong-password');
+    await screenshot(page, '01-login-wrong-password', 'login-wrong-password');
     await signIn(page, USER, PASSWORD);
     await appReady(page);
     assert.equal(await page.textContent('#who'), USER);
@@ -153,12 +153,12 @@ describe('Sapphire in a real Chromium', () => {
     await page.fill('#acc-split-0', '127.0.0.1');
     await page.click('#acc-advanced summary');
     await page.fill('#opt-port', String(irc.port));
-    await screenshot(page, '03-add-irc-account');
+    await screenshot(page, '03-add-irc-account', 'add-account');
     await page.click('#account-submit');
     await page.locator('#dlg-account').waitFor({ state: 'hidden' });
     const row = page.locator('#account-list .account', { hasText: `${USER}@127.0.0.1` });
     await row.locator('.pill.connected').waitFor({ timeout: WAIT });
-    await screenshot(page, '04-accounts');
+    await screenshot(page, '04-accounts', 'accounts');
   });
 
   it('joins a channel and shows its topic and members', async () => {
@@ -199,7 +199,7 @@ describe('Sapphire in a real Chromium', () => {
     await assertUniqueSeqs(page);
     // Looking at the conversation marks it read.
     await until(page, (n) => !document.querySelector(`#conv-list li[data-name="${n}"] .badge.unread`), CHANNEL);
-    await screenshot(page, '05-channel');
+    await screenshot(page, '05-channel', 'channel');
   });
 
   it('shows the history after a reload', async () => {
@@ -246,7 +246,7 @@ describe('Sapphire in a real Chromium', () => {
       return b && b.textContent === '1';
     }, CHANNEL);
     assert.equal(await page.title(), '(1) Sapphire');
-    await screenshot(page, '06-unread');
+    await screenshot(page, '06-unread', 'unread');
     // Reading it in tab 2 clears the count in tab 1.
     await convItem(page2, CHANNEL).locator('button').click();
     await waitText(page2, 'are you there?');
@@ -273,7 +273,7 @@ describe('Sapphire in a real Chromium', () => {
     link.setDown(true);
     await page.locator('#conn-banner').waitFor({ state: 'visible' });
     await until(page, () => /Reconnecting|Connection lost/.test(document.querySelector('#conn-text').textContent));
-    await screenshot(page, '07-offline');
+    await screenshot(page, '07-offline', 'offline');
     bob.send(`PRIVMSG ${CHANNEL} :missed one`);
     bob.send(`PRIVMSG ${CHANNEL} :missed two`);
     await waitText(witness, 'missed two');
@@ -368,7 +368,7 @@ describe('Sapphire in a real Chromium', () => {
     await page.keyboard.press('Enter');
     const result = page.locator('#search-results .result', { hasText: 'hello <b>alice</b> & welcome' });
     await result.waitFor();
-    await screenshot(page, '08-search');
+    await screenshot(page, '08-search', 'search');
     await result.locator('button').click();
     await page.locator('#messages .msg.found', { hasText: 'hello <b>alice</b> & welcome' }).waitFor();
     await screenshot(page, '09-search-hit');
@@ -384,7 +384,7 @@ describe('Sapphire in a real Chromium', () => {
     const text = await dlg.textContent();
     assert.match(text, /notes\.txt/);
     assert.match(text, /bob/);
-    await screenshot(page, '10-prompt');
+    await screenshot(page, '10-prompt', 'prompt');
     const buttons = await dlg.locator('#request-actions button').allTextContents();
     assert.ok(buttons.length >= 2, `actions: ${buttons}`);
     const cancel = buttons.find((b) => /cancel|reject|decline/i.test(b)) || buttons[buttons.length - 1];
@@ -417,7 +417,7 @@ describe('Sapphire in a real Chromium', () => {
     await page.locator('#buddy-list li', { hasText: 'bob' }).waitFor();
     await page2.locator('#buddy-list li', { hasText: 'bob' }).waitFor();
     assert.equal(await page.textContent('#btn-buddy'), 'Remove buddy');
-    await screenshot(page, '10b-private-conversation');
+    await screenshot(page, '10b-private-conversation', 'private-conversation');
     await page.click('#btn-buddy');
     await page.click('#confirm-yes');
     await page.locator('#buddy-list li', { hasText: 'bob' }).waitFor({ state: 'detached' });
@@ -438,7 +438,7 @@ describe('Sapphire in a real Chromium', () => {
       await appReady(p);
       assert.ok(await p.isVisible('#conv-list'));
       assert.ok(await p.isHidden('#main'), 'one pane at a time');
-      await screenshot(p, '11-phone-list');
+      await screenshot(p, '11-phone-list', 'phone-list');
       await convItem(p, CHANNEL).locator('button').tap();
       bob.send(`PRIVMSG ${CHANNEL} :hello phone`);
       await waitText(p, 'hello phone');
@@ -452,7 +452,7 @@ describe('Sapphire in a real Chromium', () => {
       await p.keyboard.press('Enter');
       await bob.expect(/PRIVMSG #sapphire :typed on a phone/);
       await waitText(p, 'typed on a phone');
-      await screenshot(p, '12-phone-conversation');
+      await screenshot(p, '12-phone-conversation', 'phone-conversation');
       await p.click('#btn-members');
       await p.locator('#member-list li', { hasText: 'bob' }).waitFor();
       await screenshot(p, '13-phone-members');

@@ -316,7 +316,16 @@ export function watchPage(page, problems) {
   return page;
 }
 
-export async function screenshot(page, name) {
+/**
+ * Saves a screenshot under tests/artifacts/browser/. With
+ * SAPPHIRE_UPDATE_DOC_IMAGES=1, the ones the user guide shows (`doc`) are
+ * also written to docs/images/.
+ */
+export async function screenshot(page, name, doc) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file });
+  if (doc && process.env.SAPPHIRE_UPDATE_DOC_IMAGES) {
+    fs.copyFileSync(file, path.join(ROOT, 'docs', 'images', `${doc}.png`));
+  }
 }
