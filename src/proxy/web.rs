@@ -32,9 +32,13 @@ assets! {
     "/" => "index.html", "text/html; charset=utf-8";
     "/index.html" => "index.html", "text/html; charset=utf-8";
     "/app.js" => "app.js", "text/javascript; charset=utf-8";
+    "/conn.js" => "conn.js", "text/javascript; charset=utf-8";
+    "/dom.js" => "dom.js", "text/javascript; charset=utf-8";
     "/app.css" => "app.css", "text/css; charset=utf-8";
     "/manifest.webmanifest" => "manifest.webmanifest", "application/manifest+json";
     "/icon.svg" => "icon.svg", "image/svg+xml";
+    "/icon-192.png" => "icon-192.png", "image/png";
+    "/icon-512.png" => "icon-512.png", "image/png";
 }
 
 impl Asset {

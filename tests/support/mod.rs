@@ -33,7 +33,7 @@ pub fn echo_backend() -> PathBuf {
         .join("examples/echo_backend");
     assert!(
         p.exists(),
-        "{} missing: run cargo test --all-targets",
+        "{} missing: plain `cargo test` builds it",
         p.display()
     );
     p
