@@ -246,3 +246,28 @@ async fn sigterm_closes_clients_with_1001_and_exits_0() {
     }
     assert!(!backend.sock.exists(), "socket file left behind");
 }
+
+#[tokio::test]
+async fn after_a_clean_restart_accounts_sign_on_again() {
+    let irc = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let alice = add_irc_account(&mut c, irc.port, "alice").await;
+    drop(c);
+    let (status, _) = backend.terminate();
+    assert!(status.success());
+
+    backend.restart();
+    let mut c = backend.connect().await;
+    let hello = c.ok("hello", json!({})).await;
+    assert_eq!(hello["accounts"][0]["id"], alice, "{hello}");
+    if hello["accounts"][0]["status"] != "connected" {
+        c.event_op(
+            "account.status",
+            json!({"account": alice, "status": "connected"}),
+        )
+        .await;
+    }
+}

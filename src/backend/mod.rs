@@ -91,8 +91,15 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     // libpurple keeps IM passwords in its files: owner only.
     let _ = std::fs::set_permissions(&purple_dir, std::fs::Permissions::from_mode(0o700));
 
+    let t0 = std::time::Instant::now();
     let hub = hub::Hub::open(&state.join("sapphire.db"))?;
+    let t1 = std::time::Instant::now();
     let (purple, purple_thread) = purple::start(hub.clone(), purple_dir)?;
+    tracing::debug!(
+        store = ?(t1 - t0),
+        libpurple = ?t1.elapsed(),
+        "initialised"
+    );
 
     let (listener, bound) = match config.listen {
         Listen::Inherited(l) => {

@@ -86,7 +86,15 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.execute_batch(SCHEMA)?;
+    let have: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'events'",
+        [],
+        |r| r.get(0),
+    )?;
+    if have == 0 {
+        // One transaction: one commit instead of one per table.
+        conn.execute_batch(&format!("BEGIN;{SCHEMA}COMMIT;"))?;
+    }
     Ok(conn)
 }
 
