@@ -34,12 +34,12 @@ apt_install_from() {
 }
 
 ensure_rust() {
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
     if ! command -v cargo >/dev/null 2>&1; then
-        if [ -x "$HOME/.cargo/bin/cargo" ]; then
-            export PATH="$HOME/.cargo/bin:$PATH"
-        else
-            log "installing Rust from Debian (cargo, rustc)"
-            apt_install_from <(printf 'cargo\nrustc\n')
-        fi
+        log "Rust is missing: Sapphire needs Rust 1.82 or newer with cargo, rustfmt and clippy"
+        log "(Debian 12's own rustc is too old); install it with rustup, then run this again."
+        exit 1
     fi
 }

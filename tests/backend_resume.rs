@@ -52,7 +52,7 @@ fn assert_contiguous(seqs: &[u64]) {
 fn texts(events: &[Value]) -> Vec<String> {
     events
         .iter()
-        .filter(|e| e.get("op").map_or(true, |op| op == "message") && e["direction"] != "system")
+        .filter(|e| e.get("op").is_none_or(|op| op == "message") && e["direction"] != "system")
         .map(|e| e["text"].as_str().unwrap().to_owned())
         .collect()
 }

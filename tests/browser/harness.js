@@ -1,0 +1,331 @@
+// Harness for the browser tests: the real sapphire-proxy (which spawns the
+// real sapphire-backend), a real ngircd on a free loopback port, a plain IRC
+// peer over a raw TCP socket, a TCP relay in front of the proxy (to cut the
+// network), and Debian's Chromium driven by playwright-core.
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, '..', '..');
+export const BIN_DIR = path.resolve(ROOT, process.env.SAPPHIRE_BIN_DIR || 'target/debug');
+export const ARTIFACTS = path.resolve(ROOT, process.env.SAPPHIRE_ARTIFACTS || 'tests/artifacts/browser');
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/** Generous: ngircd throttles, libpurple connects at its own pace. */
+export const WAIT = 20000;
+
+export function tempDir(prefix) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `sapphire-${prefix}-`));
+}
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitTcp(port, child, what, ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited early (${child.exitCode})`);
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('connect', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not listen on ${port}`);
+    await sleep(50);
+  }
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Kills a child process (and waits for it). */
+async function stopChild(child, signal = 'SIGTERM', ms = 8000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  const t = setTimeout(() => child.kill('SIGKILL'), ms);
+  await done;
+  clearTimeout(t);
+}
+
+// ---------------------------------------------------------------- ngircd
+
+export class Ngircd {
+  static async start() {
+    const dir = tempDir('ngircd');
+    const port = await freePort();
+    fs.writeFileSync(path.join(dir, 'motd'), 'test server\n');
+    const conf = path.join(dir, 'ngircd.conf');
+    fs.writeFileSync(conf, [
+      '[Global]', 'Name = irc.test', 'Info = Sapphire browser test', 'Listen = 127.0.0.1',
+      `Ports = ${port}`, `MotdFile = ${path.join(dir, 'motd')}`, `PidFile = ${path.join(dir, 'pid')}`,
+      '[Limits]', 'MaxNickLength = 20', 'MaxConnectionsIP = 0', 'PingTimeout = 120', 'PongTimeout = 60',
+      '[Options]', 'PAM = no', 'Ident = no', 'DNS = no', '',
+    ].join('\n'));
+    const child = spawn('/usr/sbin/ngircd', ['--nodaemon', '--config', conf], { stdio: 'ignore' });
+    await waitTcp(port, child, 'ngircd');
+    const n = new Ngircd();
+    Object.assign(n, { dir, port, child });
+    return n;
+  }
+
+  async stop() {
+    await stopChild(this.child);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- IRC peer
+
+/** The other person: a plain IRC client on a raw socket. */
+export class IrcPeer {
+  static async connect(port, nick) {
+    const p = new IrcPeer();
+    p.nick = nick;
+    p.lines = [];
+    p.waiters = [];
+    p.sock = net.connect(port, '127.0.0.1');
+    let buf = '';
+    p.sock.setEncoding('utf8');
+    p.sock.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i).replace(/\r$/, '');
+        buf = buf.slice(i + 1);
+        if (line.startsWith('PING ')) {
+          p.send(`PONG ${line.slice(5)}`);
+          continue;
+        }
+        p.lines.push(line);
+        p.poke();
+      }
+    });
+    await new Promise((resolve, reject) => {
+      p.sock.once('connect', resolve);
+      p.sock.once('error', reject);
+    });
+    p.send(`NICK ${nick}`);
+    p.send(`USER ${nick} 0 * :${nick}`);
+    await p.expect(/ 001 /);
+    return p;
+  }
+
+  send(line) {
+    this.sock.write(`${line}\r\n`);
+  }
+
+  poke() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Waits for a line matching `re` received after the last match. */
+  async expect(re, ms = WAIT) {
+    const deadline = Date.now() + ms;
+    this.from = this.from || 0;
+    for (;;) {
+      for (let i = this.from; i < this.lines.length; i++) {
+        if (re.test(this.lines[i])) {
+          this.from = i + 1;
+          return this.lines[i];
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`IRC peer ${this.nick}: no line matching ${re}; got:\n${this.lines.slice(-20).join('\n')}`);
+      await new Promise((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => { clearTimeout(t); resolve(); });
+      });
+    }
+  }
+
+  close() {
+    this.sock.destroy();
+  }
+}
+
+// ---------------------------------------------------------------- the network in between
+
+/**
+ * A TCP relay between the browser and the proxy. `cut()` drops every open
+ * connection (the browser sees the server end its WebSocket); while `down`,
+ * new connections are dropped at once.
+ */
+export class NetLink {
+  static async start(targetPort) {
+    const l = new NetLink();
+    l.conns = new Set();
+    l.down = false;
+    l.server = net.createServer((c) => {
+      if (l.down) {
+        c.destroy();
+        return;
+      }
+      const up = net.connect(targetPort, '127.0.0.1');
+      const pair = { c, up };
+      l.conns.add(pair);
+      const drop = () => {
+        c.destroy();
+        up.destroy();
+        l.conns.delete(pair);
+      };
+      c.on('error', drop);
+      up.on('error', drop);
+      c.on('close', drop);
+      up.on('close', drop);
+      c.pipe(up);
+      up.pipe(c);
+    });
+    l.port = await freePort();
+    await new Promise((r) => l.server.listen(l.port, '127.0.0.1', r));
+    return l;
+  }
+
+  cut() {
+    for (const { c, up } of this.conns) {
+      c.destroy();
+      up.destroy();
+    }
+    this.conns.clear();
+  }
+
+  setDown(down) {
+    this.down = down;
+    if (down) this.cut();
+  }
+
+  async stop() {
+    this.cut();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+// ---------------------------------------------------------------- Sapphire
+
+export class Sapphire {
+  /** Starts the real proxy (spawn launcher) with the given users. */
+  static async start(users) {
+    const s = new Sapphire();
+    s.dir = tempDir('proxy');
+    s.accounts = path.join(s.dir, 'accounts.json');
+    for (const [name, password] of Object.entries(users)) {
+      const r = spawnSync(path.join(BIN_DIR, 'sapphire-ctl'), ['--accounts', s.accounts, 'user', 'add', name, '--password-stdin'],
+        { input: `${password}\n`, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`sapphire-ctl user add ${name} failed: ${r.stderr}`);
+    }
+    s.port = await freePort();
+    s.log = path.join(s.dir, 'proxy.log');
+    await s.launch();
+    return s;
+  }
+
+  async launch() {
+    const out = fs.openSync(this.log, 'a');
+    this.child = spawn(path.join(BIN_DIR, 'sapphire-proxy'), [
+      '--listen', `127.0.0.1:${this.port}`,
+      '--accounts', this.accounts,
+      '--state-dir', path.join(this.dir, 'state'),
+      '--backend-dir', path.join(this.dir, 'run'),
+      '--launcher', 'spawn',
+      '--backend-bin', path.join(BIN_DIR, 'sapphire-backend'),
+    ], { stdio: ['ignore', out, out], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+    fs.closeSync(out);
+    await waitTcp(this.port, this.child, 'sapphire-proxy');
+  }
+
+  get url() {
+    return `https://127.0.0.1:${this.port}/`;
+  }
+
+  /** Pids of the backends this proxy spawned. */
+  backendPids() {
+    const pids = [];
+    for (const task of fs.readdirSync(`/proc/${this.child.pid}/task`)) {
+      const kids = fs.readFileSync(`/proc/${this.child.pid}/task/${task}/children`, 'utf8').trim();
+      if (kids) pids.push(...kids.split(/\s+/).map(Number));
+    }
+    return pids.filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sapphire-backend');
+      } catch (_) {
+        return false;
+      }
+    });
+  }
+
+  logText() {
+    try { return fs.readFileSync(this.log, 'utf8'); } catch (_) { return ''; }
+  }
+
+  async stop() {
+    await stopChild(this.child, 'SIGTERM', 10000);
+    if (!process.env.SAPPHIRE_KEEP) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- Chromium
+
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** Debian's Chromium with a fresh profile (user data dir). */
+export async function launchBrowser(options = {}) {
+  const profile = tempDir('chromium');
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1200, height: 780 },
+    ...options,
+  });
+  context.profile = profile;
+  const close = context.close.bind(context);
+  context.close = async () => {
+    await close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  };
+  return context;
+}
+
+/** Records page errors, CSP violations and failed console errors. */
+export function watchPage(page, problems) {
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    // Failed sign-ins and a cut network are expected by the tests.
+    const expected = /status of 40[13]|status of 429|net::ERR_CONNECTION_(RESET|CLOSED|REFUSED)|WebSocket connection to .* failed/;
+    if (m.type() === 'error' && !expected.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  return page;
+}
+
+/**
+ * Saves a screenshot under tests/artifacts/browser/. With
+ * SAPPHIRE_UPDATE_DOC_IMAGES=1, the ones the user guide shows (`doc`) are
+ * also written to docs/images/.
+ */
+export async function screenshot(page, name, doc) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file });
+  if (doc && process.env.SAPPHIRE_UPDATE_DOC_IMAGES) {
+    fs.copyFileSync(file, path.join(ROOT, 'docs', 'images', `${doc}.png`));
+  }
+}

@@ -1,0 +1,352 @@
+//! Shared harness for the proxy's integration tests: starts the real
+//! binaries on loopback, speaks real TLS, HTTP/1.1 and WebSocket to them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::WebSocketStream;
+
+pub const PROXY: &str = env!("CARGO_BIN_EXE_sapphire-proxy");
+pub const CTL: &str = env!("CARGO_BIN_EXE_sapphire-ctl");
+
+/// The echo fixture (`examples/echo_backend.rs`), built by `cargo test`.
+pub fn echo_backend() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/<test> -> target/debug/examples/echo_backend
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/echo_backend");
+    assert!(
+        p.exists(),
+        "{} missing: plain `cargo test` builds it",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs sapphire-ctl with `args` against `accounts`, feeding `stdin`.
+pub fn ctl(accounts: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(CTL)
+        .arg("--accounts")
+        .arg(accounts)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        // ctl may refuse before reading its input
+        let _ = input.write_all(s.as_bytes());
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+pub fn add_user(accounts: &Path, name: &str, password: &str) {
+    let out = ctl(
+        accounts,
+        &["user", "add", name, "--password-stdin"],
+        Some(&format!("{password}\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A running proxy with its own state in a temp dir.
+pub struct Proxy {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub child: Child,
+    pub extra_args: Vec<String>,
+}
+
+pub struct ProxyOptions {
+    /// `--launcher`: "spawn" (with the echo fixture) or "systemd".
+    pub launcher: &'static str,
+    pub config_toml: String,
+    pub extra_args: Vec<String>,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            launcher: "spawn",
+            config_toml: String::new(),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+impl Proxy {
+    pub fn accounts(&self) -> PathBuf {
+        self.dir.path().join("accounts.json")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+    pub fn backend_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+    pub fn cert(&self) -> PathBuf {
+        self.state().join("tls.crt")
+    }
+
+    /// Starts a proxy with users `alice` (password `alice-pw`) and `bob`.
+    pub fn start(opts: ProxyOptions) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = dir.path().join("accounts.json");
+        add_user(&accounts, "alice", "alice-pw");
+        add_user(&accounts, "bob", "bob-pw");
+        let config = dir.path().join("proxy.toml");
+        std::fs::write(&config, &opts.config_toml).unwrap();
+        let mut extra = vec![
+            "--config".to_string(),
+            config.display().to_string(),
+            "--accounts".into(),
+            accounts.display().to_string(),
+            "--state-dir".into(),
+            dir.path().join("state").display().to_string(),
+            "--backend-dir".into(),
+            dir.path().join("run").display().to_string(),
+            "--launcher".into(),
+            opts.launcher.into(),
+            "--backend-bin".into(),
+            echo_backend().display().to_string(),
+        ];
+        extra.extend(opts.extra_args);
+        let mut p = Proxy {
+            dir,
+            port: free_port(),
+            child: Command::new("true").spawn().unwrap(),
+            extra_args: extra,
+        };
+        p.spawn();
+        p
+    }
+
+    /// (Re)starts the proxy process on the same port and state.
+    pub fn spawn(&mut self) {
+        let _ = self.child.wait();
+        self.child = Command::new(PROXY)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(&self.extra_args)
+            .env("RUST_LOG", "sapphire=debug")
+            .spawn()
+            .unwrap();
+        wait_for_port(self.port, &mut self.child);
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM and wait; returns the exit status and how long it took.
+    pub fn stop(&mut self) -> (std::process::ExitStatus, Duration) {
+        let t = Instant::now();
+        self.signal(libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        (status, t.elapsed())
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.port, &self.cert())
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn wait_for_port(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("proxy exited before listening: {status}");
+        }
+        assert!(Instant::now() < deadline, "proxy did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A TLS client that trusts one certificate, as a browser would after the
+/// user accepted it.
+#[derive(Clone)]
+pub struct Client {
+    pub port: u16,
+    connector: TlsConnector,
+    pub cookie: Option<String>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+pub fn connector_for(cert: &Path) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+impl Client {
+    pub fn new(port: u16, cert: &Path) -> Client {
+        Client {
+            port,
+            connector: connector_for(cert),
+            cookie: None,
+        }
+    }
+
+    pub fn origin(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn tls(&self) -> std::io::Result<TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let name = ServerName::try_from("localhost").unwrap();
+        self.connector.connect(name, tcp).await
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let stream = self.tls().await.expect("TLS connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("127.0.0.1:{}", self.port));
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> Reply {
+        let body = serde_json::json!({ "username": user, "password": password }).to_string();
+        self.request("POST", "/api/login", Some(&body), &[]).await
+    }
+
+    /// Signs in and keeps the session cookie.
+    pub async fn signed_in(mut self, user: &str, password: &str) -> Client {
+        let r = self.login(user, password).await;
+        assert_eq!(r.status, StatusCode::OK, "login {user}: {:?}", r.body);
+        let set = r.headers["set-cookie"].to_str().unwrap();
+        self.cookie = Some(set.split(';').next().unwrap().to_owned());
+        self
+    }
+
+    /// Opens /ws with our cookie and the given Origin (None: none sent).
+    pub async fn websocket(
+        &self,
+        origin: Option<&str>,
+    ) -> Result<WebSocketStream<TlsStream<TcpStream>>, tokio_tungstenite::tungstenite::Error> {
+        let mut req = format!("wss://127.0.0.1:{}/ws", self.port)
+            .into_client_request()
+            .unwrap();
+        if let Some(c) = &self.cookie {
+            req.headers_mut().insert("cookie", c.parse().unwrap());
+        }
+        if let Some(o) = origin {
+            req.headers_mut().insert("origin", o.parse().unwrap());
+        }
+        let stream = self.tls().await?;
+        tokio_tungstenite::client_async(req, stream)
+            .await
+            .map(|(ws, _)| ws)
+    }
+}
+
+/// Status of a refused WebSocket handshake.
+pub fn ws_status(err: tokio_tungstenite::tungstenite::Error) -> StatusCode {
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => resp.status(),
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
+}
