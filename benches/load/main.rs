@@ -188,7 +188,8 @@ fn echo_server(path: &Path) -> Result<()> {
                 while let Some(Ok(m)) = ws.next().await {
                     match m {
                         Message::Binary(_) | Message::Text(_) => {
-                            if ws.send(m).await.is_err() {
+                            let sent = ws.send(m).await;
+                            if sent.is_err() {
                                 break;
                             }
                         }
