@@ -219,3 +219,34 @@ async fn protocols_lists_plugins_with_their_options() {
     assert!(protocols.iter().any(|p| p["id"] == "prpl-jabber"));
     assert_eq!(irc["user_splits"][0]["separator"], "@");
 }
+
+#[tokio::test]
+async fn when_the_server_goes_away_the_account_reconnects_by_itself() {
+    let irc = Ngircd::start();
+    let port = irc.port;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let alice = add_irc_account(&mut c, port, "alice").await;
+
+    drop(irc); // the server dies
+    let e = c
+        .event("account error", |e| {
+            e["op"] == "account.status"
+                && e["account"] == alice
+                && (e["status"] == "error" || e["status"] == "disconnected")
+        })
+        .await;
+    assert!(
+        e["status"] == "disconnected" || e["message"].is_string(),
+        "{e}"
+    );
+
+    let _irc = Ngircd::start_on(port); // and comes back
+    c.event_op(
+        "account.status",
+        json!({"account": alice, "status": "connected"}),
+    )
+    .await;
+}

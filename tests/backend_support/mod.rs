@@ -63,8 +63,12 @@ pub struct Ngircd {
 
 impl Ngircd {
     pub fn start() -> Ngircd {
+        Ngircd::start_on(free_port())
+    }
+
+    /// Starts on a given port (e.g. to restart a server that was stopped).
+    pub fn start_on(port: u16) -> Ngircd {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let motd = dir.path().join("motd");
         std::fs::write(&motd, "test server\n").unwrap();
         let conf = dir.path().join("ngircd.conf");

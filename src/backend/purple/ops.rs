@@ -239,7 +239,24 @@ unsafe fn assign_id(account: *mut ffi::PurpleAccount) -> i64 {
     id
 }
 
-/// Reconnects an account after a non-fatal error, with a fixed delay.
+thread_local! {
+    /// Reconnection attempts since the last successful sign-on.
+    static ATTEMPTS: std::cell::RefCell<std::collections::HashMap<i64, u32>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The account signed on: the next failure starts the back-off again.
+pub fn reset_reconnect(id: i64) {
+    ATTEMPTS.with(|a| a.borrow_mut().remove(&id));
+}
+
+/// Delay before reconnection attempt `n` (0-based): 2 s doubling to 5 min.
+pub fn reconnect_delay(n: u32) -> u32 {
+    (2u32 << n.min(8)).min(300)
+}
+
+/// Reconnects an account after a non-fatal error (network trouble), with
+/// exponential back-off.
 pub fn schedule_reconnect(id: i64) {
     unsafe extern "C" fn fire(data: ffi::gpointer) -> ffi::gboolean {
         let id = data as usize as i64;
@@ -254,7 +271,15 @@ pub fn schedule_reconnect(id: i64) {
         }
         ffi::GFALSE
     }
-    unsafe { ffi::g_timeout_add_seconds(10, Some(fire), id as usize as ffi::gpointer) };
+    let n = ATTEMPTS.with(|a| {
+        let mut a = a.borrow_mut();
+        let n = a.entry(id).or_insert(0);
+        *n += 1;
+        *n - 1
+    });
+    let delay = reconnect_delay(n);
+    tracing::info!(account = id, "reconnecting in {delay} s");
+    unsafe { ffi::g_timeout_add_seconds(delay, Some(fire), id as usize as ffi::gpointer) };
 }
 
 pub fn dispatch(op: &str, params: &Map<String, Value>) -> OpResult {
@@ -793,4 +818,14 @@ fn typing(p: &Params) -> OpResult {
     let cname = cstring(name);
     unsafe { ffi::serv_send_typing(gc, cname.as_ptr(), state) };
     Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reconnect_back_off_doubles_up_to_five_minutes() {
+        let d: Vec<u32> = (0..10).map(super::reconnect_delay).collect();
+        assert_eq!(d, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(super::reconnect_delay(u32::MAX), 300);
+    }
 }

@@ -262,6 +262,7 @@ unsafe extern "C" fn connect_progress(
 
 unsafe extern "C" fn connected(gc: *mut ffi::PurpleConnection) {
     if let Some(id) = unsafe { gc_account(gc) } {
+        super::ops::reset_reconnect(id);
         emit_status(id, "connected", None);
     }
 }
