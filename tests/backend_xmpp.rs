@@ -375,3 +375,64 @@ async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_account_without_a_password_asks_for_it() {
+    let xmpp = Prosody::start(&[("carol", "carol-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let r = c
+        .ok(
+            "account.add",
+            json!({"protocol": "prpl-jabber", "username": "carol@localhost/sapphire",
+                   "options": {"connect_server": "localhost", "port": xmpp.port}}),
+        )
+        .await;
+    let carol = r["account"]["id"].as_i64().unwrap();
+    // First the certificate (STARTTLS), then, before authenticating,
+    // libpurple asks for the password with a form: a masked string field.
+    let prompt = c
+        .event_op(
+            "request.open",
+            json!({"kind": "action", "title": "SSL Certificate Verification"}),
+        )
+        .await;
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": action_id(&prompt, "Accept")}),
+    )
+    .await;
+    let form = c
+        .event_op("request.open", json!({"kind": "fields", "account": carol}))
+        .await;
+    let password = form["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["fields"].as_array().unwrap())
+        .find(|f| f["type"] == "string" && f["masked"] == true)
+        .unwrap_or_else(|| panic!("no password field in {form}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A required field left empty is refused; the prompt stays open.
+    let r = c
+        .request(
+            "request.answer",
+            json!({"request": form["request"], "action": 0, "fields": {&password: ""}}),
+        )
+        .await;
+    assert_eq!(r["error"]["code"], "required_missing", "{r}");
+    c.ok(
+        "request.answer",
+        json!({"request": form["request"], "action": 0, "fields": {&password: "carol-pw"}}),
+    )
+    .await;
+    c.event_op(
+        "account.status",
+        json!({"account": carol, "status": "connected"}),
+    )
+    .await;
+}

@@ -411,3 +411,115 @@ impl LiveState {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While other threads emit, a subscriber that replays `(since,
+    /// last_seq]` from the store and then reads its queue sees every event
+    /// after `since` exactly once, in order.
+    #[test]
+    fn subscribe_during_emits_is_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::open(&dir.path().join("db")).unwrap();
+        for i in 0..50 {
+            hub.emit(json!({"op": "notice", "text": format!("before {i}")}))
+                .unwrap();
+        }
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let hub = hub.clone();
+                std::thread::spawn(move || {
+                    for i in 0..300 {
+                        hub.emit(json!({"op": "notice", "text": format!("{w}/{i}")}))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let (tx, mut rx) = mpsc::channel(10_000);
+        let since = 20;
+        let sub = hub.subscribe(1, tx, Kick::default()).unwrap();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let reader = store::Reader::open(hub.db_path()).unwrap();
+        let mut seqs: Vec<u64> = reader
+            .events(since, sub.last_seq, 100_000)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        while let Ok(body) = rx.try_recv() {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            seqs.push(v["seq"].as_u64().unwrap());
+        }
+        let expected: Vec<u64> = (since + 1..=650).collect();
+        assert_eq!(seqs, expected);
+        assert_eq!(hub.last_seq(), 650);
+    }
+
+    #[test]
+    fn a_full_queue_kicks_the_client_and_spares_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::open(&dir.path().join("db")).unwrap();
+        let (slow_tx, _slow_rx) = mpsc::channel(2);
+        let (ok_tx, mut ok_rx) = mpsc::channel(100);
+        let kick = Kick::default();
+        hub.subscribe(1, slow_tx, kick.clone()).unwrap();
+        hub.subscribe(2, ok_tx, Kick::default()).unwrap();
+        for i in 0..5 {
+            hub.emit(json!({"op": "notice", "text": i})).unwrap();
+        }
+        assert_eq!(hub.client_count(), 1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(1), kick.kicked())
+                .await
+                .expect("slow client kicked");
+        });
+        let mut n = 0;
+        while ok_rx.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, 5);
+    }
+
+    #[test]
+    fn a_restart_closes_what_was_left_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let hub = Hub::open(&path).unwrap();
+            hub.emit(json!({"op": "chat.joined", "account": 1,
+                "conversation": {"kind": "chat", "name": "#a"}}))
+                .unwrap();
+            hub.emit_with(|seq| json!({"op": "request.open", "request": seq, "kind": "action"}))
+                .unwrap();
+            hub.emit(json!({"op": "account.status", "account": 1, "status": "connected"}))
+                .unwrap();
+        }
+        let hub = Hub::open(&path).unwrap();
+        let reader = store::Reader::open(&path).unwrap();
+        let ops: Vec<Value> = reader
+            .events(3, 100, 100)
+            .unwrap()
+            .into_iter()
+            .map(|(_, b)| serde_json::from_str(&b).unwrap())
+            .collect();
+        assert_eq!(ops.len(), 3);
+        assert_eq!(ops[0]["op"], "chat.left");
+        assert_eq!(ops[1]["op"], "request.close");
+        assert_eq!(ops[1]["request"], 2);
+        assert_eq!(ops[2]["status"], "disconnected");
+        drop(hub);
+        // Nothing left open the second time.
+        let hub = Hub::open(&path).unwrap();
+        assert_eq!(hub.last_seq(), 6);
+    }
+}
