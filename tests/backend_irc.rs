@@ -3,6 +3,7 @@ mod backend_support;
 
 use backend_support::*;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 #[tokio::test]
 async fn irc_sign_on_join_topic_members_receive_send_history_search() {
@@ -88,7 +89,16 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
     assert_eq!(s["messages"][0]["seq"], m["seq"]);
     let hostile_seq = m["seq"].as_u64().unwrap();
 
-    // Topic changes and membership changes.
+    // Topic changes (ours reach the server) and membership changes.
+    c.ok(
+        "chat.topic",
+        json!({"account": alice, "name": "#sapphire", "topic": "Set by alice"}),
+    )
+    .await;
+    let line = bob.expect("TOPIC #sapphire").await;
+    assert!(line.contains(":Set by alice"), "{line}");
+    c.event_op("chat.topic", json!({"topic": "Set by alice"}))
+        .await;
     bob.send("TOPIC #sapphire :New topic").await;
     c.event_op("chat.topic", json!({"topic": "New topic", "by": "bob"}))
         .await;
@@ -195,6 +205,27 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
         )
         .await;
     assert_eq!(r["error"]["code"], "not_joined");
+
+    // Away status reaches the server: bob is told alice is away.
+    c.ok(
+        "status.set",
+        json!({"status": "away", "message": "gone fishing"}),
+    )
+    .await;
+    c.event_op("status", json!({"status": "away"})).await;
+    // (ngircd throttles alice's commands: her AWAY may take a while.)
+    let mut away = None;
+    for _ in 0..20 {
+        bob.send("PRIVMSG alice :are you there?").await;
+        away = bob
+            .expect_within(" 301 ", Duration::from_millis(1000))
+            .await;
+        if away.is_some() {
+            break;
+        }
+    }
+    let line = away.expect("bob is never told alice is away");
+    assert!(line.contains("gone fishing"), "{line}");
 }
 
 #[tokio::test]

@@ -425,15 +425,23 @@ impl IrcPeer {
 
     /// Reads lines until one contains `needle`; answers PINGs.
     pub async fn expect(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
+        self.expect_within(needle, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("IRC peer: no line with {needle:?}"))
+    }
+
+    /// Like `expect`, but gives up (`None`) after `limit`.
+    pub async fn expect_within(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
         loop {
             let mut line = String::new();
             let left = deadline.saturating_duration_since(Instant::now());
             let mut raw = Vec::new();
-            let n = tokio::time::timeout(left, self.reader.read_until(b'\n', &mut raw))
-                .await
-                .unwrap_or_else(|_| panic!("IRC peer: no line with {needle:?}"))
-                .unwrap();
+            let Ok(n) = tokio::time::timeout(left, self.reader.read_until(b'\n', &mut raw)).await
+            else {
+                return None;
+            };
+            let n = n.unwrap();
             assert!(n > 0, "IRC server closed the connection");
             line.push_str(&String::from_utf8_lossy(&raw));
             if let Some(rest) = line.strip_prefix("PING ") {
@@ -441,7 +449,7 @@ impl IrcPeer {
                 continue;
             }
             if line.contains(needle) {
-                return line;
+                return Some(line);
             }
         }
     }
