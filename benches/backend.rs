@@ -74,6 +74,15 @@ async fn main() {
         println!("backend bench skipped (run: cargo bench --bench backend)");
         return;
     }
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("load average at start: {}", load());
     let dir = tempfile::tempdir().unwrap();
     let notify = dir.path().join("notify");
     let sock = dir.path().join("b.sock");
@@ -163,4 +172,5 @@ async fn main() {
         pss
     );
     println!("targets (issue 3): READY <= 50 ms, PSS <= 10 MB");
+    println!("load average at end: {}", load());
 }

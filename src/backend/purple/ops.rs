@@ -303,7 +303,7 @@ pub fn dispatch(op: &str, params: &Map<String, Value>) -> OpResult {
     }
 }
 
-/// The ops [`dispatch`] handles.
+/// The ops `dispatch` handles.
 pub const OPS: &[&str] = &[
     "protocols",
     "account.add",
