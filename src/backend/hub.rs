@@ -61,6 +61,8 @@ struct Inner {
 pub struct Hub {
     db_path: PathBuf,
     inner: Mutex<Inner>,
+    /// Signalled when the status line may have changed.
+    status_notify: Notify,
 }
 
 /// What `hello` gets back from [`Hub::subscribe`].
@@ -92,6 +94,7 @@ impl Hub {
                 state: LiveState::default(),
                 status: String::new(),
             }),
+            status_notify: Notify::new(),
         });
         for (account, name) in leftovers.chats {
             hub.emit(json!({"op": "chat.left", "account": account,
@@ -142,6 +145,14 @@ impl Hub {
         let body: Arc<str> = inner.store.persist(seq, time, &event)?.into();
         inner.last_seq = seq;
         inner.state.apply(&event);
+        if event
+            .get("op")
+            .and_then(Value::as_str)
+            .is_some_and(|op| op.starts_with("account."))
+        {
+            self.status_notify.notify_one();
+        }
+        let before = inner.clients.len();
         inner
             .clients
             .retain(|_, c| match c.tx.try_send(body.clone()) {
@@ -152,6 +163,9 @@ impl Hub {
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
+        if inner.clients.len() != before {
+            self.status_notify.notify_one();
+        }
         Ok(seq)
     }
 
@@ -162,6 +176,7 @@ impl Hub {
         let conversations = reader.conversations()?;
         let snapshot = inner.state.snapshot(conversations);
         inner.clients.insert(id, Client { tx, kick });
+        self.status_notify.notify_one();
         Ok(Subscription {
             last_seq: inner.last_seq,
             snapshot,
@@ -170,6 +185,12 @@ impl Hub {
 
     pub fn unsubscribe(&self, id: u64) {
         self.lock().clients.remove(&id);
+        self.status_notify.notify_one();
+    }
+
+    /// Waits until the status line may have changed.
+    pub async fn status_maybe_changed(&self) {
+        self.status_notify.notified().await
     }
 
     pub fn last_seq(&self) -> u64 {

@@ -163,7 +163,9 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     let status_hub = hub.clone();
     let status = tokio::spawn(async move {
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            status_hub.status_maybe_changed().await;
+            // Coalesce bursts (many events, clients coming and going).
+            tokio::time::sleep(Duration::from_millis(200)).await;
             if let Some(line) = status_hub.status_changed() {
                 notify(&[sd_notify::NotifyState::Status(&line)]);
             }
