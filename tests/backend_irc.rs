@@ -213,6 +213,12 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
     )
     .await;
     c.event_op("status", json!({"status": "away"})).await;
+    let mut c4 = backend.connect().await;
+    let hello = c4.ok("hello", json!({})).await;
+    assert_eq!(
+        hello["status"],
+        json!({"status": "away", "message": "gone fishing"})
+    );
     // (ngircd throttles alice's commands: her AWAY may take a while.)
     let mut away = None;
     for _ in 0..20 {

@@ -232,6 +232,18 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         json!({"account": bob, "status": "connected"}),
     )
     .await;
+    // Rejoining, bob gets the room's recent history from the server,
+    // marked as delayed with its original time.
+    c.ok("chat.join", json!({"account": bob, "name": room}))
+        .await;
+    let m = c
+        .event_op(
+            "message",
+            json!({"account": bob, "conversation": chat(room), "text": "hello room", "delayed": true}),
+        )
+        .await;
+    let sent = m["sent"].as_i64().expect("sent time");
+    assert!(sent <= m["time"].as_i64().unwrap() && sent > m["time"].as_i64().unwrap() - 600_000);
     c.ok("account.remove", json!({"account": bob})).await;
     c.event_op("account.removed", json!({"account": bob})).await;
     let mut other = backend.connect().await;

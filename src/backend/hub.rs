@@ -48,6 +48,8 @@ struct LiveState {
     requests: BTreeMap<i64, Value>,
     chats: BTreeMap<(i64, String), ChatState>,
     buddies: BTreeMap<(i64, String), Value>,
+    /// The last `status.set` (null until one happened this run).
+    status: Option<Value>,
 }
 
 struct Inner {
@@ -401,6 +403,12 @@ impl LiveState {
                     }
                 }
             }
+            "status" => {
+                self.status = Some(json!({
+                    "status": e.get("status").cloned().unwrap_or(Value::Null),
+                    "message": e.get("message").cloned().unwrap_or(Value::Null),
+                }));
+            }
             "buddy.removed" => {
                 if let (Some(id), Some(name)) = (account, e.get("name").and_then(Value::as_str)) {
                     self.buddies.remove(&(id, name.to_owned()));
@@ -429,6 +437,7 @@ impl LiveState {
             "chats": chats,
             "buddies": self.buddies.values().cloned().collect::<Vec<_>>(),
             "requests": self.requests.values().cloned().collect::<Vec<_>>(),
+            "status": self.status.clone().unwrap_or(Value::Null),
         })
     }
 }

@@ -90,7 +90,7 @@ unsafe extern "C" fn write_conv(
     alias: *const c_char,
     message: *const c_char,
     flags: ffi::PurpleMessageFlags,
-    _mtime: ffi::time_t,
+    mtime: ffi::time_t,
 ) {
     if flags & ffi::PURPLE_MESSAGE_INVISIBLE != 0 {
         return;
@@ -126,7 +126,9 @@ unsafe extern "C" fn write_conv(
         e["truncated"] = json!(true);
     }
     if flags & ffi::PURPLE_MESSAGE_DELAYED != 0 {
+        // Server-replayed history: when it was originally sent.
         e["delayed"] = json!(true);
+        e["sent"] = json!(mtime.saturating_mul(1000));
     }
     if let Some(seq) = emit(e) {
         if direction == "out" {
