@@ -76,6 +76,27 @@ pub enum BackendError {
     Purple(#[from] purple::PurpleError),
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("another sapphire-backend is running on state directory {0}")]
+    Locked(PathBuf),
+}
+
+/// Holds an exclusive lock on `state/backend.lock` for the life of the
+/// process: two backends on one state directory would corrupt libpurple's
+/// files and interleave sequence numbers.
+fn lock_state_dir(state: &Path) -> Result<std::fs::File, BackendError> {
+    use std::os::fd::AsRawFd;
+    let path = state.join("backend.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| BackendError::StateDir(path.clone(), e))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(BackendError::Locked(state.to_owned()));
+    }
+    Ok(file)
 }
 
 /// Sets the process environment libpurple needs. Must run before any
@@ -114,6 +135,7 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     let state = &config.state_dir;
     let dir_err = |e| BackendError::StateDir(state.clone(), e);
     std::fs::create_dir_all(state).map_err(dir_err)?;
+    let _lock = lock_state_dir(state)?;
     let purple_dir = state.join("purple");
     std::fs::create_dir_all(&purple_dir).map_err(dir_err)?;
     // libpurple keeps IM passwords in its files: owner only.
