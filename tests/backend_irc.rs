@@ -266,6 +266,10 @@ async fn when_the_server_goes_away_the_account_reconnects_by_itself() {
     let mut c = backend.connect().await;
     c.ok("hello", json!({})).await;
     let alice = add_irc_account(&mut c, port, "alice").await;
+    c.ok("chat.join", json!({"account": alice, "name": "#back"}))
+        .await;
+    c.event_op("chat.joined", json!({"conversation": chat("#back")}))
+        .await;
 
     drop(irc); // the server dies
     let e = c
@@ -280,10 +284,16 @@ async fn when_the_server_goes_away_the_account_reconnects_by_itself() {
         "{e}"
     );
 
+    c.event_op("chat.left", json!({"conversation": chat("#back")}))
+        .await;
+
     let _irc = Ngircd::start_on(port); // and comes back
     c.event_op(
         "account.status",
         json!({"account": alice, "status": "connected"}),
     )
     .await;
+    // and the chat is joined again.
+    c.event_op("chat.joined", json!({"conversation": chat("#back")}))
+        .await;
 }

@@ -232,10 +232,13 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         json!({"account": bob, "status": "connected"}),
     )
     .await;
-    // Rejoining, bob gets the room's recent history from the server,
-    // marked as delayed with its original time.
-    c.ok("chat.join", json!({"account": bob, "name": room}))
-        .await;
+    // Signed on again, bob rejoins the room by himself and gets its recent
+    // history from the server, marked as delayed with its original time.
+    c.event_op(
+        "chat.joined",
+        json!({"account": bob, "conversation": chat(room)}),
+    )
+    .await;
     let m = c
         .event_op(
             "message",

@@ -274,6 +274,35 @@ impl Hub {
         id
     }
 
+    /// See [`Store::autojoin_add`].
+    pub fn autojoin_add(&self, account: i64, name: &str, fields: &Map<String, Value>) {
+        if let Err(e) = self.lock().store.autojoin_add(account, name, fields) {
+            tracing::error!("cannot store autojoin: {e}");
+        }
+    }
+
+    /// See [`Store::autojoin_remove`]; whether it was remembered.
+    pub fn autojoin_remove(&self, account: i64, name: &str) -> bool {
+        self.lock()
+            .store
+            .autojoin_remove(account, name)
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot store autojoin: {e}");
+                false
+            })
+    }
+
+    /// See [`Store::autojoin_list`].
+    pub fn autojoin_list(&self, account: i64) -> Vec<(String, Map<String, Value>)> {
+        self.lock()
+            .store
+            .autojoin_list(account)
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot read autojoin: {e}");
+                Vec::new()
+            })
+    }
+
     /// Whether request `id` is still open.
     pub fn request_open(&self, id: i64) -> bool {
         self.lock().state.requests.contains_key(&id)

@@ -707,8 +707,24 @@ fn chat_join(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let name = p.str("name")?;
     check_text(name, "name", 1024)?;
-    let fields = p.object("fields")?;
+    let empty = Map::new();
+    let fields = p.object("fields")?.unwrap_or(&empty);
+    if fields.values().any(|v| !v.is_string()) {
+        return Err(OpError::bad_request("chat fields must be strings"));
+    }
     let gc = connection(account)?;
+    unsafe { join(gc, name, fields)? };
+    // Joined again whenever the account signs on, until chat.leave.
+    hub().autojoin_add(unsafe { account_id(account) }, name, fields);
+    Ok(json!({}))
+}
+
+/// Asks the server to join chat `name` with protocol `fields`.
+unsafe fn join(
+    gc: *mut ffi::PurpleConnection,
+    name: &str,
+    fields: &Map<String, Value>,
+) -> Result<(), OpError> {
     let cname = cstring(name);
     unsafe {
         let info = prpl_info(ffi::purple_connection_get_prpl(gc));
@@ -727,31 +743,37 @@ fn chat_join(p: &Params) -> OpResult {
                 Some(ffi::g_free),
             );
         }
-        if let Some(fields) = fields {
-            for (k, v) in fields {
-                let v = v
-                    .as_str()
-                    .ok_or_else(|| OpError::bad_request("chat fields must be strings"));
-                let v = match v {
-                    Ok(v) => v,
-                    Err(e) => {
-                        ffi::g_hash_table_destroy(table);
-                        return Err(e);
-                    }
-                };
-                let k = cstring(k);
-                let v = cstring(v);
-                ffi::g_hash_table_replace(
-                    table,
-                    ffi::g_strdup(k.as_ptr()) as ffi::gpointer,
-                    ffi::g_strdup(v.as_ptr()) as ffi::gpointer,
-                );
-            }
+        for (k, v) in fields {
+            let k = cstring(k);
+            let v = cstring(v.as_str().unwrap_or(""));
+            ffi::g_hash_table_replace(
+                table,
+                ffi::g_strdup(k.as_ptr()) as ffi::gpointer,
+                ffi::g_strdup(v.as_ptr()) as ffi::gpointer,
+            );
         }
         ffi::serv_join_chat(gc, table);
         ffi::g_hash_table_destroy(table);
     }
-    Ok(json!({}))
+    Ok(())
+}
+
+/// After `id` signed on: joins the chats the user had joined (soon, from
+/// the main loop, not inside libpurple's sign-on code).
+pub fn autojoin(id: i64) {
+    super::invoke(move || {
+        let Ok(account) = find_account(id) else {
+            return;
+        };
+        let Ok(gc) = connection(account) else {
+            return;
+        };
+        for (name, fields) in hub().autojoin_list(id) {
+            if let Err(e) = unsafe { join(gc, &name, &fields) } {
+                tracing::warn!(account = id, "cannot rejoin {name}: {e}");
+            }
+        }
+    });
 }
 
 fn find_chat(
@@ -773,10 +795,18 @@ fn find_chat(
     Ok((account, conv))
 }
 
+/// Leaves a chat and stops rejoining it. Also succeeds for a remembered
+/// chat that is not joined right now (e.g. while disconnected).
 fn chat_leave(p: &Params) -> OpResult {
-    let (_, conv) = find_chat(p)?;
-    // Destroying a chat conversation leaves the chat (and emits chat.left).
-    unsafe { ffi::purple_conversation_destroy(conv) };
+    let account = param_account(p)?;
+    let forgotten = hub().autojoin_remove(unsafe { account_id(account) }, p.str("name")?);
+    match find_chat(p) {
+        // Destroying a chat conversation leaves the chat (and emits
+        // chat.left).
+        Ok((_, conv)) => unsafe { ffi::purple_conversation_destroy(conv) },
+        Err(_) if forgotten => {}
+        Err(e) => return Err(e),
+    }
     Ok(json!({}))
 }
 

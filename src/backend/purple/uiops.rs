@@ -266,6 +266,7 @@ unsafe extern "C" fn connected(gc: *mut ffi::PurpleConnection) {
     if let Some(id) = unsafe { gc_account(gc) } {
         super::ops::reset_reconnect(id);
         emit_status(id, "connected", None);
+        super::ops::autojoin(id);
     }
 }
 
