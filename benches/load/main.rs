@@ -28,7 +28,6 @@ use client::{Chat, Target};
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 const PASSWORD: &str = "bench-password-0123456789";
 /// Source address of the legitimate user's logins (floods come from others).
@@ -186,15 +185,11 @@ fn echo_server(path: &Path) -> Result<()> {
                     return;
                 };
                 while let Some(Ok(m)) = ws.next().await {
-                    match m {
-                        Message::Binary(_) | Message::Text(_) => {
-                            let sent = ws.send(m).await;
-                            if sent.is_err() {
-                                break;
-                            }
-                        }
-                        Message::Close(_) => break,
-                        _ => {}
+                    if m.is_close() {
+                        break;
+                    }
+                    if (m.is_binary() || m.is_text()) && ws.send(m).await.is_err() {
+                        break;
                     }
                 }
             });
