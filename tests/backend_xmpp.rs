@@ -191,6 +191,27 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
     )
     .await;
 
+    // alice invites bob into it: bob is asked (a prompt), accepts, joins.
+    c.ok(
+        "chat.invite",
+        json!({"account": alice, "name": room2, "who": "bob@localhost", "message": "come in"}),
+    )
+    .await;
+    let invite = c
+        .event_op("request.open", json!({"kind": "action", "account": bob}))
+        .await;
+    assert!(invite.to_string().contains("come in"), "{invite}");
+    c.ok(
+        "request.answer",
+        json!({"request": invite["request"], "action": action_id(&invite, "Accept")}),
+    )
+    .await;
+    c.event_op(
+        "chat.joined",
+        json!({"account": bob, "conversation": chat(room2)}),
+    )
+    .await;
+
     // Account management: disable, update, enable, remove.
     let r = c
         .ok(
@@ -232,13 +253,16 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         json!({"account": bob, "status": "connected"}),
     )
     .await;
-    // Signed on again, bob rejoins the room by himself and gets its recent
-    // history from the server, marked as delayed with its original time.
-    c.event_op(
-        "chat.joined",
-        json!({"account": bob, "conversation": chat(room)}),
-    )
-    .await;
+    // Signed on again, bob rejoins both rooms by himself (one joined with
+    // chat.join, one by invitation) and gets the recent history from the
+    // server, marked as delayed with its original time.
+    for r in [room, room2] {
+        c.event_op(
+            "chat.joined",
+            json!({"account": bob, "conversation": chat(r)}),
+        )
+        .await;
+    }
     let m = c
         .event_op(
             "message",

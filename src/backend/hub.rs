@@ -281,6 +281,13 @@ impl Hub {
         }
     }
 
+    /// See [`Store::autojoin_add_if_absent`].
+    pub fn autojoin_add_if_absent(&self, account: i64, name: &str) {
+        if let Err(e) = self.lock().store.autojoin_add_if_absent(account, name) {
+            tracing::error!("cannot store autojoin: {e}");
+        }
+    }
+
     /// See [`Store::autojoin_remove`]; whether it was remembered.
     pub fn autojoin_remove(&self, account: i64, name: &str) -> bool {
         self.lock()

@@ -250,6 +250,16 @@ impl Store {
         Ok(())
     }
 
+    /// Remembers a chat joined some other way (e.g. an accepted
+    /// invitation), keeping the fields of a chat already remembered.
+    pub fn autojoin_add_if_absent(&self, account: i64, name: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO autojoin (account, name, fields) VALUES (?1, ?2, '{}')",
+            params![account, name],
+        )?;
+        Ok(())
+    }
+
     /// Forgets a chat (the user left it). Names compare case-insensitively.
     pub fn autojoin_remove(&self, account: i64, name: &str) -> Result<bool> {
         let n = self.conn.execute(

@@ -297,6 +297,7 @@ pub fn dispatch(op: &str, params: &Map<String, Value>) -> OpResult {
         "chat.join" => chat_join(&p),
         "chat.leave" => chat_leave(&p),
         "chat.topic" => chat_topic(&p),
+        "chat.invite" => chat_invite(&p),
         "typing" => typing(&p),
         "request.answer" => request::answer(&p),
         _ => Err(OpError::new("unknown_op", format!("unknown op '{op}'"))),
@@ -317,6 +318,7 @@ pub const OPS: &[&str] = &[
     "chat.join",
     "chat.leave",
     "chat.topic",
+    "chat.invite",
     "typing",
     "request.answer",
 ];
@@ -828,6 +830,29 @@ fn chat_topic(p: &Params) -> OpResult {
         let chat = ffi::purple_conversation_get_chat_data(conv);
         let t = cstring(topic);
         set(gc, ffi::purple_conv_chat_get_id(chat), t.as_ptr());
+    }
+    Ok(json!({}))
+}
+
+fn chat_invite(p: &Params) -> OpResult {
+    let (account, conv) = find_chat(p)?;
+    let who = p.str("who")?;
+    check_text(who, "who", 1024)?;
+    let message = p.opt_str("message")?.unwrap_or("");
+    if message.len() > 4096 || message.contains('\0') {
+        return Err(OpError::bad_request("bad message"));
+    }
+    let gc = connection(account)?;
+    let who = cstring(who);
+    let message = cstring(message);
+    unsafe {
+        let chat = ffi::purple_conversation_get_chat_data(conv);
+        ffi::serv_chat_invite(
+            gc,
+            ffi::purple_conv_chat_get_id(chat),
+            message.as_ptr(),
+            who.as_ptr(),
+        );
     }
     Ok(json!({}))
 }

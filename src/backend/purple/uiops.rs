@@ -418,6 +418,9 @@ unsafe extern "C" fn chat_joined(conv: *mut c_void) {
     let new = JOINED.with(|j| j.borrow_mut().insert((account, name)));
     if new {
         emit(json!({"op": "chat.joined", "account": account, "conversation": conversation}));
+        // However it was joined (chat.join, an accepted invitation), it is
+        // joined again on the next sign-on until the user leaves it.
+        hub().autojoin_add_if_absent(account, &conv_key_name(&conversation));
         // The topic may already be known (set before the signal).
         let chat = unsafe { ffi::purple_conversation_get_chat_data(conv) };
         if !chat.is_null() {
