@@ -54,6 +54,7 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
         .await;
     assert_eq!(m["sender"], "bob", "{m}");
     assert_eq!(m["text"], "hello <alice> & welcome");
+    assert_eq!(m["mention"], true, "alice is named: {m}");
     let in_seq = m["seq"].as_u64().unwrap();
 
     // Send.
@@ -85,6 +86,7 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
         .await;
     let t = m["text"].as_str().unwrap();
     assert!(t.contains("bytes") && t.contains("here"), "{t}");
+    assert_eq!(m["mention"], Value::Null, "not a mention: {m}");
     let s = c.ok("search", json!({"query": "broken"})).await;
     assert_eq!(s["messages"][0]["seq"], m["seq"]);
     let hostile_seq = m["seq"].as_u64().unwrap();

@@ -125,6 +125,10 @@ unsafe extern "C" fn write_conv(
     if truncated {
         e["truncated"] = json!(true);
     }
+    if flags & ffi::PURPLE_MESSAGE_NICK != 0 && direction == "in" {
+        // Someone said our name in a chat.
+        e["mention"] = json!(true);
+    }
     if flags & ffi::PURPLE_MESSAGE_DELAYED != 0 {
         // Server-replayed history: when it was originally sent.
         e["delayed"] = json!(true);
