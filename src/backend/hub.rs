@@ -309,11 +309,6 @@ impl Hub {
                 Vec::new()
             })
     }
-
-    /// Whether request `id` is still open.
-    pub fn request_open(&self, id: i64) -> bool {
-        self.lock().state.requests.contains_key(&id)
-    }
 }
 
 impl LiveState {
