@@ -475,3 +475,54 @@ async fn an_account_without_a_password_asks_for_it() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_wrong_password_is_an_error_the_user_can_fix() {
+    let xmpp = Prosody::start(&[("dave", "dave-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let dave = add_xmpp(&mut c, xmpp.port, "dave", "not-dave-pw").await;
+    let prompt = c
+        .event_op(
+            "request.open",
+            json!({"kind": "action", "title": "SSL Certificate Verification"}),
+        )
+        .await;
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": action_id(&prompt, "Accept")}),
+    )
+    .await;
+    let e = c
+        .event_op(
+            "account.status",
+            json!({"account": dave, "status": "error"}),
+        )
+        .await;
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    // Not retried by itself (authentication errors are fatal) until fixed.
+    let r = c
+        .ok(
+            "account.update",
+            json!({"account": dave, "password": "dave-pw"}),
+        )
+        .await;
+    assert_eq!(r["account"]["id"], dave);
+    c.ok(
+        "account.set_enabled",
+        json!({"account": dave, "enabled": false}),
+    )
+    .await;
+    c.ok(
+        "account.set_enabled",
+        json!({"account": dave, "enabled": true}),
+    )
+    .await;
+    c.event_op(
+        "account.status",
+        json!({"account": dave, "status": "connected"}),
+    )
+    .await;
+}
