@@ -286,3 +286,35 @@ async fn after_a_clean_restart_accounts_sign_on_again_and_rejoin_their_chats() {
         .await;
     assert_eq!(r["error"]["code"], "not_joined");
 }
+
+#[tokio::test]
+async fn kill_9_right_after_adding_or_removing_an_account_keeps_that() {
+    let irc = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let alice = add_irc_account(&mut c, irc.port, "alice").await;
+    // libpurple writes accounts.xml 5 s after a change; kill before that.
+    backend.kill9();
+    backend.restart();
+    let mut c = backend.connect().await;
+    let hello = c.ok("hello", json!({})).await;
+    let account = &hello["accounts"][0];
+    assert_eq!(account["id"], alice, "{hello}");
+    assert_eq!(account["username"], "alice@127.0.0.1");
+    assert_eq!(account["options"]["port"], irc.port);
+    c.event_op(
+        "account.status",
+        json!({"account": alice, "status": "connected"}),
+    )
+    .await;
+
+    // A removal right before a crash stays removed too.
+    c.ok("account.remove", json!({"account": alice})).await;
+    backend.kill9();
+    backend.restart();
+    let mut c = backend.connect().await;
+    let hello = c.ok("hello", json!({})).await;
+    assert_eq!(hello["accounts"], json!([]), "{hello}");
+}

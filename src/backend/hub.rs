@@ -274,6 +274,36 @@ impl Hub {
         id
     }
 
+    /// See [`Store::account_save`].
+    pub fn account_save(&self, id: i64, config: &Value) {
+        if let Err(e) = self.lock().store.account_save(id, config) {
+            tracing::error!("cannot store account {id}: {e}");
+        }
+    }
+
+    /// See [`Store::account_remove`].
+    pub fn account_remove(&self, id: i64) {
+        if let Err(e) = self.lock().store.account_remove(id) {
+            tracing::error!("cannot store account removal {id}: {e}");
+        }
+    }
+
+    /// See [`Store::account_configs`].
+    pub fn account_configs(&self) -> Vec<(i64, Value, bool)> {
+        self.lock().store.account_configs().unwrap_or_else(|e| {
+            tracing::error!("cannot read accounts: {e}");
+            Vec::new()
+        })
+    }
+
+    /// The stored configuration of account `id`, if any.
+    pub fn account_config(&self, id: i64) -> Option<Value> {
+        self.account_configs()
+            .into_iter()
+            .find(|(i, _, removed)| *i == id && !removed)
+            .map(|(_, c, _)| c)
+    }
+
     /// See [`Store::autojoin_add`].
     pub fn autojoin_add(&self, account: i64, name: &str, fields: &Map<String, Value>) {
         if let Err(e) = self.lock().store.autojoin_add(account, name, fields) {

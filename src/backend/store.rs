@@ -6,6 +6,9 @@
 //!   history per conversation, with full-text search and read markers.
 //! * `open_chats`, `open_requests`, `account_status`: what clients were
 //!   told is open, so a restart can tell them it is closed.
+//! * `accounts`: account configurations, re-applied to libpurple at
+//!   start-up (libpurple saves its own copy up to 5 s late).
+//! * `autojoin`: chats to join whenever their account signs on.
 //!
 //! WAL with `synchronous=NORMAL`: a committed transaction survives the
 //! process being killed (`kill -9`); only a power loss may drop the last
@@ -63,6 +66,11 @@ CREATE TABLE IF NOT EXISTS open_chats (
 );
 CREATE TABLE IF NOT EXISTS open_requests (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS account_status (account INTEGER PRIMARY KEY, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY,
+    config TEXT NOT NULL,
+    removed INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS autojoin (
     account INTEGER NOT NULL,
     name TEXT NOT NULL COLLATE NOCASE,
@@ -233,6 +241,49 @@ impl Store {
         }
         tx.commit()?;
         Ok(body)
+    }
+
+    /// Stores an account's configuration (protocol, username, password,
+    /// alias, options, enabled): the durable copy of what libpurple saves
+    /// with a delay, replayed into libpurple at start-up.
+    pub fn account_save(&self, id: i64, config: &Value) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO accounts (id, config, removed) VALUES (?1, ?2, 0)
+             ON CONFLICT (id) DO UPDATE SET config = excluded.config, removed = 0",
+            params![id, serde_json::to_string(config)?],
+        )?;
+        Ok(())
+    }
+
+    /// Marks an account removed (kept as a tombstone so a start-up can
+    /// remove it from libpurple if libpurple had not saved the removal).
+    pub fn account_remove(&self, id: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO accounts (id, config, removed) VALUES (?1, '{}', 1)
+             ON CONFLICT (id) DO UPDATE SET config = '{}', removed = 1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Every stored account: `(id, config, removed)`.
+    pub fn account_configs(&self) -> Result<Vec<(i64, Value, bool)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, config, removed FROM accounts ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, config, removed) = row?;
+            out.push((id, serde_json::from_str(&config)?, removed));
+        }
+        Ok(out)
     }
 
     /// Remembers a chat to join whenever `account` signs on.

@@ -194,6 +194,7 @@ pub unsafe fn buddy_json(buddy: *mut ffi::PurpleBuddy) -> Option<Value> {
 /// Purple thread only, once.
 pub unsafe fn startup() {
     unsafe {
+        restore_accounts();
         for account in all_accounts() {
             if account_id(account) == 0 {
                 assign_id(account);
@@ -211,6 +212,87 @@ pub unsafe fn startup() {
         ffi::purple_savedstatus_activate(ffi::purple_savedstatus_get_startup());
         ffi::purple_accounts_restore_current_statuses();
     }
+}
+
+/// Makes libpurple's accounts match the database, which is written before
+/// every reply (libpurple saves `accounts.xml` up to 5 s later, so a crash
+/// can lose an addition, change or removal there).
+unsafe fn restore_accounts() {
+    for (id, config, removed) in hub().account_configs() {
+        let existing = all_accounts()
+            .into_iter()
+            .find(|a| unsafe { account_id(*a) } == id);
+        unsafe {
+            if removed {
+                if let Some(account) = existing {
+                    tracing::info!(account = id, "removing an account libpurple kept");
+                    ffi::purple_accounts_delete(account);
+                }
+                continue;
+            }
+            let account = match existing {
+                Some(a) => a,
+                None => match recreate_account(id, &config) {
+                    Some(a) => a,
+                    None => continue,
+                },
+            };
+            let enabled = config["enabled"].as_bool().unwrap_or(true);
+            if (ffi::purple_account_get_enabled(account, UI_ID_C.as_ptr()) != 0) != enabled {
+                ffi::purple_account_set_enabled(account, UI_ID_C.as_ptr(), enabled.into());
+            }
+        }
+    }
+}
+
+unsafe fn recreate_account(id: i64, config: &Value) -> Option<*mut ffi::PurpleAccount> {
+    let protocol = config["protocol"].as_str()?;
+    let username = config["username"].as_str()?;
+    let cproto = cstring(protocol);
+    let cuser = cstring(username);
+    unsafe {
+        let info = prpl_info(ffi::purple_find_prpl(cproto.as_ptr()));
+        if info.is_null() {
+            tracing::warn!(account = id, "protocol {protocol} is not installed");
+            return None;
+        }
+        let mut account = ffi::purple_accounts_find(cuser.as_ptr(), cproto.as_ptr());
+        if account.is_null() {
+            account = ffi::purple_account_new(cuser.as_ptr(), cproto.as_ptr());
+            if let Some(options) = config["options"].as_object() {
+                if let Err(e) = apply_options(account, info, options) {
+                    tracing::warn!(account = id, "stored options: {e}");
+                }
+            }
+            if let Some(pw) = config["password"].as_str() {
+                let pw = cstring(pw);
+                ffi::purple_account_set_remember_password(account, ffi::GTRUE);
+                ffi::purple_account_set_password(account, pw.as_ptr());
+            }
+            if let Some(alias) = config["alias"].as_str() {
+                let alias = cstring(alias);
+                ffi::purple_account_set_alias(account, alias.as_ptr());
+            }
+            ffi::purple_accounts_add(account);
+        }
+        ffi::purple_account_set_ui_int(account, UI_ID_C.as_ptr(), ID_KEY.as_ptr(), id as c_int);
+        tracing::info!(account = id, "account restored from the database");
+        Some(account)
+    }
+}
+
+/// The stored configuration of `account`; for an account that has none yet,
+/// what libpurple knows (without the password).
+fn stored_config(account: *mut ffi::PurpleAccount) -> Value {
+    let id = unsafe { account_id(account) };
+    hub().account_config(id).unwrap_or_else(|| unsafe {
+        json!({
+            "protocol": string(ffi::purple_account_get_protocol_id(account)),
+            "username": string(ffi::purple_account_get_username(account)),
+            "options": options_of(account),
+            "enabled": ffi::purple_account_get_enabled(account, UI_ID_C.as_ptr()) != 0,
+        })
+    })
 }
 
 unsafe fn glist_s<T>(list: *mut ffi::GSList) -> Vec<*mut T> {
@@ -503,6 +585,19 @@ fn account_add(p: &Params) -> OpResult {
         }
         ffi::purple_accounts_add(account);
         let id = assign_id(account);
+        let mut config = json!({
+            "protocol": protocol,
+            "username": username,
+            "options": options.cloned().unwrap_or_default(),
+            "enabled": enabled,
+        });
+        if let Some(pw) = password {
+            config["password"] = json!(pw);
+        }
+        if let Some(alias) = p.opt_str("alias")? {
+            config["alias"] = json!(alias);
+        }
+        hub().account_save(id, &config);
         let mut info_json = account_json(account);
         info_json["enabled"] = json!(enabled);
         uiops::emit(json!({"op": "account.added", "account": id, "info": info_json}));
@@ -520,6 +615,7 @@ fn account_add(p: &Params) -> OpResult {
 fn account_remove(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let id = unsafe { account_id(account) };
+    hub().account_remove(id);
     unsafe { ffi::purple_accounts_delete(account) };
     uiops::forget_account(id);
     uiops::emit(json!({"op": "account.removed", "account": id}));
@@ -536,6 +632,9 @@ fn emit_updated(account: *mut ffi::PurpleAccount) -> Value {
 fn account_set_enabled(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let enabled = p.bool("enabled")?;
+    let mut config = stored_config(account);
+    config["enabled"] = json!(enabled);
+    hub().account_save(unsafe { account_id(account) }, &config);
     unsafe {
         ffi::purple_account_set_enabled(account, UI_ID_C.as_ptr(), enabled.into());
         if enabled {
@@ -550,6 +649,7 @@ fn account_set_enabled(p: &Params) -> OpResult {
 
 fn account_update(p: &Params) -> OpResult {
     let account = param_account(p)?;
+    let mut config = stored_config(account);
     unsafe {
         let plugin = ffi::purple_find_prpl(ffi::purple_account_get_protocol_id(account));
         let info = prpl_info(plugin);
@@ -561,17 +661,26 @@ fn account_update(p: &Params) -> OpResult {
                 ));
             }
             apply_options(account, info, options)?;
+            if !config["options"].is_object() {
+                config["options"] = json!({});
+            }
+            for (k, v) in options {
+                config["options"][k.as_str()] = v.clone();
+            }
         }
         if let Some(pw) = p.opt_str("password")? {
+            config["password"] = json!(pw);
             let pw = cstring(pw);
             ffi::purple_account_set_remember_password(account, ffi::GTRUE);
             ffi::purple_account_set_password(account, pw.as_ptr());
         }
         if let Some(alias) = p.opt_str("alias")? {
+            config["alias"] = json!(alias);
             let alias = cstring(alias);
             ffi::purple_account_set_alias(account, alias.as_ptr());
         }
     }
+    hub().account_save(unsafe { account_id(account) }, &config);
     Ok(json!({"account": emit_updated(account)}))
 }
 
