@@ -99,15 +99,21 @@ function currentConv() {
   return state.current ? state.convs.get(state.current) : null;
 }
 
-function toast(text, level = 'info', title = null) {
+/** A passing message; `tag` lets a later event take it away (e.g. an account's error once it connects). */
+function toast(text, level = 'info', title = null, tag = null) {
   const box = $('toasts');
+  if (tag) dropToasts(tag);
   const close = h('button', { type: 'button', class: 'link small', 'aria-label': 'Dismiss' }, 'Dismiss');
-  const el = h('div', { class: `toast ${level}`, role: level === 'error' ? 'alert' : 'status' },
+  const el = h('div', { class: `toast ${level}`, role: level === 'error' ? 'alert' : 'status', dataset: tag ? { tag } : null },
     title ? h('strong', null, title) : null, h('span', { class: 'pre' }, text), close);
   close.addEventListener('click', () => el.remove());
   box.appendChild(el);
   while (box.children.length > 5) box.firstChild.remove();
-  if (level !== 'error') setTimeout(() => el.remove(), 8000);
+  setTimeout(() => el.remove(), level === 'error' ? 30000 : 8000);
+}
+
+function dropToasts(tag) {
+  for (const el of [...$('toasts').children]) if (el.dataset.tag === tag) el.remove();
 }
 
 function errText(err) {
@@ -329,6 +335,7 @@ function onEvent(ev, { replayed }) {
       break;
     }
     case 'account.removed':
+      dropToasts(`account-${ev.account}`);
       state.accounts.delete(ev.account);
       for (const [k, c] of state.convs) if (c.account === ev.account) state.convs.delete(k);
       for (const [k, b] of state.buddies) if (b.account === ev.account) state.buddies.delete(k);
@@ -343,7 +350,9 @@ function onEvent(ev, { replayed }) {
         a.status = ev.status;
         if (ev.message) a.message = ev.message;
         else delete a.message;
-        if (ev.status === 'error' && ev.message) toast(ev.message, 'error', `${accountLabel(ev.account)}: connection error`);
+        if (ev.status === 'error' && ev.message) {
+          toast(ev.message, 'error', `${accountLabel(ev.account)}: connection error`, `account-${ev.account}`);
+        } else if (ev.status === 'connected') dropToasts(`account-${ev.account}`);
       }
       break;
     }
@@ -400,7 +409,9 @@ function onEvent(ev, { replayed }) {
       }
       break;
     case 'notice': {
-      const text = [ev.primary, ev.secondary, ev.text, ev.uri].filter(Boolean).join('\n');
+      const added = ev.kind === 'added_you' && ev.who
+        ? `${ev.alias || ev.who} added you to their buddy list.${ev.message ? `\n${ev.message}` : ''}` : null;
+      const text = [added, ev.primary, ev.secondary, ev.text, ev.uri].filter(Boolean).join('\n');
       if (text) toast(text, ev.level === 'error' ? 'error' : ev.level === 'warning' ? 'warning' : 'info',
         ev.title || (typeof ev.account === 'number' ? accountLabel(ev.account) : null));
       break;
@@ -1231,7 +1242,7 @@ $('account-form').addEventListener('submit', async (ev) => {
     }
     p.user_splits.forEach((s, i) => {
       const v = $(`acc-split-${i}`).value.trim() || s.default;
-      username += s.separator + v;
+      if (v) username += s.separator + v; // an empty optional part (e.g. XMPP resource) is left out
     });
     if (p.password === 'required' && !password) {
       setText($('account-error'), 'This network needs a password.');
@@ -1296,7 +1307,7 @@ function showRequest(r) {
   setText($('request-account'), typeof r.account === 'number'
     ? `${accountLabel(r.account)}${r.who ? ` · ${r.who}` : ''}` : (r.who || ''));
   setText($('request-primary'), r.primary || '');
-  setText($('request-secondary'), r.secondary || '');
+  setText($('request-secondary'), [r.secondary, r.message].filter(Boolean).join('\n'));
   setText($('request-error'), '');
   const body = $('request-body');
   const actions = $('request-actions');

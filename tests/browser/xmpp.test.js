@@ -1,0 +1,159 @@
+// The web client with XMPP (a real prosody on loopback, STARTTLS with a
+// self-signed certificate): prompts answered in dialogs (the certificate,
+// an authorization request), buddy presence and typing indicators both ways.
+// One Sapphire user holds two XMPP accounts, alice and bob, who talk.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Prosody, Sapphire, WAIT, launchBrowser, screenshot, watchPage } from './harness.js';
+
+const USER = 'dana';
+const PASSWORD = 'a long sapphire password';
+
+let xmpp;
+let sapphire;
+let browser;
+let page;
+let page2;
+const problems = [];
+
+const until = (p, fn, arg, timeout = WAIT) => p.waitForFunction(fn, arg, { timeout, polling: 50 });
+
+async function signIn(p) {
+  await p.goto(sapphire.url);
+  await p.locator('#login-view').waitFor({ state: 'visible' });
+  await p.fill('#username', USER);
+  await p.fill('#password', PASSWORD);
+  await p.press('#password', 'Enter');
+  await p.locator('#app-view').waitFor({ state: 'visible' });
+  await p.locator('#conn-banner').waitFor({ state: 'hidden', timeout: WAIT });
+}
+
+async function addXmppAccount(p, user, password) {
+  await p.click('#btn-accounts');
+  await p.click('#btn-add-account');
+  await p.locator('#acc-protocol option[value="prpl-jabber"]').waitFor({ state: 'attached' });
+  await p.selectOption('#acc-protocol', 'prpl-jabber');
+  await p.fill('#acc-username', user);
+  await p.fill('#acc-split-0', 'localhost');
+  await p.fill('#acc-split-1', 'sapphire');
+  await p.fill('#acc-password', password);
+  await p.click('#acc-advanced summary');
+  await p.fill('#opt-connect_server', 'localhost');
+  await p.fill('#opt-port', String(xmpp.port));
+  await p.click('#account-submit');
+  await p.locator('#dlg-account').waitFor({ state: 'hidden' });
+}
+
+const accountRow = (p, jid) => p.locator('#account-list .account', { hasText: jid });
+
+/** Opens a private conversation from `accountJid` to `to` with "New message". */
+async function openIm(p, accountJid, to) {
+  await p.click('#btn-im');
+  const value = await p.$eval('#im-account', (sel, jid) =>
+    [...sel.options].find((o) => o.textContent.startsWith(jid))?.value, accountJid);
+  assert.ok(value, `account ${accountJid} in the list`);
+  await p.selectOption('#im-account', value);
+  await p.fill('#im-name', to);
+  await p.press('#im-name', 'Enter');
+  await until(p, (n) => document.querySelector('#conv-name').textContent === n
+    && !document.querySelector('#conv-view').hidden, to);
+}
+
+describe('Sapphire with XMPP in a real Chromium', () => {
+  before(async () => {
+    xmpp = await Prosody.start({ alice: 'alice-pw', bob: 'bob-pw' });
+    sapphire = await Sapphire.start({ [USER]: PASSWORD });
+    browser = await launchBrowser();
+    page = watchPage(await browser.newPage(), problems);
+    page2 = watchPage(await browser.newPage(), problems);
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (sapphire) {
+      if (process.env.SAPPHIRE_SHOW_LOG) console.log(sapphire.logText());
+      await sapphire.stop();
+    }
+    if (xmpp) await xmpp.stop();
+  });
+
+  it('asks about the self-signed certificate in a dialog, in every tab, and connects once accepted', async () => {
+    await signIn(page);
+    // Same browser: the second tab is signed in already.
+    await page2.goto(sapphire.url);
+    await page2.locator('#app-view').waitFor({ state: 'visible' });
+    await page2.locator('#conn-banner').waitFor({ state: 'hidden', timeout: WAIT });
+    await addXmppAccount(page, 'alice', 'alice-pw');
+    const dlg = page.locator('#dlg-request');
+    await dlg.waitFor({ state: 'visible', timeout: WAIT });
+    await page2.locator('#dlg-request').waitFor({ state: 'visible', timeout: WAIT });
+    assert.match(await dlg.textContent(), /localhost/);
+    await screenshot(page, 'x1-certificate-prompt', 'certificate-prompt');
+    const accept = dlg.locator('#request-actions button', { hasText: /^Accept$/ });
+    await accept.click();
+    await dlg.waitFor({ state: 'hidden' });
+    await page2.locator('#dlg-request').waitFor({ state: 'hidden', timeout: WAIT });
+    await accountRow(page, 'alice@localhost/sapphire').locator('.pill.connected').waitFor({ timeout: WAIT });
+
+    // The accepted certificate is remembered: bob connects without asking.
+    await addXmppAccount(page, 'bob', 'bob-pw');
+    await accountRow(page, 'bob@localhost/sapphire').locator('.pill.connected').waitFor({ timeout: WAIT });
+    assert.ok(await page.isHidden('#dlg-request'));
+  });
+
+  it('shows a wrong password as an account error', async () => {
+    await addXmppAccount(page, 'mallory', 'not-registered');
+    const row = accountRow(page, 'mallory@localhost/sapphire');
+    await row.locator('.pill.error').waitFor({ timeout: WAIT });
+    assert.notEqual((await row.locator('.account-msg').textContent()).trim(), '');
+    await screenshot(page, 'x2-account-error', 'account-error');
+    await row.locator('button', { hasText: 'Remove' }).click();
+    await page.click('#confirm-yes');
+    await row.waitFor({ state: 'detached' });
+    // Its error message goes away with it.
+    await page.locator('#toasts .toast.error').waitFor({ state: 'detached' });
+  });
+
+  it('adds a buddy: the other side authorizes in a dialog, presence shows online', async () => {
+    await page.click('#btn-add-buddy');
+    const value = await page.$eval('#buddy-account', (sel) =>
+      [...sel.options].find((o) => o.textContent.startsWith('alice@'))?.value);
+    await page.selectOption('#buddy-account', value);
+    await page.fill('#buddy-name', 'bob@localhost');
+    await page.press('#buddy-name', 'Enter');
+    const dlg = page.locator('#dlg-request');
+    await dlg.waitFor({ state: 'visible', timeout: WAIT });
+    assert.match(await dlg.textContent(), /alice@localhost/);
+    await screenshot(page, 'x3-authorization-prompt', 'authorization-prompt');
+    await dlg.locator('#request-actions button', { hasText: 'Authorize' }).click();
+    await dlg.waitFor({ state: 'hidden' });
+    const bob = page.locator('#buddy-list li', { hasText: 'bob@localhost' });
+    await bob.locator('.dot.online').waitFor({ timeout: WAIT });
+    await page2.locator('#buddy-list li', { hasText: 'bob@localhost' }).locator('.dot.online').waitFor({ timeout: WAIT });
+  });
+
+  it('shows typing both ways and delivers the message', async () => {
+    // Tab 1 is alice talking to bob; tab 2 is bob talking to alice.
+    await openIm(page, 'alice@', 'bob@localhost');
+    await openIm(page2, 'bob@', 'alice@localhost');
+    await page.locator('#compose').pressSequentially('hello b');
+    await until(page2, () => /is typing/.test(document.querySelector('#typing').textContent));
+    assert.equal(await page2.textContent('#typing'), 'alice@localhost is typing…');
+    await page.locator('#compose').pressSequentially('ob');
+    await page.press('#compose', 'Enter');
+    await until(page2, () => [...document.querySelectorAll('#messages .msg.in .text')].some((e) => e.textContent === 'hello bob'));
+    await until(page2, () => document.querySelector('#typing').textContent === '');
+
+    await page2.locator('#compose').pressSequentially('hi alice');
+    await until(page, () => /is typing/.test(document.querySelector('#typing').textContent));
+    assert.equal(await page.textContent('#typing'), 'bob@localhost is typing…');
+    await screenshot(page, 'x4-typing', 'typing');
+    await page2.press('#compose', 'Enter');
+    await until(page, () => [...document.querySelectorAll('#messages .msg.in .text')].some((e) => e.textContent === 'hi alice'));
+  });
+
+  it('had no page errors and no CSP violations', () => {
+    assert.deepEqual(problems, []);
+  });
+});
