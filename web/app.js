@@ -227,6 +227,7 @@ $('login').addEventListener('submit', async (ev) => {
 
 $('logout').addEventListener('click', async () => {
   try { await api('/api/logout', {}); } catch (_) { /* signed out locally anyway */ }
+  try { sessionStorage.removeItem('sapphire.current'); } catch (_) { /* storage disabled */ }
   showLogin('You are signed out.');
 });
 
@@ -298,6 +299,11 @@ function onHello(reply, { resumed }) {
   const cur = currentConv();
   if (cur && !cur.loaded) loadHistory(cur);
   render();
+  // After a reload, come back to the conversation this tab was showing.
+  if (!resumed && !state.current) {
+    const saved = sessionStorage.getItem('sapphire.current');
+    if (saved && state.convs.has(saved)) openConv(saved);
+  }
 }
 
 function onEvent(ev, { replayed }) {
@@ -484,6 +490,7 @@ function openConv(key) {
   if (!e) return;
   const changed = state.current !== key;
   state.current = key;
+  try { sessionStorage.setItem('sapphire.current', key); } catch (_) { /* storage disabled */ }
   state.view = 'conv';
   state.narrowMain = true;
   setText($('compose-error'), '');
