@@ -861,6 +861,8 @@ function openDialog(id, setup) {
 
 for (const d of document.querySelectorAll('dialog')) {
   for (const b of d.querySelectorAll('[data-close]')) b.addEventListener('click', () => d.close());
+  // A prompt that came while this dialog was open shows once it closes.
+  d.addEventListener('close', () => setTimeout(scheduleRender, 0));
 }
 
 function needAccount() {

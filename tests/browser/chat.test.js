@@ -202,6 +202,22 @@ describe('Sapphire in a real Chromium', () => {
     await screenshot(page, '05-channel', 'channel');
   });
 
+  it('follows topic and membership changes, and leaves and rejoins', async () => {
+    bob.send(`TOPIC ${CHANNEL} :A new topic from bob`);
+    await until(page, () => document.querySelector('#conv-topic').textContent === 'A new topic from bob');
+    await page.click('#btn-leave');
+    await bob.expect(/PART #sapphire/);
+    await until(page, () => !document.querySelector('#btn-rejoin').hidden);
+    assert.equal(await page.textContent('#conv-topic'), 'You are not in this chat.');
+    assert.ok(await page.isDisabled('#compose'), 'cannot write to a chat one left');
+    await page.click('#btn-rejoin');
+    await bob.expect(/JOIN/);
+    await until(page, () => !document.querySelector('#btn-leave').hidden);
+    await until(page, () => document.querySelector('#conv-topic').textContent === 'A new topic from bob');
+    await until(page, () => document.querySelector('#member-count').textContent === '(2)');
+    assert.ok(await page.isEnabled('#compose'));
+  });
+
   it('shows the history after a reload', async () => {
     await page.reload();
     await appReady(page);
@@ -212,7 +228,7 @@ describe('Sapphire in a real Chromium', () => {
     assert.deepEqual(texts.filter((t) => want.includes(t)), want, `history in order: ${JSON.stringify(texts)}`);
     assertNoDuplicates(await shownTexts(page));
     await assertUniqueSeqs(page);
-    await until(page, (c) => document.querySelector('#conv-topic').textContent === c, 'Welcome to the test');
+    await until(page, (c) => document.querySelector('#conv-topic').textContent === c, 'A new topic from bob');
   });
 
   it('keeps two tabs in sync, read markers included', async () => {
@@ -404,6 +420,12 @@ describe('Sapphire in a real Chromium', () => {
     await convItem(page, 'bob').locator('button').click();
     await waitText(page, 'psst, a private word');
     await until(page, () => !document.querySelector('#conv-list li[data-name="bob"] .badge.unread'));
+    // Alt+Up/Down moves between conversations from the keyboard.
+    await page.keyboard.press('Alt+ArrowDown');
+    await until(page, (c) => document.querySelector('#conv-name').textContent === c, CHANNEL);
+    await page.keyboard.press('Alt+ArrowUp');
+    await until(page, () => document.querySelector('#conv-name').textContent === 'bob');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'compose');
     await page.fill('#compose', 'only for you');
     await page.press('#compose', 'Enter');
     await bob.expect(/PRIVMSG bob :only for you/);

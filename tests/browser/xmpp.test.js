@@ -153,6 +153,18 @@ describe('Sapphire with XMPP in a real Chromium', () => {
     await until(page, () => [...document.querySelectorAll('#messages .msg.in .text')].some((e) => e.textContent === 'hi alice'));
   });
 
+  it('disables and enables an account; its buddies see it go and come back', async () => {
+    await page.click('#btn-accounts');
+    const bobRow = accountRow(page, 'bob@localhost/sapphire');
+    await bobRow.locator('button', { hasText: 'Disable' }).click();
+    await bobRow.locator('.pill.disabled').waitFor({ timeout: WAIT });
+    const buddy = page.locator('#buddy-list li', { hasText: 'bob@localhost' });
+    await buddy.locator('.dot.offline').waitFor({ timeout: WAIT });
+    await bobRow.locator('button', { hasText: 'Enable' }).click();
+    await bobRow.locator('.pill.connected').waitFor({ timeout: WAIT });
+    await buddy.locator('.dot.online').waitFor({ timeout: WAIT });
+  });
+
   it('had no page errors and no CSP violations', () => {
     assert.deepEqual(problems, []);
   });
