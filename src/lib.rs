@@ -13,4 +13,5 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod session;
 pub mod tls;
+pub mod units;
 pub mod username;

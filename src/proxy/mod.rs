@@ -478,8 +478,10 @@ pub(crate) async fn relay_upgraded(
     info!(%user, "WebSocket relay open");
     // Unwrap hyper's wrapper to relay straight between the TLS stream and the
     // Unix socket; bytes hyper had already read go first.
+    // (Copy the leftover bytes out: the `Bytes` would keep hyper's whole read
+    // buffer alive for the life of the relay.)
     let (browser, browser_leftover) = match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
-        Ok(parts) => (parts.io.into_inner(), parts.read_buf),
+        Ok(parts) => (parts.io.into_inner(), parts.read_buf.to_vec()),
         Err(_) => {
             error!(%user, "unexpected upgraded connection type");
             return;
@@ -488,7 +490,7 @@ pub(crate) async fn relay_upgraded(
     relay_streams(
         &shared,
         browser,
-        browser_leftover.to_vec(),
+        browser_leftover,
         backend,
         backend_leftover,
     )

@@ -12,10 +12,15 @@
 
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-/// Size of each direction's copy buffer.
+/// What each direction waits for data with: all an idle WebSocket holds.
+const IDLE_BUF: usize = 512;
+/// Size of the copy buffer a direction takes while data flows (allocated
+/// when a read fills `IDLE_BUF`, released before waiting again), so that
+/// thousands of idle connections do not each keep 2 × 32 KiB.
 const BUF_SIZE: usize = 32 * 1024;
 
 /// How long, at shutdown, a half-sent frame may take to finish before the
@@ -175,26 +180,75 @@ where
     if let Err(e) = tracker.feed(already_sent) {
         return End::TooLarge(e);
     }
-    let mut buf = vec![0u8; BUF_SIZE];
-    let end = loop {
+    let mut small = [0u8; IDLE_BUF];
+    let end = 'relay: loop {
         let n = tokio::select! {
             biased;
-            _ = super::stopped(&mut shutdown) => break drain_and_close(&mut from, &mut to, &mut tracker, &mut buf, &closing).await,
-            r = from.read(&mut buf) => match r {
+            _ = super::stopped(&mut shutdown) => break drain_and_close(&mut from, &mut to, &mut tracker, &mut small, &closing).await,
+            r = from.read(&mut small) => match r {
                 Ok(0) => break End::Eof,
                 Ok(n) => n,
                 Err(e) => break End::Error(e),
             },
         };
-        if let Err(e) = tracker.feed(&buf[..n]) {
-            break End::TooLarge(e);
+        if n < IDLE_BUF {
+            if let Some(end) = forward(&mut tracker, &mut to, &small[..n]).await {
+                break end;
+            }
+            continue;
         }
-        if let Err(e) = to.write_all(&buf[..n]).await {
-            break End::Error(e);
+        // The small buffer filled up: more is likely waiting. Move what is
+        // ready through a big buffer, without waiting, then let it go.
+        let mut big = vec![0u8; BUF_SIZE];
+        big[..n].copy_from_slice(&small);
+        let mut filled = n;
+        loop {
+            let mut stop = None;
+            while filled < big.len() {
+                match from.read(&mut big[filled..]).now_or_never() {
+                    None => break,
+                    Some(Ok(0)) => {
+                        stop = Some(End::Eof);
+                        break;
+                    }
+                    Some(Ok(m)) => filled += m,
+                    Some(Err(e)) => {
+                        stop = Some(End::Error(e));
+                        break;
+                    }
+                }
+            }
+            if filled > 0 {
+                if let Some(end) = forward(&mut tracker, &mut to, &big[..filled]).await {
+                    break 'relay end;
+                }
+            }
+            if let Some(end) = stop {
+                break 'relay end;
+            }
+            if filled < big.len() {
+                // Nothing more is ready: back to waiting with the small buffer.
+                break;
+            }
+            filled = 0;
         }
     };
     let _ = to.shutdown().await;
     end
+}
+
+/// Follows `data`'s frames and writes it on; `Some` ends the relay.
+async fn forward<W>(tracker: &mut FrameTracker, to: &mut W, data: &[u8]) -> Option<End>
+where
+    W: AsyncWrite + Unpin,
+{
+    if let Err(e) = tracker.feed(data) {
+        return Some(End::TooLarge(e));
+    }
+    if let Err(e) = to.write_all(data).await {
+        return Some(End::Error(e));
+    }
+    None
 }
 
 async fn drain_and_close<R, W>(

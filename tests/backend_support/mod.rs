@@ -80,17 +80,91 @@ impl Ngircd {
             ),
         )
         .unwrap();
-        let mut child = Command::new("/usr/sbin/ngircd")
+        let child = Command::new("/usr/sbin/ngircd")
             .args(["--nodaemon", "--config"])
             .arg(&conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("ngircd (Debian package ngircd) must be installed");
-        wait_tcp(port, &mut child, "ngircd");
+        let mut proc = Proc(child);
+        wait_tcp(port, &mut proc.0, "ngircd");
         Ngircd {
             port,
-            _proc: Proc(child),
+            _proc: proc,
+            _dir: dir,
+        }
+    }
+}
+
+/// A private prosody (XMPP) on a free loopback port, STARTTLS required,
+/// with a self-signed certificate for `localhost` and a MUC component at
+/// `conference.localhost`.
+pub struct Prosody {
+    pub port: u16,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Prosody {
+    /// Starts prosody with the given `(user, password)` accounts.
+    pub fn start(users: &[(&str, &str)]) -> Prosody {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let port = free_port();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(d.join("localhost.crt"), cert.cert.pem()).unwrap();
+        std::fs::write(d.join("localhost.key"), cert.key_pair.serialize_pem()).unwrap();
+        std::fs::create_dir(d.join("data")).unwrap();
+        let conf = d.join("prosody.cfg.lua");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"-- Test server: runs as the current user, foreground, loopback only.
+prosody_user = "root"
+prosody_group = "root"
+run_as_root = true
+pidfile = "{d}/prosody.pid"
+data_path = "{d}/data"
+certificates = "{d}"
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq"; }}
+modules_disabled = {{ "s2s"; "admin_shell"; }}
+c2s_ports = {{ {port} }}
+c2s_interfaces = {{ "127.0.0.1" }}
+s2s_ports = {{ }}
+log = {{ error = "console" }}
+authentication = "internal_plain"
+c2s_require_encryption = true
+ssl = {{ key = "{d}/localhost.key"; certificate = "{d}/localhost.crt"; }}
+VirtualHost "localhost"
+Component "conference.localhost" "muc"
+"#,
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        for (user, password) in users {
+            let status = Command::new("prosodyctl")
+                .arg("--config")
+                .arg(&conf)
+                .args(["register", user, "localhost", password])
+                .stdout(Stdio::null())
+                .status()
+                .expect("prosodyctl (Debian package prosody) must be installed");
+            assert!(status.success(), "prosodyctl register {user} failed");
+        }
+        let child = Command::new("prosody")
+            .arg("--config")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prosody must be installed");
+        let mut proc = Proc(child);
+        wait_tcp(port, &mut proc.0, "prosody");
+        Prosody {
+            port,
+            _proc: proc,
             _dir: dir,
         }
     }
@@ -209,9 +283,12 @@ impl Client {
     /// The next JSON frame (or the close), within `WAIT`.
     pub async fn frame(&mut self) -> Frame {
         loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("timed out waiting for a frame");
+            let Ok(msg) = tokio::time::timeout(WAIT, self.ws.next()).await else {
+                panic!(
+                    "timed out waiting for a frame; unconsumed events: {:?}",
+                    self.events
+                );
+            };
             match msg {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(&t).expect("backend sent invalid JSON");

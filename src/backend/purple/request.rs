@@ -37,10 +37,16 @@ enum Pending {
         ok: ffi::GCallback,
         cancel: ffi::GCallback,
     },
+    /// A contact asks to see our presence (account UI ops).
+    Authorize {
+        allow: ffi::PurpleAccountRequestAuthorizationCb,
+        deny: ffi::PurpleAccountRequestAuthorizationCb,
+    },
 }
 
 struct Entry {
-    kind: ffi::PurpleRequestType,
+    /// libpurple's request type (`None` for account requests).
+    kind: Option<ffi::PurpleRequestType>,
     pending: Pending,
     user_data: *mut c_void,
     /// For action requests: one callback per action.
@@ -131,7 +137,7 @@ unsafe extern "C" fn request_input(
     extra.insert("masked".into(), json!(masked != 0));
     extra.insert("hint".into(), opt(hint));
     let entry = Entry {
-        kind: ffi::PURPLE_REQUEST_INPUT,
+        kind: Some(ffi::PURPLE_REQUEST_INPUT),
         pending: Pending::Input {
             ok: ok_cb,
             cancel: cancel_cb,
@@ -185,7 +191,7 @@ unsafe extern "C" fn sapphire_request_choice_rs(
     extra.insert("choices".into(), Value::Array(choices));
     extra.insert("default".into(), json!(default_value));
     let entry = Entry {
-        kind: ffi::PURPLE_REQUEST_CHOICE,
+        kind: Some(ffi::PURPLE_REQUEST_CHOICE),
         pending: Pending::Choice {
             ok: ok_cb,
             cancel: cancel_cb,
@@ -236,7 +242,7 @@ unsafe extern "C" fn sapphire_request_action_rs(
     extra.insert("actions".into(), Value::Array(actions));
     extra.insert("default_action".into(), json!(default_action));
     let entry = Entry {
-        kind: ffi::PURPLE_REQUEST_ACTION,
+        kind: Some(ffi::PURPLE_REQUEST_ACTION),
         pending: Pending::Action,
         user_data,
         actions: cbs,
@@ -359,7 +365,7 @@ unsafe extern "C" fn request_fields(
     extra.insert("actions".into(), ok_cancel(ok_text, cancel_text));
     extra.insert("groups".into(), unsafe { fields_json(fields) });
     let entry = Entry {
-        kind: ffi::PURPLE_REQUEST_FIELDS,
+        kind: Some(ffi::PURPLE_REQUEST_FIELDS),
         pending: Pending::Fields {
             ok: ok_cb,
             cancel: cancel_cb,
@@ -402,7 +408,7 @@ unsafe extern "C" fn request_file(
     extra.insert("filename".into(), opt(filename));
     extra.insert("save".into(), json!(savedialog != 0));
     let entry = Entry {
-        kind: ffi::PURPLE_REQUEST_FILE,
+        kind: Some(ffi::PURPLE_REQUEST_FILE),
         pending: Pending::File {
             ok: ok_cb,
             cancel: cancel_cb,
@@ -443,7 +449,7 @@ unsafe extern "C" fn request_folder(
     );
     extra.insert("dirname".into(), opt(dirname));
     let entry = Entry {
-        kind: ffi::PURPLE_REQUEST_FOLDER,
+        kind: Some(ffi::PURPLE_REQUEST_FOLDER),
         pending: Pending::File {
             ok: ok_cb,
             cancel: cancel_cb,
@@ -496,8 +502,83 @@ static mut REQUEST_OPS: ffi::PurpleRequestUiOps = ffi::PurpleRequestUiOps {
 /// # Safety
 /// Purple thread only.
 pub unsafe fn install() {
-    unsafe { ffi::purple_request_set_ui_ops(std::ptr::addr_of_mut!(REQUEST_OPS)) };
+    unsafe {
+        ffi::purple_request_set_ui_ops(std::ptr::addr_of_mut!(REQUEST_OPS));
+        ffi::purple_accounts_set_ui_ops(std::ptr::addr_of_mut!(ACCOUNT_OPS));
+    }
 }
+
+unsafe extern "C" fn request_authorize(
+    account: *mut ffi::PurpleAccount,
+    remote_user: *const c_char,
+    _id: *const c_char,
+    alias: *const c_char,
+    message: *const c_char,
+    on_list: ffi::gboolean,
+    allow: ffi::PurpleAccountRequestAuthorizationCb,
+    deny: ffi::PurpleAccountRequestAuthorizationCb,
+    user_data: *mut c_void,
+) -> *mut c_void {
+    let who = unsafe { glue::string(remote_user) };
+    let mut extra = Map::new();
+    extra.insert(
+        "actions".into(),
+        json!([{"id": 0, "label": "Authorize"}, {"id": 1, "label": "Deny"}]),
+    );
+    extra.insert("alias".into(), opt(alias));
+    extra.insert("message".into(), opt(message));
+    extra.insert("on_list".into(), json!(on_list != 0));
+    let primary = glue::cstring(&format!("{who} wants to add you to their contact list"));
+    let entry = Entry {
+        kind: None,
+        pending: Pending::Authorize { allow, deny },
+        user_data,
+        actions: Vec::new(),
+        values: Vec::new(),
+        answered: false,
+    };
+    open(
+        ffi::PURPLE_REQUEST_ACTION,
+        "authorize",
+        c"Authorization request".as_ptr(),
+        primary.as_ptr(),
+        std::ptr::null(),
+        account,
+        remote_user,
+        extra,
+        entry,
+    )
+}
+
+unsafe extern "C" fn close_account_request(handle: *mut c_void) {
+    unsafe { close_request(ffi::PURPLE_REQUEST_ACTION, handle) }
+}
+
+unsafe extern "C" fn request_add(
+    account: *mut ffi::PurpleAccount,
+    remote_user: *const c_char,
+    _id: *const c_char,
+    alias: *const c_char,
+    message: *const c_char,
+) {
+    let mut e = json!({"op": "notice", "level": "info", "kind": "added_you",
+        "account": unsafe { account_id(account) }, "who": opt(remote_user)});
+    e["alias"] = opt(alias);
+    e["message"] = opt(message);
+    super::uiops::emit(e);
+}
+
+static mut ACCOUNT_OPS: ffi::PurpleAccountUiOps = ffi::PurpleAccountUiOps {
+    notify_added: Some(request_add),
+    status_changed: None,
+    request_add: Some(request_add),
+    request_authorize: Some(request_authorize),
+    close_account_request: Some(close_account_request),
+    _purple_reserved1: None,
+    _purple_reserved2: None,
+    _purple_reserved3: None,
+    _purple_reserved4: None,
+};
 
 type InputCb = unsafe extern "C" fn(*mut c_void, *const c_char);
 type IntCb = unsafe extern "C" fn(*mut c_void, c_int);
@@ -596,10 +677,19 @@ pub fn answer(p: &Params) -> OpResult {
                     cb(user_data, fields);
                 }
             }
+            Pending::Authorize { allow, deny } => {
+                if let Some(cb) = if action == 0 { allow } else { deny } {
+                    cb(user_data);
+                }
+            }
         }
-        // Closes it unless the callback already did; close_request emits
-        // request.close.
-        ffi::purple_request_close(kind, id as usize as *mut c_void);
+        match kind {
+            // Closes it unless the callback already did; close_request
+            // emits request.close.
+            Some(kind) => ffi::purple_request_close(kind, id as usize as *mut c_void),
+            // Account requests are closed by answering them.
+            None => close_request(ffi::PURPLE_REQUEST_ACTION, id as usize as *mut c_void),
+        }
     }
     Ok(json!({}))
 }

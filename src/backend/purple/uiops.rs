@@ -437,6 +437,14 @@ unsafe extern "C" fn chat_left(conv: *mut c_void) {
     }
 }
 
+unsafe extern "C" fn conversation_updated(conv: *mut c_void, kind: ffi::PurpleConvUpdateType) {
+    // A chat is marked "left" without the chat-left signal when its
+    // account disconnects.
+    if kind == ffi::PURPLE_CONV_UPDATE_CHATLEFT {
+        unsafe { chat_left(conv) };
+    }
+}
+
 /// Forgets the joined chats of an account (it was removed).
 pub fn forget_account(account: i64) {
     JOINED.with(|j| j.borrow_mut().retain(|k| k.0 != account));
@@ -519,6 +527,11 @@ pub unsafe fn connect_signals() {
     let convs = unsafe { ffi::purple_conversations_get_handle() };
     signal(convs, c"chat-joined", chat_joined as *const ());
     signal(convs, c"chat-left", chat_left as *const ());
+    signal(
+        convs,
+        c"conversation-updated",
+        conversation_updated as *const (),
+    );
     signal(
         convs,
         c"chat-topic-changed",

@@ -1,0 +1,1025 @@
+//! Sapphire's load generator and benchmark driver (issue 6).
+//!
+//! `scripts/bench` is the documented entry point; it installs what is needed
+//! and runs `cargo bench --bench load -- full`. This binary starts every
+//! process it measures on loopback (echo server, sapphire-proxy, nginx,
+//! ngircd, real sapphire-backend instances), drives them with
+//! tokio-tungstenite clients over rustls, and prints Markdown tables. It
+//! never passes or fails on time: figures are compared side by side, in the
+//! same run, against named baselines (straight to the socket, nginx).
+//!
+//! Modes: `full` (about 6 minutes on 2 cores), `smoke` (seconds; also what
+//! `cargo test` runs, since it runs bench targets without arguments).
+//! `--only relay,idle,login,backend,e2e` picks sections; `--out FILE` also
+//! writes the tables there.
+
+mod client;
+mod procs;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use client::{Chat, Target};
+use futures_util::{SinkExt, StreamExt};
+use rustls::ClientConfig;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+const PASSWORD: &str = "bench-password-0123456789";
+/// Source address of the legitimate user's logins (floods come from others).
+const USER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+/// Source address of the single-address flood.
+const FLOOD_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+
+#[derive(Clone)]
+struct Plan {
+    name: &'static str,
+    relay_clients: Vec<usize>,
+    relay_sizes: Vec<usize>,
+    warm: Duration,
+    measure: Duration,
+    idle_conns: usize,
+    logins: usize,
+    flood_parallel: usize,
+    flood_relay_clients: usize,
+    ready_runs: usize,
+    pss_many: usize,
+    e2e_messages: usize,
+}
+
+fn full() -> Plan {
+    Plan {
+        name: "full",
+        relay_clients: vec![1, 100, 1000],
+        relay_sizes: vec![100, 64 * 1024],
+        warm: Duration::from_secs(1),
+        measure: Duration::from_secs(4),
+        idle_conns: 10_000,
+        logins: 40,
+        flood_parallel: 64,
+        flood_relay_clients: 100,
+        ready_runs: 5,
+        pss_many: 50,
+        e2e_messages: 50,
+    }
+}
+
+fn smoke() -> Plan {
+    Plan {
+        name: "smoke",
+        relay_clients: vec![1, 10],
+        relay_sizes: vec![100, 64 * 1024],
+        warm: Duration::from_millis(200),
+        measure: Duration::from_millis(600),
+        idle_conns: 100,
+        logins: 3,
+        flood_parallel: 8,
+        flood_relay_clients: 10,
+        ready_runs: 1,
+        pss_many: 2,
+        e2e_messages: 3,
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if args.first().map(String::as_str) == Some("echo-server") {
+        return echo_server(Path::new(args.get(1).context("echo-server PATH")?));
+    }
+    let mut plan = smoke();
+    let mut only: Option<Vec<String>> = None;
+    let mut out = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "full" => plan = full(),
+            "smoke" => plan = smoke(),
+            "--only" => {
+                i += 1;
+                only = Some(args.get(i).context("--only LIST")?.split(',').map(str::to_owned).collect());
+            }
+            "--out" => {
+                i += 1;
+                out = Some(args.get(i).context("--out FILE")?.clone());
+            }
+            "--idle-conns" => {
+                i += 1;
+                plan.idle_conns = args.get(i).context("--idle-conns N")?.parse()?;
+            }
+            // cargo test passes its own flags; ignore them.
+            _ => {}
+        }
+        i += 1;
+    }
+    let nofile = raise_nofile();
+    // The proxy holds two descriptors per relayed WebSocket (TLS and the
+    // backend's socket): stay under the limit it inherits.
+    let fit = (nofile.saturating_sub(400) / 2) as usize;
+    if plan.idle_conns > fit {
+        eprintln!(
+            "open-file limit {nofile}: idle connections capped at {fit} instead of {}",
+            plan.idle_conns
+        );
+        plan.idle_conns = fit;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(run(&plan, only))?;
+    println!("{report}");
+    if let Some(path) = out {
+        std::fs::write(&path, &report)?;
+        eprintln!("tables written to {path}");
+    }
+    eprintln!("bench {}: done", plan.name);
+    Ok(())
+}
+
+/// Open files: 10,000 WebSockets are 10,000 sockets here, 20,000 in the proxy.
+/// Returns the soft limit now in force.
+fn raise_nofile() -> u64 {
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            let want = 200_000.min(r.rlim_max.max(r.rlim_cur));
+            r.rlim_cur = want.max(r.rlim_cur);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur
+    }
+}
+
+/// The relay's stand-in backend: echoes every data message, on a
+/// multi-threaded runtime so that it is not the bottleneck.
+fn echo_server(path: &Path) -> Result<()> {
+    raise_nofile();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path)?;
+        loop {
+            let (s, _) = listener.accept().await?;
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    match m {
+                        Message::Binary(_) | Message::Text(_) => {
+                            if ws.send(m).await.is_err() {
+                                break;
+                            }
+                        }
+                        Message::Close(_) => break,
+                        _ => {}
+                    }
+                }
+            });
+        }
+    })
+}
+
+// ---------------------------------------------------------------- figures
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+#[derive(Clone, Copy, Default)]
+struct RelayStats {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    errors: usize,
+}
+
+/// Each connection sends a binary message of `size` bytes and waits for its
+/// echo, again and again (closed loop, one message in flight per client).
+async fn echo_load(conns: Vec<client::Ws>, size: usize, warm: Duration, measure: Duration) -> RelayStats {
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let from = start + warm;
+    let end = from + measure;
+    let payload = Arc::new(vec![0x5au8; size]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut ws in conns {
+        let payload = Arc::clone(&payload);
+        tasks.spawn(async move {
+            tokio::time::sleep_until(start).await;
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            loop {
+                let t = tokio::time::Instant::now();
+                if t >= end {
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_secs(15), client::echo_once(&mut ws, &payload)).await {
+                    Ok(Ok(())) => {
+                        if t >= from {
+                            lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
+                        }
+                    }
+                    _ => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), ws.close(None)).await;
+            (lat, errors)
+        });
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    while let Some(r) = tasks.join_next().await {
+        if let Ok((lat, e)) = r {
+            all.extend(lat);
+            errors += e;
+        } else {
+            errors += 1;
+        }
+    }
+    all.sort_unstable();
+    RelayStats {
+        rate: all.len() as f64 / measure.as_secs_f64(),
+        p50: pct(&all, 50.0),
+        p99: pct(&all, 99.0),
+        errors,
+    }
+}
+
+async fn relay(target: &Target, cfg: &Arc<ClientConfig>, clients: usize, size: usize, plan: &Plan) -> Result<RelayStats> {
+    let conns = client::connect_many(target, cfg, clients, 64).await?;
+    Ok(echo_load(conns, size, plan.warm, plan.measure).await)
+}
+
+struct IdleStats {
+    base_kib: u64,
+    loaded_kib: u64,
+    per_conn: f64,
+    open_secs: f64,
+    alive: usize,
+    checked: usize,
+}
+
+/// Memory of the relaying process(es) before and with `n` idle WebSockets.
+async fn idle(target: &Target, cfg: &Arc<ClientConfig>, n: usize, mem: impl Fn() -> u64) -> Result<IdleStats> {
+    {
+        let mut warm = client::connect_many(target, cfg, 20, 20).await?;
+        for ws in &mut warm {
+            client::echo_once(ws, &[1u8; 100]).await?;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let base_kib = mem();
+    let t = Instant::now();
+    let mut conns = client::connect_many(target, cfg, n, 100).await?;
+    let open_secs = t.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let loaded_kib = mem();
+    let step = (n / 20).max(1);
+    let (mut alive, mut checked) = (0, 0);
+    for ws in conns.iter_mut().step_by(step) {
+        checked += 1;
+        if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), client::echo_once(ws, b"still there?")).await {
+            alive += 1;
+        }
+    }
+    drop(conns);
+    Ok(IdleStats {
+        base_kib,
+        loaded_kib,
+        per_conn: (loaded_kib.saturating_sub(base_kib) * 1024) as f64 / n as f64,
+        open_secs,
+        alive,
+        checked,
+    })
+}
+
+/// `n` sign-ins one after the other, each on a new TLS connection.
+async fn login_latency(port: u16, cfg: &Arc<ClientConfig>, user: &str, n: usize) -> Result<(Vec<u32>, usize)> {
+    let mut lat = Vec::new();
+    let mut failed = 0;
+    for _ in 0..n {
+        let t = Instant::now();
+        let a = client::login(port, cfg, Some(USER_IP), user, PASSWORD).await?;
+        if a.status == 200 {
+            lat.push(t.elapsed().as_micros() as u32);
+        } else {
+            failed += 1;
+        }
+    }
+    lat.sort_unstable();
+    Ok((lat, failed))
+}
+
+#[derive(Default)]
+struct FloodStats {
+    attempts: u64,
+    by_status: BTreeMap<u16, u64>,
+    errors: u64,
+    rate: f64,
+}
+
+/// Wrong-password sign-ins from `parallel` clients for `dur`: from many
+/// loopback addresses and user names (nothing rate-limited, every attempt
+/// costs a hash) or from one address (the limiter answers 429).
+async fn flood(port: u16, cfg: &Arc<ClientConfig>, parallel: usize, dur: Duration, distributed: bool) -> FloodStats {
+    let counter = Arc::new(AtomicU64::new(0));
+    let end = tokio::time::Instant::now() + dur;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..parallel {
+        let counter = Arc::clone(&counter);
+        let cfg = Arc::clone(cfg);
+        tasks.spawn(async move {
+            let mut st = FloodStats::default();
+            while tokio::time::Instant::now() < end {
+                let c = counter.fetch_add(1, Ordering::Relaxed);
+                let src = if distributed {
+                    IpAddr::V4(Ipv4Addr::new(127, 10 + ((c >> 16) % 200) as u8, (c >> 8) as u8, c as u8))
+                } else {
+                    FLOOD_IP
+                };
+                let user = format!("guess{}", c % 100_000);
+                st.attempts += 1;
+                match tokio::time::timeout_at(end + Duration::from_secs(10), client::login(port, &cfg, Some(src), &user, "wrong")).await {
+                    Ok(Ok(a)) => *st.by_status.entry(a.status).or_default() += 1,
+                    _ => st.errors += 1,
+                }
+            }
+            st
+        });
+    }
+    let mut total = FloodStats::default();
+    while let Some(Ok(st)) = tasks.join_next().await {
+        total.attempts += st.attempts;
+        total.errors += st.errors;
+        for (k, v) in st.by_status {
+            *total.by_status.entry(k).or_default() += v;
+        }
+    }
+    total.rate = total.attempts as f64 / dur.as_secs_f64();
+    total
+}
+
+// ------------------------------------------------------------ the run
+
+struct Report {
+    text: String,
+}
+
+impl Report {
+    fn line(&mut self, s: impl AsRef<str>) {
+        self.text.push_str(s.as_ref());
+        self.text.push('\n');
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "{cores} cores ({cpu}), {:.1} GiB, Linux {}, load average at start {}",
+        mem as f64 / 1048576.0,
+        kernel.trim(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    )
+}
+
+fn nginx_version() -> String {
+    std::process::Command::new(procs::NGINX)
+        .arg("-v")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().replace("nginx version: ", ""))
+        .unwrap_or_else(|_| "not installed".into())
+}
+
+fn fmt_ms(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else if v < 10.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_nan() || b.is_nan() || b == 0.0 {
+        "–".into()
+    } else {
+        format!("{:.2}", a / b)
+    }
+}
+
+fn size_name(s: usize) -> String {
+    if s >= 1024 {
+        format!("{} KiB", s / 1024)
+    } else {
+        format!("{s} B")
+    }
+}
+
+async fn run(plan: &Plan, only: Option<Vec<String>>) -> Result<String> {
+    let wants = |s: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == s));
+    let tmp = tempfile::Builder::new().prefix("sapphire-bench-").tempdir()?;
+    let dir = tmp.path();
+    let cert = procs::make_cert(dir)?;
+    let cfg = client::tls_config(cert.der.clone());
+    let accounts = dir.join("accounts.json");
+    procs::add_user(&accounts, "bench", PASSWORD)?;
+    let mut r = Report { text: String::new() };
+    r.line(format!("Sapphire benchmarks ({} run), {}", plan.name, chrono_now()));
+    r.line(format!("Machine: {}", machine()));
+    r.line(format!("nginx: {}; TLS 1.3 TLS13_AES_128_GCM_SHA256, X25519, ECDSA P-256 certificate for both", nginx_version()));
+    r.line("");
+
+    // The echo server stands in for the backend in relay figures; the
+    // proxy reaches it as user `bench` through `<dir>/backends/bench.sock`.
+    let (_echo, sock) = procs::start_echo(dir)?;
+    let bdir = dir.join("backends");
+    std::fs::create_dir_all(&bdir)?;
+    std::os::unix::fs::symlink(&sock, bdir.join("bench.sock"))?;
+    let have_nginx = procs::nginx_installed();
+    if !have_nginx {
+        eprintln!("nginx is not installed: its columns stay empty (scripts/bench installs it)");
+    }
+
+    if wants("relay") {
+        section_relay(plan, dir, &cert, &cfg, &accounts, &bdir, &sock, have_nginx, &mut r).await?;
+    }
+    if wants("idle") {
+        section_idle(plan, dir, &cert, &cfg, &accounts, &bdir, &sock, have_nginx, &mut r).await?;
+    }
+    if wants("login") {
+        section_login(plan, dir, &cert, &cfg, &accounts, &bdir, &mut r).await?;
+    }
+    if wants("backend") {
+        section_backend(plan, dir, &mut r).await?;
+    }
+    if wants("e2e") {
+        section_e2e(plan, dir, &cert, &cfg, &mut r).await?;
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    r.line(format!("Load average at the end: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")));
+    Ok(r.text)
+}
+
+fn chrono_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+async fn proxy_cookie(port: u16, cfg: &Arc<ClientConfig>) -> Result<String> {
+    let a = client::login(port, cfg, Some(USER_IP), "bench", PASSWORD).await?;
+    if a.status != 200 {
+        bail!("login answered {}", a.status);
+    }
+    a.set_cookie.context("no session cookie")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn section_relay(
+    plan: &Plan,
+    dir: &Path,
+    cert: &procs::Cert,
+    cfg: &Arc<ClientConfig>,
+    accounts: &Path,
+    bdir: &Path,
+    sock: &Path,
+    have_nginx: bool,
+    r: &mut Report,
+) -> Result<()> {
+    let pport = procs::free_port();
+    let _proxy = procs::start_proxy(dir, cert, accounts, pport, procs::Backends::Existing(bdir))?;
+    let cookie = proxy_cookie(pport, cfg).await?;
+    let nport = procs::free_port();
+    let _nginx = if have_nginx {
+        Some(procs::start_nginx(dir, cert, nport, sock)?)
+    } else {
+        None
+    };
+    let targets = [
+        ("direct", Some(Target::Direct(sock.to_owned()))),
+        ("proxy", Some(Target::Tls { port: pport, cookie: Some(cookie) })),
+        ("nginx", have_nginx.then_some(Target::Tls { port: nport, cookie: None })),
+    ];
+    r.line("## 1. Relay: echo round trips (a) straight to the socket, (b) sapphire-proxy, (c) nginx");
+    r.line("");
+    r.line(format!(
+        "Closed loop, one message in flight per client, {:?} warm-up then {:?} measured per cell. Rate in messages/s (round trips); latency in ms.",
+        plan.warm, plan.measure
+    ));
+    r.line("");
+    r.line("| clients | size | a msg/s | a p50 | a p99 | b msg/s | b p50 | b p99 | c msg/s | c p50 | c p99 | b/a rate | b/c rate | b/c p99 |");
+    r.line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &clients in &plan.relay_clients {
+        for &size in &plan.relay_sizes {
+            let mut st = [RelayStats { rate: f64::NAN, p50: f64::NAN, p99: f64::NAN, errors: 0 }; 3];
+            for (i, (name, target)) in targets.iter().enumerate() {
+                let Some(target) = target else { continue };
+                st[i] = relay(target, cfg, clients, size, plan).await.with_context(|| format!("relay via {name}"))?;
+                eprintln!(
+                    "relay {name:6} {clients:5} clients {:>7}: {:9.0} msg/s p50 {} ms p99 {} ms{}",
+                    size_name(size),
+                    st[i].rate,
+                    fmt_ms(st[i].p50),
+                    fmt_ms(st[i].p99),
+                    if st[i].errors > 0 { format!(" ({} errors)", st[i].errors) } else { String::new() }
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            let [a, b, c] = st;
+            r.line(format!(
+                "| {clients} | {} | {:.0} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                size_name(size),
+                a.rate,
+                fmt_ms(a.p50),
+                fmt_ms(a.p99),
+                b.rate,
+                fmt_ms(b.p50),
+                fmt_ms(b.p99),
+                if c.rate.is_nan() { "–".into() } else { format!("{:.0}", c.rate) },
+                fmt_ms(c.p50),
+                fmt_ms(c.p99),
+                ratio(b.rate, a.rate),
+                ratio(b.rate, c.rate),
+                ratio(b.p99, c.p99),
+            ));
+            let errors = a.errors + b.errors + c.errors;
+            if errors > 0 {
+                r.line(format!("| | errors: a {} b {} c {} | | | | | | | | | | | | |", a.errors, b.errors, c.errors));
+            }
+        }
+    }
+    r.line("");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn section_idle(
+    plan: &Plan,
+    dir: &Path,
+    cert: &procs::Cert,
+    cfg: &Arc<ClientConfig>,
+    accounts: &Path,
+    bdir: &Path,
+    sock: &Path,
+    have_nginx: bool,
+    r: &mut Report,
+) -> Result<()> {
+    let n = plan.idle_conns;
+    r.line(format!("## 2. Idle WebSockets: memory of the relaying process at {n} open connections"));
+    if n < 10_000 && plan.name == "full" {
+        r.line("");
+        r.line("(Fewer than 10,000: the open-file limit here could not be raised far enough; the proxy needs two descriptors per WebSocket.)");
+    }
+    r.line("");
+    r.line("Fresh processes; PSS (/proc/PID/smaps_rollup; nginx: master and workers) after 20 warm-up connections, then with all open and idle for 2 s. Kernel socket buffers are not included.");
+    r.line("");
+    r.line("| relay | PSS before | PSS with all open | per connection | time to open all | still echoing |");
+    r.line("|---|---:|---:|---:|---:|---:|");
+    {
+        let pport = procs::free_port();
+        let proxy = procs::start_proxy(dir, cert, accounts, pport, procs::Backends::Existing(bdir))?;
+        let cookie = proxy_cookie(pport, cfg).await?;
+        let pid = proxy.pid();
+        let st = idle(&Target::Tls { port: pport, cookie: Some(cookie) }, cfg, n, || procs::pss_kib(pid)).await?;
+        idle_row(r, "sapphire-proxy", &st);
+    }
+    if have_nginx {
+        let nport = procs::free_port();
+        let nginx = procs::start_nginx(dir, cert, nport, sock)?;
+        let pid = nginx.pid();
+        let st = idle(&Target::Tls { port: nport, cookie: None }, cfg, n, || procs::tree_pss_kib(pid)).await?;
+        idle_row(r, "nginx", &st);
+    }
+    r.line("");
+    Ok(())
+}
+
+fn idle_row(r: &mut Report, name: &str, st: &IdleStats) {
+    eprintln!("idle {name}: {:.1} KiB per connection", st.per_conn / 1024.0);
+    r.line(format!(
+        "| {name} | {:.1} MiB | {:.1} MiB | {:.1} KiB | {:.1} s | {}/{} |",
+        st.base_kib as f64 / 1024.0,
+        st.loaded_kib as f64 / 1024.0,
+        st.per_conn / 1024.0,
+        st.open_secs,
+        st.alive,
+        st.checked
+    ));
+}
+
+async fn section_login(
+    plan: &Plan,
+    dir: &Path,
+    cert: &procs::Cert,
+    cfg: &Arc<ClientConfig>,
+    accounts: &Path,
+    bdir: &Path,
+    r: &mut Report,
+) -> Result<()> {
+    let port = procs::free_port();
+    let _proxy = procs::start_proxy(dir, cert, accounts, port, procs::Backends::Existing(bdir))?;
+    let cookie = proxy_cookie(port, cfg).await?;
+    let target = Target::Tls { port, cookie: Some(cookie) };
+    let clients = plan.flood_relay_clients;
+    let dur = plan.warm + plan.measure + Duration::from_millis(100);
+    r.line(format!(
+        "## 3. Sign-ins, and the relay under a wrong-password flood ({} flooding clients, relay: {clients} clients × 100 B through the proxy)",
+        plan.flood_parallel
+    ));
+    r.line("");
+    r.line("| condition | relay msg/s | relay p50 ms | relay p99 ms | p99 / quiet p99 | sign-in p50 ms | sign-in p99 ms | flood attempts/s | flood answers |");
+    r.line("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let mut quiet_p99 = f64::NAN;
+    for cond in ["quiet", "flood from one address", "flood from many addresses"] {
+        let conns = client::connect_many(&target, cfg, clients, 64).await?;
+        let flooding = cond != "quiet";
+        let distributed = cond.contains("many");
+        let (relay, fl, logins) = tokio::join!(
+            echo_load(conns, 100, plan.warm, plan.measure),
+            async {
+                if flooding {
+                    Some(flood(port, cfg, plan.flood_parallel, dur, distributed).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                // Sign-ins start with the measured window and are spread over it.
+                tokio::time::sleep(plan.warm).await;
+                login_latency(port, cfg, "bench", plan.logins).await
+            }
+        );
+        let (lat, failed) = logins?;
+        if cond == "quiet" {
+            quiet_p99 = relay.p99;
+        }
+        let answers = fl
+            .as_ref()
+            .map(|f| {
+                let mut s: Vec<String> = f.by_status.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+                if f.errors > 0 {
+                    s.push(format!("errors×{}", f.errors));
+                }
+                s.join(" ")
+            })
+            .unwrap_or_else(|| "–".into());
+        eprintln!("login {cond}: relay p99 {} ms, sign-in p50 {} ms, {answers}", fmt_ms(relay.p99), fmt_ms(pct(&lat, 50.0)));
+        r.line(format!(
+            "| {cond} | {:.0} | {} | {} | {} | {} | {}{} | {} | {answers} |",
+            relay.rate,
+            fmt_ms(relay.p50),
+            fmt_ms(relay.p99),
+            ratio(relay.p99, quiet_p99),
+            fmt_ms(pct(&lat, 50.0)),
+            fmt_ms(pct(&lat, 99.0)),
+            if failed > 0 { format!(" ({failed} refused)") } else { String::new() },
+            fl.as_ref().map(|f| format!("{:.0}", f.rate)).unwrap_or_else(|| "–".into()),
+        ));
+        // Let queued hashes finish before the next condition.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    r.line("");
+    r.line(format!(
+        "Sign-ins: {} in a row per condition from one client, each a new TLS connection (argon2id m=19 MiB, t=2). Flood attempts use random user names; \"many addresses\" come from 127.10.0.0/8-style loopback sources so that no limit applies and every attempt costs a hash.",
+        plan.logins
+    ));
+    r.line("");
+    Ok(())
+}
+
+/// Starts a real backend with `NOTIFY_SOCKET` and times exec → READY=1.
+fn exec_to_ready(dir: &Path, i: usize) -> Result<Duration> {
+    let d = dir.join(format!("ready-{i}"));
+    std::fs::create_dir_all(&d)?;
+    let notify = d.join("notify.sock");
+    let rx = std::os::unix::net::UnixDatagram::bind(&notify)?;
+    rx.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let t = Instant::now();
+    let child = std::process::Command::new(procs::BACKEND)
+        .arg("--listen")
+        .arg(d.join("b.sock"))
+        .arg("--state-dir")
+        .arg(d.join("state"))
+        .env("NOTIFY_SOCKET", &notify)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let _p = procs::Proc { child };
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = rx.recv(&mut buf).context("no READY=1 from sapphire-backend")?;
+        if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+            return Ok(t.elapsed());
+        }
+    }
+}
+
+/// Socket activation as systemd does it: the socket exists and a client
+/// has connected before the backend is executed (LISTEN_FDS=1, fd 3); times
+/// connect → the `hello` reply.
+async fn activated_hello(dir: &Path, i: usize) -> Result<Duration> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let d = dir.join(format!("act-{i}"));
+    std::fs::create_dir_all(&d)?;
+    let path = d.join("b.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path)?;
+    let t = Instant::now();
+    let c = std::os::unix::net::UnixStream::connect(&path)?;
+    c.set_nonblocking(true)?;
+    let c = tokio::net::UnixStream::from_std(c)?;
+    let fd = listener.as_raw_fd();
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\"")
+        .arg(procs::BACKEND)
+        .arg("--state-dir")
+        .arg(d.join("state"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    drop(listener);
+    let _p = procs::Proc { child };
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio_tungstenite::client_async("ws://localhost/ws", Box::new(c) as Box<dyn client::Io>),
+    )
+    .await
+    .context("handshake timed out")??;
+    let mut chat = Chat::new(ws);
+    chat.request("hello", json!({}), Duration::from_secs(20)).await?;
+    Ok(t.elapsed())
+}
+
+/// Starts `k` idle backends (no IM account), each with one connected client
+/// that said hello; returns (PSS, RSS) per backend in KiB.
+async fn backends_pss(dir: &Path, tag: &str, k: usize) -> Result<(f64, f64)> {
+    let mut procs_ = Vec::new();
+    let mut socks = Vec::new();
+    for i in 0..k {
+        let d = dir.join(format!("pss-{tag}-{i}"));
+        std::fs::create_dir_all(&d)?;
+        let sock = d.join("b.sock");
+        let child = std::process::Command::new(procs::BACKEND)
+            .arg("--listen")
+            .arg(&sock)
+            .arg("--state-dir")
+            .arg(d.join("state"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        procs_.push(procs::Proc { child });
+        socks.push(sock);
+    }
+    let mut chats = Vec::new();
+    for sock in &socks {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let s = loop {
+            match tokio::net::UnixStream::connect(sock).await {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => return Err(e).context("backend socket"),
+            }
+        };
+        let (ws, _) = tokio_tungstenite::client_async("ws://localhost/ws", Box::new(s) as Box<dyn client::Io>).await?;
+        let mut chat = Chat::new(ws);
+        chat.request("hello", json!({}), Duration::from_secs(20)).await?;
+        chats.push(chat);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pss: u64 = procs_.iter().map(|p| procs::pss_kib(p.pid())).sum();
+    let rss: u64 = procs_.iter().map(|p| procs::rss_kib(p.pid())).sum();
+    drop(chats);
+    Ok((pss as f64 / k as f64, rss as f64 / k as f64))
+}
+
+async fn section_backend(plan: &Plan, dir: &Path, r: &mut Report) -> Result<()> {
+    let mut ready = Vec::new();
+    let mut hello = Vec::new();
+    for i in 0..plan.ready_runs {
+        ready.push(exec_to_ready(dir, i)?.as_micros() as u32);
+        hello.push(activated_hello(dir, i).await?.as_micros() as u32);
+    }
+    ready.sort_unstable();
+    hello.sort_unstable();
+    let (pss1, rss1) = backends_pss(dir, "one", 1).await?;
+    let (pssn, rssn) = backends_pss(dir, "many", plan.pss_many).await?;
+    eprintln!("backend: ready {} ms, hello {} ms, PSS {pss1:.0}/{pssn:.0} KiB", fmt_ms(pct(&ready, 50.0)), fmt_ms(pct(&hello, 50.0)));
+    r.line("## 4. Backend (real sapphire-backend, no IM account)");
+    r.line("");
+    r.line("| figure | median | worst | runs |");
+    r.line("|---|---:|---:|---:|");
+    r.line(format!(
+        "| exec → READY=1 (sd_notify), fresh state | {} ms | {} ms | {} |",
+        fmt_ms(pct(&ready, 50.0)),
+        fmt_ms(pct(&ready, 100.0)),
+        ready.len()
+    ));
+    r.line(format!(
+        "| socket-activated start: connect → first `hello` reply | {} ms | {} ms | {} |",
+        fmt_ms(pct(&hello, 50.0)),
+        fmt_ms(pct(&hello, 100.0)),
+        hello.len()
+    ));
+    r.line("");
+    r.line("| idle backends at once | PSS each | RSS each |");
+    r.line("|---:|---:|---:|");
+    r.line(format!("| 1 | {:.1} MB | {:.1} MB |", pss1 * 1.024 / 1000.0, rss1 * 1.024 / 1000.0));
+    r.line(format!("| {} | {:.1} MB | {:.1} MB |", plan.pss_many, pssn * 1.024 / 1000.0, rssn * 1.024 / 1000.0));
+    r.line("");
+    Ok(())
+}
+
+async fn section_e2e(plan: &Plan, dir: &Path, cert: &procs::Cert, cfg: &Arc<ClientConfig>, r: &mut Report) -> Result<()> {
+    let wait = Duration::from_secs(30);
+    let irc_port = procs::free_port();
+    let _irc = procs::start_ngircd(dir, irc_port)?;
+    let accounts = dir.join("accounts-e2e.json");
+    procs::add_user(&accounts, "alice", PASSWORD)?;
+    procs::add_user(&accounts, "bob", PASSWORD)?;
+    let e2e_dir = dir.join("e2e");
+    std::fs::create_dir_all(&e2e_dir)?;
+    let port = procs::free_port();
+    let proxy = procs::start_proxy(&e2e_dir, cert, &accounts, port, procs::Backends::Spawn)?;
+    let mut chats = Vec::new();
+    let mut ids = Vec::new();
+    for user in ["alice", "bob"] {
+        let a = client::login(port, cfg, Some(USER_IP), user, PASSWORD).await?;
+        let cookie = a.set_cookie.context("no cookie")?;
+        let ws = client::ws_connect(&Target::Tls { port, cookie: Some(cookie) }, cfg).await?;
+        let mut c = Chat::new(ws);
+        c.request("hello", json!({}), wait).await?;
+        let acc = c
+            .request(
+                "account.add",
+                json!({"protocol": "prpl-irc", "username": format!("{user}@127.0.0.1"), "options": {"port": irc_port}}),
+                wait,
+            )
+            .await?;
+        let id = acc["account"]["id"].as_i64().context("account id")?;
+        c.event(wait, |e| e["op"] == "account.status" && e["account"] == id && e["status"] == "connected")
+            .await
+            .context("IRC account did not connect")?;
+        c.request("chat.join", json!({"account": id, "name": "#bench"}), wait).await?;
+        c.event(wait, |e| e["op"] == "chat.joined").await?;
+        chats.push(c);
+        ids.push(id);
+    }
+    let mut bob = chats.pop().unwrap();
+    let mut alice = chats.pop().unwrap();
+    // bob sees alice in the channel once both joined.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut lat = Vec::new();
+    let gap = Duration::from_millis(450);
+    for i in 0..plan.e2e_messages {
+        let text = format!("bench message {i}");
+        let t = Instant::now();
+        let id = alice
+            .send(
+                "conversation.send",
+                json!({"account": ids[0], "conversation": {"kind": "chat", "name": "#bench"}, "text": text}),
+            )
+            .await?;
+        bob.event(wait, |e| e["op"] == "message" && e["text"] == text.as_str())
+            .await
+            .with_context(|| format!("bob did not get message {i}"))?;
+        lat.push(t.elapsed().as_micros() as u32);
+        alice.reply(id, wait).await?;
+        alice.events.clear();
+        tokio::time::sleep(gap).await;
+    }
+    lat.sort_unstable();
+    let raw = irc_baseline(irc_port, plan.e2e_messages, gap).await.context("raw IRC baseline")?;
+    let backends = procs::children(proxy.pid());
+    let pss: Vec<u64> = backends.iter().map(|&p| procs::pss_kib(p)).collect();
+    eprintln!("e2e: p50 {} ms p99 {} ms", fmt_ms(pct(&lat, 50.0)), fmt_ms(pct(&lat, 99.0)));
+    r.line("## 5. End to end: client → proxy → backend → ngircd → backend → proxy → client");
+    r.line("");
+    r.line(format!(
+        "{} channel messages, one every {} ms (ngircd throttles clients to a few lines per second).",
+        lat.len(),
+        gap.as_millis()
+    ));
+    r.line("");
+    r.line("| path | p50 | p99 | max | PSS of each backend with a signed-on IRC account |");
+    r.line("|---|---:|---:|---:|---|");
+    r.line(format!(
+        "| baseline: raw IRC client → ngircd → raw IRC client | {} ms | {} ms | {} ms | – |",
+        fmt_ms(pct(&raw, 50.0)),
+        fmt_ms(pct(&raw, 99.0)),
+        fmt_ms(pct(&raw, 100.0)),
+    ));
+    r.line(format!(
+        "| Sapphire: WebSocket client → proxy → backend → ngircd → backend → proxy → WebSocket client | {} ms | {} ms | {} ms | {} |",
+        fmt_ms(pct(&lat, 50.0)),
+        fmt_ms(pct(&lat, 99.0)),
+        fmt_ms(pct(&lat, 100.0)),
+        pss.iter().map(|k| format!("{:.1} MB", *k as f64 * 1.024 / 1000.0)).collect::<Vec<_>>().join(", ")
+    ));
+    r.line("");
+    Ok(())
+}
+
+/// The floor of the end-to-end figure: two raw IRC clients through the same
+/// ngircd, at the same pace.
+async fn irc_baseline(port: u16, n: usize, gap: Duration) -> Result<Vec<u32>> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    struct Irc {
+        r: BufReader<tokio::net::tcp::OwnedReadHalf>,
+        w: tokio::net::tcp::OwnedWriteHalf,
+    }
+    impl Irc {
+        async fn send(&mut self, line: &str) -> Result<()> {
+            self.w.write_all(format!("{line}\r\n").as_bytes()).await?;
+            Ok(())
+        }
+        async fn expect(&mut self, needle: &str) -> Result<()> {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let mut line = String::new();
+                let n = tokio::time::timeout_at(deadline, self.r.read_line(&mut line))
+                    .await
+                    .with_context(|| format!("no IRC line with {needle:?}"))??;
+                if n == 0 {
+                    bail!("IRC server closed the connection");
+                }
+                if let Some(rest) = line.strip_prefix("PING ") {
+                    self.send(&format!("PONG {}", rest.trim_end())).await?;
+                } else if line.contains(needle) {
+                    return Ok(());
+                }
+            }
+        }
+        async fn connect(port: u16, nick: &str) -> Result<Irc> {
+            let (r, w) = client::tcp(port, None).await?.into_split();
+            let mut c = Irc { r: BufReader::new(r), w };
+            c.send(&format!("NICK {nick}")).await?;
+            c.send(&format!("USER {nick} 0 * :{nick}")).await?;
+            c.expect(" 001 ").await?;
+            c.send("JOIN #raw").await?;
+            c.expect(" 366 ").await?;
+            Ok(c)
+        }
+    }
+    let mut a = Irc::connect(port, "rawa").await?;
+    let mut b = Irc::connect(port, "rawb").await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut lat = Vec::new();
+    for i in 0..n {
+        let text = format!("raw message {i}");
+        let t = Instant::now();
+        a.send(&format!("PRIVMSG #raw :{text}")).await?;
+        b.expect(&text).await?;
+        lat.push(t.elapsed().as_micros() as u32);
+        tokio::time::sleep(gap).await;
+    }
+    lat.sort_unstable();
+    Ok(lat)
+}

@@ -1,0 +1,364 @@
+//! The backend against a real XMPP server (prosody on loopback, STARTTLS
+//! with a self-signed certificate).
+mod backend_support;
+
+use backend_support::*;
+use serde_json::{json, Value};
+
+fn im(name: &str) -> Value {
+    json!({"kind": "im", "name": name})
+}
+
+async fn add_xmpp(c: &mut Client, port: u16, user: &str, password: &str) -> i64 {
+    let r = c
+        .ok(
+            "account.add",
+            json!({"protocol": "prpl-jabber", "username": format!("{user}@localhost/sapphire"),
+                   "password": password,
+                   "options": {"connect_server": "localhost", "port": port}}),
+        )
+        .await;
+    r["account"]["id"].as_i64().unwrap()
+}
+
+/// Accepts the certificate prompt and waits until `account` is connected.
+async fn accept_certificate(c: &mut Client, account: i64) {
+    let prompt = c
+        .event("certificate prompt", |e| {
+            e["op"] == "request.open"
+                && e["actions"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
+        })
+        .await;
+    let accept = action_id(&prompt, "Accept");
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": accept}),
+    )
+    .await;
+    c.event_op(
+        "account.status",
+        json!({"account": account, "status": "connected"}),
+    )
+    .await;
+}
+
+fn action_id(prompt: &Value, label: &str) -> Value {
+    prompt["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["label"] == label)
+        .unwrap_or_else(|| panic!("no action {label} in {prompt}"))["id"]
+        .clone()
+}
+
+#[tokio::test]
+async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
+    let xmpp = Prosody::start(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let alice = add_xmpp(&mut c, xmpp.port, "alice", "alice-pw").await;
+    accept_certificate(&mut c, alice).await;
+    let bob = add_xmpp(&mut c, xmpp.port, "bob", "bob-pw").await;
+    c.event_op(
+        "account.status",
+        json!({"account": bob, "status": "connected"}),
+    )
+    .await;
+
+    // alice creates a room: libpurple asks how to configure it (a prompt).
+    let room = "lounge@conference.localhost";
+    c.ok("chat.join", json!({"account": alice, "name": room}))
+        .await;
+    let prompt = c
+        .event_op("request.open", json!({"kind": "action", "account": alice}))
+        .await;
+    let defaults = action_id(&prompt, "Accept Defaults");
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": defaults}),
+    )
+    .await;
+    c.event_op(
+        "chat.joined",
+        json!({"account": alice, "conversation": chat(room)}),
+    )
+    .await;
+
+    c.ok("chat.join", json!({"account": bob, "name": room}))
+        .await;
+    c.event_op(
+        "chat.joined",
+        json!({"account": bob, "conversation": chat(room)}),
+    )
+    .await;
+    c.event("alice sees bob join", |e| {
+        e["op"] == "chat.members"
+            && e["account"] == alice
+            && e["added"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|m| m["name"] == "bob"))
+    })
+    .await;
+
+    c.ok(
+        "conversation.send",
+        json!({"account": bob, "conversation": chat(room), "text": "hello room"}),
+    )
+    .await;
+    let m = c
+        .event_op(
+            "message",
+            json!({"account": alice, "conversation": chat(room), "direction": "in", "text": "hello room"}),
+        )
+        .await;
+    assert_eq!(m["sender"], "bob");
+
+    // The room owner sets the topic; both see it.
+    c.ok(
+        "chat.topic",
+        json!({"account": alice, "name": room, "topic": "Sapphire lounge"}),
+    )
+    .await;
+    c.event_op(
+        "chat.topic",
+        json!({"account": bob, "topic": "Sapphire lounge"}),
+    )
+    .await;
+
+    // A room configured through libpurple's form: a "fields" prompt.
+    let room2 = "configured@conference.localhost";
+    c.ok("chat.join", json!({"account": alice, "name": room2}))
+        .await;
+    let prompt = c
+        .event_op("request.open", json!({"kind": "action", "account": alice}))
+        .await;
+    let configure = action_id(&prompt, "Configure Room");
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": configure}),
+    )
+    .await;
+    let form = c.event_op("request.open", json!({"kind": "fields"})).await;
+    let fields: Vec<&Value> = form["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["fields"].as_array().unwrap())
+        .collect();
+    let name_field = fields
+        .iter()
+        .find(|f| f["id"] == "muc#roomconfig_roomname")
+        .unwrap_or_else(|| panic!("no room name field in {form}"));
+    assert_eq!(name_field["type"], "string");
+    // Wrong types are refused and the form stays open.
+    let r = c
+        .request(
+            "request.answer",
+            json!({"request": form["request"], "action": 0,
+                   "fields": {"muc#roomconfig_roomname": 5}}),
+        )
+        .await;
+    assert_eq!(r["error"]["code"], "bad_request");
+    c.ok(
+        "request.answer",
+        json!({"request": form["request"], "action": 0,
+               "fields": {"muc#roomconfig_roomname": "Configured Room"}}),
+    )
+    .await;
+    c.event_op("request.close", json!({"request": form["request"]}))
+        .await;
+    c.event_op(
+        "chat.joined",
+        json!({"account": alice, "conversation": chat(room2)}),
+    )
+    .await;
+
+    // Account management: disable, update, enable, remove.
+    let r = c
+        .ok(
+            "account.set_enabled",
+            json!({"account": bob, "enabled": false}),
+        )
+        .await;
+    assert_eq!(r["account"]["enabled"], false);
+    c.event_op(
+        "account.status",
+        json!({"account": bob, "status": "disconnected"}),
+    )
+    .await;
+    c.event_op(
+        "chat.left",
+        json!({"account": bob, "conversation": chat(room)}),
+    )
+    .await;
+    c.event("bob leaves the room", |e| {
+        e["op"] == "chat.members"
+            && e["account"] == alice
+            && e["removed"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!("bob")))
+    })
+    .await;
+    let r = c
+        .ok("account.update", json!({"account": bob, "alias": "Bobby"}))
+        .await;
+    assert_eq!(r["account"]["alias"], "Bobby");
+    c.event_op("account.updated", json!({"account": bob})).await;
+    c.ok(
+        "account.set_enabled",
+        json!({"account": bob, "enabled": true}),
+    )
+    .await;
+    c.event_op(
+        "account.status",
+        json!({"account": bob, "status": "connected"}),
+    )
+    .await;
+    c.ok("account.remove", json!({"account": bob})).await;
+    c.event_op("account.removed", json!({"account": bob})).await;
+    let mut other = backend.connect().await;
+    let hello = other.ok("hello", json!({})).await;
+    let ids: Vec<&Value> = hello["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(ids, [&json!(alice)]);
+    let r = c.request("account.remove", json!({"account": bob})).await;
+    assert_eq!(r["error"]["code"], "no_such_account");
+}
+
+#[tokio::test]
+async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
+    let xmpp = Prosody::start(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+
+    // The self-signed certificate is a prompt for the user, not accepted
+    // silently: the account stays unconnected until someone answers.
+    let alice = add_xmpp(&mut c, xmpp.port, "alice", "alice-pw").await;
+    let prompt = c
+        .event("certificate prompt", |e| {
+            e["op"] == "request.open"
+                && e["actions"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
+        })
+        .await;
+    let id = prompt["request"].as_u64().unwrap();
+    assert_eq!(prompt["kind"], "action");
+    assert!(
+        prompt.to_string().to_lowercase().contains("localhost"),
+        "{prompt}"
+    );
+    // Another client sees it pending in its snapshot, and the account is
+    // not connected.
+    let mut other = backend.connect().await;
+    let hello = other.ok("hello", json!({})).await;
+    assert!(hello["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["request"] == id));
+    assert_ne!(hello["accounts"][0]["status"], "connected");
+    let accept = prompt["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["label"] == "Accept")
+        .unwrap()["id"]
+        .clone();
+    // The other client answers it.
+    other
+        .ok("request.answer", json!({"request": id, "action": accept}))
+        .await;
+    c.event_op("request.close", json!({"request": id})).await;
+    c.event_op(
+        "account.status",
+        json!({"account": alice, "status": "connected"}),
+    )
+    .await;
+    let r = c
+        .request("request.answer", json!({"request": id, "action": accept}))
+        .await;
+    assert_eq!(r["error"]["code"], "no_such_request");
+
+    // The accepted certificate is remembered: bob connects without a prompt.
+    let bob = add_xmpp(&mut c, xmpp.port, "bob", "bob-pw").await;
+    c.event_op(
+        "account.status",
+        json!({"account": bob, "status": "connected"}),
+    )
+    .await;
+    assert!(!c.events.iter().any(|e| e["op"] == "request.open"));
+
+    // IMs both ways through the server.
+    c.ok(
+        "conversation.send",
+        json!({"account": alice, "conversation": im("bob@localhost"), "text": "hello bob"}),
+    )
+    .await;
+    let m = c
+        .event_op(
+            "message",
+            json!({"account": bob, "direction": "in", "text": "hello bob"}),
+        )
+        .await;
+    assert_eq!(m["conversation"], im("alice@localhost"));
+    c.ok(
+        "conversation.send",
+        json!({"account": bob, "conversation": im("alice@localhost"), "text": "hi alice"}),
+    )
+    .await;
+    c.event_op(
+        "message",
+        json!({"account": alice, "direction": "in", "text": "hi alice",
+               "conversation": im("bob@localhost")}),
+    )
+    .await;
+
+    // Presence: alice adds bob; bob is asked (a prompt) and authorizes.
+    c.ok(
+        "buddy.add",
+        json!({"account": alice, "name": "bob@localhost"}),
+    )
+    .await;
+    c.event_op(
+        "buddy.added",
+        json!({"account": alice, "name": "bob@localhost"}),
+    )
+    .await;
+    let auth = c
+        .event_op("request.open", json!({"kind": "authorize", "account": bob}))
+        .await;
+    c.ok(
+        "request.answer",
+        json!({"request": auth["request"], "action": 0}),
+    )
+    .await;
+    c.event_op(
+        "buddy.presence",
+        json!({"account": alice, "name": "bob@localhost", "online": true}),
+    )
+    .await;
+
+    // Typing notifications reach the other side.
+    c.ok(
+        "typing",
+        json!({"account": alice, "conversation": im("bob@localhost"), "state": "typing"}),
+    )
+    .await;
+    c.event_op(
+        "typing",
+        json!({"account": bob, "conversation": im("alice@localhost"), "state": "typing"}),
+    )
+    .await;
+}
