@@ -657,13 +657,39 @@ let msgEls = new Map();
 let msgElsKey = null;
 let keepScrollOnPrepend = false;
 
+const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+
+/**
+ * Message text as text nodes, with http(s) URLs as links. Nothing is parsed
+ * as HTML; a link's href is the URL as the URL parser reads it, and only
+ * http: and https: are ever linked.
+ */
+function richText(text) {
+  const out = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    let url = match[0].replace(/[.,;:!?)\]]+$/, '');
+    let href = null;
+    try {
+      const u = new URL(url);
+      if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
+    } catch (_) { /* not a URL after all */ }
+    if (!href) continue;
+    if (match.index > last) out.push(text.slice(last, match.index));
+    out.push(h('a', { href, target: '_blank', rel: 'noopener noreferrer' }, url));
+    last = match.index + url.length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+
 function messageEl(m) {
   const today = new Date().toDateString() === new Date(m.time).toDateString();
   const when = today ? fmtTime(m.time) : `${fmtDate(m.time)} ${fmtTime(m.time)}`;
   return h('li', { class: `msg ${m.direction}`, dataset: { seq: String(m.seq) } },
     h('time', { datetime: new Date(m.time).toISOString(), title: fmtFull(m.time) }, when),
     m.direction === 'system' ? null : h('span', { class: 'sender' }, m.alias || m.sender),
-    h('span', { class: 'text' }, m.text),
+    h('span', { class: 'text' }, richText(m.text)),
     m.truncated ? h('span', { class: 'muted' }, ' (cut: too long)') : null,
     m.delayed ? h('span', { class: 'muted' }, ' (delayed)') : null);
 }

@@ -195,6 +195,12 @@ describe('Sapphire in a real Chromium', () => {
     await waitText(page, '<img src=x onerror="document.title=\'pwned\'">');
     assert.equal(await page.locator('#messages img').count(), 0);
     assert.notEqual(await page.title(), 'pwned');
+
+    // Web addresses become links; nothing else does.
+    bob.send(`PRIVMSG ${CHANNEL} :docs at https://example.org/a?b=1&c=<2>, not javascript:alert(1)`);
+    await waitText(page, 'docs at https://example.org/a?b=1&c=<2>, not javascript:alert(1)');
+    const links = await page.$$eval('#messages .msg .text a', (as) => as.map((a) => [a.getAttribute('href'), a.textContent, a.rel]));
+    assert.deepEqual(links, [['https://example.org/a?b=1&c=', 'https://example.org/a?b=1&c=', 'noopener noreferrer']]);
     assertNoDuplicates(await shownTexts(page));
     await assertUniqueSeqs(page);
     // Looking at the conversation marks it read.
