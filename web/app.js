@@ -550,14 +550,16 @@ document.addEventListener('keydown', (ev) => {
 
 // ---------------------------------------------------------------- render
 
+// A timer rather than requestAnimationFrame: a tab in the background gets
+// no animation frames, yet its title (the unread count) must stay current.
 let renderQueued = false;
 function scheduleRender() {
   if (renderQueued) return;
   renderQueued = true;
-  requestAnimationFrame(() => {
+  setTimeout(() => {
     renderQueued = false;
     render();
-  });
+  }, 16);
 }
 
 function render() {

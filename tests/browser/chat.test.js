@@ -256,7 +256,9 @@ describe('Sapphire in a real Chromium', () => {
     await assertUniqueSeqs(page2);
 
     // Neither tab looks at the channel: both count the new message.
+    await page.bringToFront();
     await page.click('#btn-accounts');
+    await page2.bringToFront();
     await page2.click('#btn-accounts');
     bob.send(`PRIVMSG ${CHANNEL} :are you there?`);
     await until(page, (n) => {
@@ -278,6 +280,8 @@ describe('Sapphire in a real Chromium', () => {
   });
 
   it('reconnects after losing the network and resumes by seq, without duplicates', async () => {
+    // (The tab a person acts in is in front: Chromium throttles the others.)
+    await page.bringToFront();
     await convItem(page, CHANNEL).locator('button').click();
     await waitText(page, 'are you there?');
     const before = await shownTexts(page);
@@ -315,11 +319,13 @@ describe('Sapphire in a real Chromium', () => {
     await waitText(page2, 'missed two');
     assertNoDuplicates(await shownTexts(page2));
     await assertUniqueSeqs(page2);
+    await page2.bringToFront();
     await page2.fill('#compose', 'back online');
     await page2.press('#compose', 'Enter');
     await bob.expect(/PRIVMSG #sapphire :back online/);
     await waitText(page, 'back online');
     await witness.close();
+    await page.bringToFront();
   });
 
   it('resumes when the server side closes the socket (backend killed and restarted)', async () => {
@@ -345,6 +351,7 @@ describe('Sapphire in a real Chromium', () => {
     assertNoDuplicates(await shownTexts(page));
     await assertUniqueSeqs(page);
     await page2.locator('#conn-banner').waitFor({ state: 'hidden', timeout: 40000 });
+    await page2.bringToFront();
     await convItem(page2, CHANNEL).locator('button').click();
     await waitText(page2, 'welcome back');
     assertNoDuplicates(await shownTexts(page2));
@@ -352,6 +359,7 @@ describe('Sapphire in a real Chromium', () => {
   });
 
   it('pages back through long history and finds old messages with search', async () => {
+    await page.bringToFront();
     // Five more people talk at once (ngircd throttles each sender).
     const peers = await Promise.all([0, 1, 2, 3, 4].map((i) => IrcPeer.connect(irc.port, `carol${i}`)));
     for (const p of peers) {

@@ -84,6 +84,7 @@ describe('Sapphire with XMPP in a real Chromium', () => {
     await page2.goto(sapphire.url);
     await page2.locator('#app-view').waitFor({ state: 'visible' });
     await page2.locator('#conn-banner').waitFor({ state: 'hidden', timeout: WAIT });
+    await page.bringToFront(); // Chromium throttles the tab in the background
     await addXmppAccount(page, 'alice', 'alice-pw');
     const dlg = page.locator('#dlg-request');
     await dlg.waitFor({ state: 'visible', timeout: WAIT });
@@ -136,7 +137,9 @@ describe('Sapphire with XMPP in a real Chromium', () => {
   it('shows typing both ways and delivers the message', async () => {
     // Tab 1 is alice talking to bob; tab 2 is bob talking to alice.
     await openIm(page, 'alice@', 'bob@localhost');
+    await page2.bringToFront();
     await openIm(page2, 'bob@', 'alice@localhost');
+    await page.bringToFront();
     await page.locator('#compose').pressSequentially('hello b');
     await until(page2, () => /is typing/.test(document.querySelector('#typing').textContent));
     assert.equal(await page2.textContent('#typing'), 'alice@localhost is typing…');
@@ -145,15 +148,18 @@ describe('Sapphire with XMPP in a real Chromium', () => {
     await until(page2, () => [...document.querySelectorAll('#messages .msg.in .text')].some((e) => e.textContent === 'hello bob'));
     await until(page2, () => document.querySelector('#typing').textContent === '');
 
+    await page2.bringToFront();
     await page2.locator('#compose').pressSequentially('hi alice');
     await until(page, () => /is typing/.test(document.querySelector('#typing').textContent));
     assert.equal(await page.textContent('#typing'), 'bob@localhost is typing…');
+    await page.bringToFront();
     await screenshot(page, 'x4-typing', 'typing');
     await page2.press('#compose', 'Enter');
     await until(page, () => [...document.querySelectorAll('#messages .msg.in .text')].some((e) => e.textContent === 'hi alice'));
   });
 
   it('disables and enables an account; its buddies see it go and come back', async () => {
+    await page.bringToFront();
     await page.click('#btn-accounts');
     const bobRow = accountRow(page, 'bob@localhost/sapphire');
     await bobRow.locator('button', { hasText: 'Disable' }).click();
