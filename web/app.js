@@ -905,6 +905,7 @@ $('btn-join').addEventListener('click', () => {
   openDialog('dlg-join', () => {
     fillAccountSelect($('join-account'), true);
     $('join-name').value = '';
+    $('join-password').value = '';
   });
 });
 
@@ -922,7 +923,10 @@ $('join-form').addEventListener('submit', async (ev) => {
   }
   try {
     state.pendingJoin = { account, name };
-    await conn.request('chat.join', { account, name });
+    const params = { account, name };
+    const password = $('join-password').value;
+    if (password) params.fields = { password };
+    await conn.request('chat.join', params);
     $('dlg-join').close(); // the chat opens once the server confirms (chat.joined)
   } catch (err) {
     state.pendingJoin = null;
@@ -1343,7 +1347,7 @@ function showRequest(r) {
   setText($('request-title'), title);
   setText($('request-account'), typeof r.account === 'number'
     ? `${accountLabel(r.account)}${r.who ? ` · ${r.who}` : ''}` : (r.who || ''));
-  setText($('request-primary'), r.primary || '');
+  setText($('request-primary'), r.primary && r.primary !== title ? r.primary : '');
   setText($('request-secondary'), [r.secondary, r.message].filter(Boolean).join('\n'));
   setText($('request-error'), '');
   const body = $('request-body');
@@ -1388,7 +1392,7 @@ function showRequest(r) {
           input = h('input', { type: 'number', step: '1', value: String(f.value ?? 0) });
           getters.push(() => [f.id, parseInt(input.value, 10) || 0]);
         } else if (f.type === 'boolean') {
-          const cb = h('input', { type: 'checkbox', checked: !!f.value });
+          const cb = h('input', { type: 'checkbox', checked: !!f.value, dataset: { field: f.id } });
           fs.appendChild(h('label', { class: 'check' }, cb, label));
           getters.push(() => [f.id, cb.checked]);
           continue;
@@ -1406,6 +1410,7 @@ function showRequest(r) {
           fs.appendChild(h('p', { class: 'muted' }, `${label}: (cannot be shown here)`));
           continue;
         }
+        input.dataset.field = f.id;
         fs.appendChild(field(label, input));
       }
       body.appendChild(fs);

@@ -158,6 +158,38 @@ describe('Sapphire with XMPP in a real Chromium', () => {
     await until(page, () => [...document.querySelectorAll('#messages .msg.in .text')].some((e) => e.textContent === 'hi alice'));
   });
 
+  it('creates a group chat through the room configuration form, then sets its topic', async () => {
+    await page.bringToFront();
+    const room = 'configured@conference.localhost';
+    await page.click('#btn-join');
+    const value = await page.$eval('#join-account', (sel) =>
+      [...sel.options].find((o) => o.textContent.startsWith('alice@'))?.value);
+    await page.selectOption('#join-account', value);
+    await page.fill('#join-name', room);
+    await page.press('#join-name', 'Enter');
+    // A new room: libpurple asks how to set it up...
+    const dlg = page.locator('#dlg-request');
+    await dlg.locator('#request-actions button', { hasText: 'Configure Room' }).click({ timeout: WAIT });
+    // ...and then shows the server's form, a "fields" prompt.
+    const name = dlg.locator('[data-field="muc#roomconfig_roomname"]');
+    await name.waitFor({ timeout: WAIT });
+    await name.fill('Configured Room');
+    await screenshot(page, 'x5-room-form', 'form-prompt');
+    await dlg.locator('#request-actions button.primary').click();
+    await dlg.waitFor({ state: 'hidden', timeout: WAIT });
+    await until(page, (r) => document.querySelector('#conv-name').textContent === r
+      && !document.querySelector('#conv-view').hidden, room);
+
+    await page.click('#btn-topic');
+    await page.fill('#topic-input', 'Plans for the weekend');
+    await page.press('#topic-input', 'Enter');
+    await page.locator('#dlg-topic').waitFor({ state: 'hidden' });
+    await until(page, () => document.querySelector('#conv-topic').textContent === 'Plans for the weekend');
+    await page.click('#btn-members');
+    await page.locator('#member-list li', { hasText: 'alice' }).waitFor();
+    await page.click('#members-close');
+  });
+
   it('disables and enables an account; its buddies see it go and come back', async () => {
     await page.bringToFront();
     await page.click('#btn-accounts');
