@@ -201,6 +201,18 @@ describe('Sapphire with XMPP in a real Chromium', () => {
     await bobRow.locator('button', { hasText: 'Enable' }).click();
     await bobRow.locator('.pill.connected').waitFor({ timeout: WAIT });
     await buddy.locator('.dot.online').waitFor({ timeout: WAIT });
+
+    // Edit: a local alias for the account.
+    await bobRow.locator('button', { hasText: 'Edit' }).click();
+    assert.equal(await page.inputValue('#acc-username'), 'bob');
+    assert.ok(await page.isDisabled('#acc-username'), 'the user name cannot change');
+    await page.fill('#acc-alias', 'Bobby at home');
+    await page.click('#account-submit');
+    await page.locator('#dlg-account').waitFor({ state: 'hidden' });
+    await page.locator('#account-list .account strong', { hasText: 'Bobby at home' }).waitFor();
+    await page2.bringToFront();
+    await page2.click('#btn-accounts');
+    await page2.locator('#account-list .account strong', { hasText: 'Bobby at home' }).waitFor();
   });
 
   it('had no page errors and no CSP violations', () => {
