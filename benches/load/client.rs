@@ -60,7 +60,11 @@ pub async fn tcp(port: u16, src: Option<IpAddr>) -> std::io::Result<TcpStream> {
     Ok(s)
 }
 
-pub async fn tls(port: u16, cfg: &Arc<ClientConfig>, src: Option<IpAddr>) -> std::io::Result<TlsStream<TcpStream>> {
+pub async fn tls(
+    port: u16,
+    cfg: &Arc<ClientConfig>,
+    src: Option<IpAddr>,
+) -> std::io::Result<TlsStream<TcpStream>> {
     let s = tcp(port, src).await?;
     TlsConnector::from(Arc::clone(cfg))
         .connect(ServerName::try_from("localhost").unwrap(), s)
@@ -72,7 +76,12 @@ pub async fn ws_connect(target: &Target, cfg: &Arc<ClientConfig>) -> Result<Ws> 
     match target {
         Target::Direct(path) => {
             let s = UnixStream::connect(path).await?;
-            let (ws, _) = tokio_tungstenite::client_async_with_config("ws://localhost/ws", Box::new(s) as Box<dyn Io>, Some(conf)).await?;
+            let (ws, _) = tokio_tungstenite::client_async_with_config(
+                "ws://localhost/ws",
+                Box::new(s) as Box<dyn Io>,
+                Some(conf),
+            )
+            .await?;
             Ok(ws)
         }
         Target::Tls { port, cookie } => {
@@ -83,14 +92,24 @@ pub async fn ws_connect(target: &Target, cfg: &Arc<ClientConfig>) -> Result<Ws> 
             if let Some(c) = cookie {
                 h.insert("cookie", c.parse()?);
             }
-            let (ws, _) = tokio_tungstenite::client_async_with_config(req, Box::new(s) as Box<dyn Io>, Some(conf)).await?;
+            let (ws, _) = tokio_tungstenite::client_async_with_config(
+                req,
+                Box::new(s) as Box<dyn Io>,
+                Some(conf),
+            )
+            .await?;
             Ok(ws)
         }
     }
 }
 
 /// Opens `n` WebSockets, at most `parallel` handshakes at a time.
-pub async fn connect_many(target: &Target, cfg: &Arc<ClientConfig>, n: usize, parallel: usize) -> Result<Vec<Ws>> {
+pub async fn connect_many(
+    target: &Target,
+    cfg: &Arc<ClientConfig>,
+    n: usize,
+    parallel: usize,
+) -> Result<Vec<Ws>> {
     let results: Vec<Result<Ws>> = futures_util::stream::iter(0..n)
         .map(|_| async move {
             let mut last = None;
@@ -135,7 +154,13 @@ pub struct HttpAnswer {
 }
 
 /// `POST /api/login` on a new TLS connection (from `src` if given).
-pub async fn login(port: u16, cfg: &Arc<ClientConfig>, src: Option<IpAddr>, user: &str, password: &str) -> Result<HttpAnswer> {
+pub async fn login(
+    port: u16,
+    cfg: &Arc<ClientConfig>,
+    src: Option<IpAddr>,
+    user: &str,
+    password: &str,
+) -> Result<HttpAnswer> {
     let body = json!({"username": user, "password": password}).to_string();
     let mut s = tls(port, cfg, src).await?;
     let req = format!(

@@ -28,7 +28,6 @@ use client::{Chat, Target};
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 const PASSWORD: &str = "bench-password-0123456789";
 /// Source address of the legitimate user's logins (floods come from others).
@@ -87,7 +86,10 @@ fn smoke() -> Plan {
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("echo-server") {
         return echo_server(Path::new(args.get(1).context("echo-server PATH")?));
     }
@@ -101,7 +103,13 @@ fn main() -> Result<()> {
             "smoke" => plan = smoke(),
             "--only" => {
                 i += 1;
-                only = Some(args.get(i).context("--only LIST")?.split(',').map(str::to_owned).collect());
+                only = Some(
+                    args.get(i)
+                        .context("--only LIST")?
+                        .split(',')
+                        .map(str::to_owned)
+                        .collect(),
+                );
             }
             "--out" => {
                 i += 1;
@@ -177,14 +185,11 @@ fn echo_server(path: &Path) -> Result<()> {
                     return;
                 };
                 while let Some(Ok(m)) = ws.next().await {
-                    match m {
-                        Message::Binary(_) | Message::Text(_) => {
-                            if ws.send(m).await.is_err() {
-                                break;
-                            }
-                        }
-                        Message::Close(_) => break,
-                        _ => {}
+                    if m.is_close() {
+                        break;
+                    }
+                    if (m.is_binary() || m.is_text()) && ws.send(m).await.is_err() {
+                        break;
                     }
                 }
             });
@@ -212,7 +217,12 @@ struct RelayStats {
 
 /// Each connection sends a binary message of `size` bytes and waits for its
 /// echo, again and again (closed loop, one message in flight per client).
-async fn echo_load(conns: Vec<client::Ws>, size: usize, warm: Duration, measure: Duration) -> RelayStats {
+async fn echo_load(
+    conns: Vec<client::Ws>,
+    size: usize,
+    warm: Duration,
+    measure: Duration,
+) -> RelayStats {
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
     let from = start + warm;
     let end = from + measure;
@@ -229,7 +239,12 @@ async fn echo_load(conns: Vec<client::Ws>, size: usize, warm: Duration, measure:
                 if t >= end {
                     break;
                 }
-                match tokio::time::timeout(Duration::from_secs(15), client::echo_once(&mut ws, &payload)).await {
+                match tokio::time::timeout(
+                    Duration::from_secs(15),
+                    client::echo_once(&mut ws, &payload),
+                )
+                .await
+                {
                     Ok(Ok(())) => {
                         if t >= from {
                             lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
@@ -264,7 +279,13 @@ async fn echo_load(conns: Vec<client::Ws>, size: usize, warm: Duration, measure:
     }
 }
 
-async fn relay(target: &Target, cfg: &Arc<ClientConfig>, clients: usize, size: usize, plan: &Plan) -> Result<RelayStats> {
+async fn relay(
+    target: &Target,
+    cfg: &Arc<ClientConfig>,
+    clients: usize,
+    size: usize,
+    plan: &Plan,
+) -> Result<RelayStats> {
     let conns = client::connect_many(target, cfg, clients, 64).await?;
     Ok(echo_load(conns, size, plan.warm, plan.measure).await)
 }
@@ -279,7 +300,12 @@ struct IdleStats {
 }
 
 /// Memory of the relaying process(es) before and with `n` idle WebSockets.
-async fn idle(target: &Target, cfg: &Arc<ClientConfig>, n: usize, mem: impl Fn() -> u64) -> Result<IdleStats> {
+async fn idle(
+    target: &Target,
+    cfg: &Arc<ClientConfig>,
+    n: usize,
+    mem: impl Fn() -> u64,
+) -> Result<IdleStats> {
     {
         let mut warm = client::connect_many(target, cfg, 20, 20).await?;
         for ws in &mut warm {
@@ -297,7 +323,12 @@ async fn idle(target: &Target, cfg: &Arc<ClientConfig>, n: usize, mem: impl Fn()
     let (mut alive, mut checked) = (0, 0);
     for ws in conns.iter_mut().step_by(step) {
         checked += 1;
-        if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), client::echo_once(ws, b"still there?")).await {
+        if let Ok(Ok(())) = tokio::time::timeout(
+            Duration::from_secs(5),
+            client::echo_once(ws, b"still there?"),
+        )
+        .await
+        {
             alive += 1;
         }
     }
@@ -313,7 +344,12 @@ async fn idle(target: &Target, cfg: &Arc<ClientConfig>, n: usize, mem: impl Fn()
 }
 
 /// `n` sign-ins one after the other, each on a new TLS connection.
-async fn login_latency(port: u16, cfg: &Arc<ClientConfig>, user: &str, n: usize) -> Result<(Vec<u32>, usize)> {
+async fn login_latency(
+    port: u16,
+    cfg: &Arc<ClientConfig>,
+    user: &str,
+    n: usize,
+) -> Result<(Vec<u32>, usize)> {
     let mut lat = Vec::new();
     let mut failed = 0;
     for _ in 0..n {
@@ -340,7 +376,13 @@ struct FloodStats {
 /// Wrong-password sign-ins from `parallel` clients for `dur`: from many
 /// loopback addresses and user names (nothing rate-limited, every attempt
 /// costs a hash) or from one address (the limiter answers 429).
-async fn flood(port: u16, cfg: &Arc<ClientConfig>, parallel: usize, dur: Duration, distributed: bool) -> FloodStats {
+async fn flood(
+    port: u16,
+    cfg: &Arc<ClientConfig>,
+    parallel: usize,
+    dur: Duration,
+    distributed: bool,
+) -> FloodStats {
     let counter = Arc::new(AtomicU64::new(0));
     let end = tokio::time::Instant::now() + dur;
     let mut tasks = tokio::task::JoinSet::new();
@@ -352,13 +394,23 @@ async fn flood(port: u16, cfg: &Arc<ClientConfig>, parallel: usize, dur: Duratio
             while tokio::time::Instant::now() < end {
                 let c = counter.fetch_add(1, Ordering::Relaxed);
                 let src = if distributed {
-                    IpAddr::V4(Ipv4Addr::new(127, 10 + ((c >> 16) % 200) as u8, (c >> 8) as u8, c as u8))
+                    IpAddr::V4(Ipv4Addr::new(
+                        127,
+                        10 + ((c >> 16) % 200) as u8,
+                        (c >> 8) as u8,
+                        c as u8,
+                    ))
                 } else {
                     FLOOD_IP
                 };
                 let user = format!("guess{}", c % 100_000);
                 st.attempts += 1;
-                match tokio::time::timeout_at(end + Duration::from_secs(10), client::login(port, &cfg, Some(src), &user, "wrong")).await {
+                match tokio::time::timeout_at(
+                    end + Duration::from_secs(10),
+                    client::login(port, &cfg, Some(src), &user, "wrong"),
+                )
+                .await
+                {
                     Ok(Ok(a)) => *st.by_status.entry(a.status).or_default() += 1,
                     _ => st.errors += 1,
                 }
@@ -394,12 +446,21 @@ impl Report {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -407,7 +468,10 @@ fn machine() -> String {
         "{cores} cores ({cpu}), {:.1} GiB, Linux {}, load average at start {}",
         mem as f64 / 1048576.0,
         kernel.trim(),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
 
@@ -415,7 +479,11 @@ fn nginx_version() -> String {
     std::process::Command::new(procs::NGINX)
         .arg("-v")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stderr).trim().replace("nginx version: ", ""))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .replace("nginx version: ", "")
+        })
         .unwrap_or_else(|_| "not installed".into())
 }
 
@@ -447,16 +515,27 @@ fn size_name(s: usize) -> String {
 
 async fn run(plan: &Plan, only: Option<Vec<String>>) -> Result<String> {
     let wants = |s: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == s));
-    let tmp = tempfile::Builder::new().prefix("sapphire-bench-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("sapphire-bench-")
+        .tempdir()?;
     let dir = tmp.path();
     let cert = procs::make_cert(dir)?;
     let cfg = client::tls_config(cert.der.clone());
     let accounts = dir.join("accounts.json");
     procs::add_user(&accounts, "bench", PASSWORD)?;
-    let mut r = Report { text: String::new() };
-    r.line(format!("Sapphire benchmarks ({} run), {}", plan.name, chrono_now()));
+    let mut r = Report {
+        text: String::new(),
+    };
+    r.line(format!(
+        "Sapphire benchmarks ({} run), {}",
+        plan.name,
+        chrono_now()
+    ));
     r.line(format!("Machine: {}", machine()));
-    r.line(format!("nginx: {}; TLS 1.3 TLS13_AES_128_GCM_SHA256, X25519, ECDSA P-256 certificate for both", nginx_version()));
+    r.line(format!(
+        "nginx: {}; TLS 1.3 TLS13_AES_128_GCM_SHA256, X25519, ECDSA P-256 certificate for both",
+        nginx_version()
+    ));
     r.line("");
 
     // The echo server stands in for the backend in relay figures; the
@@ -471,10 +550,16 @@ async fn run(plan: &Plan, only: Option<Vec<String>>) -> Result<String> {
     }
 
     if wants("relay") {
-        section_relay(plan, dir, &cert, &cfg, &accounts, &bdir, &sock, have_nginx, &mut r).await?;
+        section_relay(
+            plan, dir, &cert, &cfg, &accounts, &bdir, &sock, have_nginx, &mut r,
+        )
+        .await?;
     }
     if wants("idle") {
-        section_idle(plan, dir, &cert, &cfg, &accounts, &bdir, &sock, have_nginx, &mut r).await?;
+        section_idle(
+            plan, dir, &cert, &cfg, &accounts, &bdir, &sock, have_nginx, &mut r,
+        )
+        .await?;
     }
     if wants("login") {
         section_login(plan, dir, &cert, &cfg, &accounts, &bdir, &mut r).await?;
@@ -486,7 +571,13 @@ async fn run(plan: &Plan, only: Option<Vec<String>>) -> Result<String> {
         section_e2e(plan, dir, &cert, &cfg, &mut r).await?;
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    r.line(format!("Load average at the end: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")));
+    r.line(format!(
+        "Load average at the end: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     Ok(r.text)
 }
 
@@ -529,10 +620,24 @@ async fn section_relay(
     };
     let targets = [
         ("direct", Some(Target::Direct(sock.to_owned()))),
-        ("proxy", Some(Target::Tls { port: pport, cookie: Some(cookie) })),
-        ("nginx", have_nginx.then_some(Target::Tls { port: nport, cookie: None })),
+        (
+            "proxy",
+            Some(Target::Tls {
+                port: pport,
+                cookie: Some(cookie),
+            }),
+        ),
+        (
+            "nginx",
+            have_nginx.then_some(Target::Tls {
+                port: nport,
+                cookie: None,
+            }),
+        ),
     ];
-    r.line("## 1. Relay: echo round trips (a) straight to the socket, (b) sapphire-proxy, (c) nginx");
+    r.line(
+        "## 1. Relay: echo round trips (a) straight to the socket, (b) sapphire-proxy, (c) nginx",
+    );
     r.line("");
     r.line(format!(
         "Closed loop, one message in flight per client, {:?} warm-up then {:?} measured per cell. Rate in messages/s (round trips); latency in ms.",
@@ -543,17 +648,28 @@ async fn section_relay(
     r.line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &clients in &plan.relay_clients {
         for &size in &plan.relay_sizes {
-            let mut st = [RelayStats { rate: f64::NAN, p50: f64::NAN, p99: f64::NAN, errors: 0 }; 3];
+            let mut st = [RelayStats {
+                rate: f64::NAN,
+                p50: f64::NAN,
+                p99: f64::NAN,
+                errors: 0,
+            }; 3];
             for (i, (name, target)) in targets.iter().enumerate() {
                 let Some(target) = target else { continue };
-                st[i] = relay(target, cfg, clients, size, plan).await.with_context(|| format!("relay via {name}"))?;
+                st[i] = relay(target, cfg, clients, size, plan)
+                    .await
+                    .with_context(|| format!("relay via {name}"))?;
                 eprintln!(
                     "relay {name:6} {clients:5} clients {:>7}: {:9.0} msg/s p50 {} ms p99 {} ms{}",
                     size_name(size),
                     st[i].rate,
                     fmt_ms(st[i].p50),
                     fmt_ms(st[i].p99),
-                    if st[i].errors > 0 { format!(" ({} errors)", st[i].errors) } else { String::new() }
+                    if st[i].errors > 0 {
+                        format!(" ({} errors)", st[i].errors)
+                    } else {
+                        String::new()
+                    }
                 );
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
@@ -576,7 +692,10 @@ async fn section_relay(
             ));
             let errors = a.errors + b.errors + c.errors;
             if errors > 0 {
-                r.line(format!("| | errors: a {} b {} c {} | | | | | | | | | | | | |", a.errors, b.errors, c.errors));
+                r.line(format!(
+                    "| | errors: a {} b {} c {} | | | | | | | | | | | | |",
+                    a.errors, b.errors, c.errors
+                ));
             }
         }
     }
@@ -597,7 +716,9 @@ async fn section_idle(
     r: &mut Report,
 ) -> Result<()> {
     let n = plan.idle_conns;
-    r.line(format!("## 2. Idle WebSockets: memory of the relaying process at {n} open connections"));
+    r.line(format!(
+        "## 2. Idle WebSockets: memory of the relaying process at {n} open connections"
+    ));
     if n < 10_000 && plan.name == "full" {
         r.line("");
         r.line("(Fewer than 10,000: the open-file limit here could not be raised far enough; the proxy needs two descriptors per WebSocket.)");
@@ -609,17 +730,36 @@ async fn section_idle(
     r.line("|---|---:|---:|---:|---:|---:|");
     {
         let pport = procs::free_port();
-        let proxy = procs::start_proxy(dir, cert, accounts, pport, procs::Backends::Existing(bdir))?;
+        let proxy =
+            procs::start_proxy(dir, cert, accounts, pport, procs::Backends::Existing(bdir))?;
         let cookie = proxy_cookie(pport, cfg).await?;
         let pid = proxy.pid();
-        let st = idle(&Target::Tls { port: pport, cookie: Some(cookie) }, cfg, n, || procs::pss_kib(pid)).await?;
+        let st = idle(
+            &Target::Tls {
+                port: pport,
+                cookie: Some(cookie),
+            },
+            cfg,
+            n,
+            || procs::pss_kib(pid),
+        )
+        .await?;
         idle_row(r, "sapphire-proxy", &st);
     }
     if have_nginx {
         let nport = procs::free_port();
         let nginx = procs::start_nginx(dir, cert, nport, sock)?;
         let pid = nginx.pid();
-        let st = idle(&Target::Tls { port: nport, cookie: None }, cfg, n, || procs::tree_pss_kib(pid)).await?;
+        let st = idle(
+            &Target::Tls {
+                port: nport,
+                cookie: None,
+            },
+            cfg,
+            n,
+            || procs::tree_pss_kib(pid),
+        )
+        .await?;
         idle_row(r, "nginx", &st);
     }
     r.line("");
@@ -627,7 +767,10 @@ async fn section_idle(
 }
 
 fn idle_row(r: &mut Report, name: &str, st: &IdleStats) {
-    eprintln!("idle {name}: {:.1} KiB per connection", st.per_conn / 1024.0);
+    eprintln!(
+        "idle {name}: {:.1} KiB per connection",
+        st.per_conn / 1024.0
+    );
     r.line(format!(
         "| {name} | {:.1} MiB | {:.1} MiB | {:.1} KiB | {:.1} s | {}/{} |",
         st.base_kib as f64 / 1024.0,
@@ -651,7 +794,10 @@ async fn section_login(
     let port = procs::free_port();
     let _proxy = procs::start_proxy(dir, cert, accounts, port, procs::Backends::Existing(bdir))?;
     let cookie = proxy_cookie(port, cfg).await?;
-    let target = Target::Tls { port, cookie: Some(cookie) };
+    let target = Target::Tls {
+        port,
+        cookie: Some(cookie),
+    };
     let clients = plan.flood_relay_clients;
     let dur = plan.warm + plan.measure + Duration::from_millis(100);
     r.line(format!(
@@ -662,7 +808,11 @@ async fn section_login(
     r.line("| condition | relay msg/s | relay p50 ms | relay p99 ms | p99 / quiet p99 | sign-in p50 ms | sign-in p99 ms | flood attempts/s | flood answers |");
     r.line("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut quiet_p99 = f64::NAN;
-    for cond in ["quiet", "flood from one address", "flood from many addresses"] {
+    for cond in [
+        "quiet",
+        "flood from one address",
+        "flood from many addresses",
+    ] {
         let conns = client::connect_many(&target, cfg, clients, 64).await?;
         let flooding = cond != "quiet";
         let distributed = cond.contains("many");
@@ -688,14 +838,22 @@ async fn section_login(
         let answers = fl
             .as_ref()
             .map(|f| {
-                let mut s: Vec<String> = f.by_status.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+                let mut s: Vec<String> = f
+                    .by_status
+                    .iter()
+                    .map(|(k, v)| format!("{k}×{v}"))
+                    .collect();
                 if f.errors > 0 {
                     s.push(format!("errors×{}", f.errors));
                 }
                 s.join(" ")
             })
             .unwrap_or_else(|| "–".into());
-        eprintln!("login {cond}: relay p99 {} ms, sign-in p50 {} ms, {answers}", fmt_ms(relay.p99), fmt_ms(pct(&lat, 50.0)));
+        eprintln!(
+            "login {cond}: relay p99 {} ms, sign-in p50 {} ms, {answers}",
+            fmt_ms(relay.p99),
+            fmt_ms(pct(&lat, 50.0))
+        );
         r.line(format!(
             "| {cond} | {:.0} | {} | {} | {} | {} | {}{} | {} | {answers} |",
             relay.rate,
@@ -704,8 +862,14 @@ async fn section_login(
             ratio(relay.p99, quiet_p99),
             fmt_ms(pct(&lat, 50.0)),
             fmt_ms(pct(&lat, 99.0)),
-            if failed > 0 { format!(" ({failed} refused)") } else { String::new() },
-            fl.as_ref().map(|f| format!("{:.0}", f.rate)).unwrap_or_else(|| "–".into()),
+            if failed > 0 {
+                format!(" ({failed} refused)")
+            } else {
+                String::new()
+            },
+            fl.as_ref()
+                .map(|f| format!("{:.0}", f.rate))
+                .unwrap_or_else(|| "–".into()),
         ));
         // Let queued hashes finish before the next condition.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -740,8 +904,13 @@ fn exec_to_ready(dir: &Path, i: usize) -> Result<Duration> {
     let _p = procs::Proc { child };
     let mut buf = [0u8; 4096];
     loop {
-        let n = rx.recv(&mut buf).context("no READY=1 from sapphire-backend")?;
-        if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+        let n = rx
+            .recv(&mut buf)
+            .context("no READY=1 from sapphire-backend")?;
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "READY=1")
+        {
             return Ok(t.elapsed());
         }
     }
@@ -793,7 +962,8 @@ async fn activated_hello(dir: &Path, i: usize) -> Result<Duration> {
     .await
     .context("handshake timed out")??;
     let mut chat = Chat::new(ws);
-    chat.request("hello", json!({}), Duration::from_secs(20)).await?;
+    chat.request("hello", json!({}), Duration::from_secs(20))
+        .await?;
     Ok(t.elapsed())
 }
 
@@ -824,13 +994,20 @@ async fn backends_pss(dir: &Path, tag: &str, k: usize) -> Result<(f64, f64)> {
         let s = loop {
             match tokio::net::UnixStream::connect(sock).await {
                 Ok(s) => break s,
-                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
                 Err(e) => return Err(e).context("backend socket"),
             }
         };
-        let (ws, _) = tokio_tungstenite::client_async("ws://localhost/ws", Box::new(s) as Box<dyn client::Io>).await?;
+        let (ws, _) = tokio_tungstenite::client_async(
+            "ws://localhost/ws",
+            Box::new(s) as Box<dyn client::Io>,
+        )
+        .await?;
         let mut chat = Chat::new(ws);
-        chat.request("hello", json!({}), Duration::from_secs(20)).await?;
+        chat.request("hello", json!({}), Duration::from_secs(20))
+            .await?;
         chats.push(chat);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -851,7 +1028,11 @@ async fn section_backend(plan: &Plan, dir: &Path, r: &mut Report) -> Result<()> 
     hello.sort_unstable();
     let (pss1, rss1) = backends_pss(dir, "one", 1).await?;
     let (pssn, rssn) = backends_pss(dir, "many", plan.pss_many).await?;
-    eprintln!("backend: ready {} ms, hello {} ms, PSS {pss1:.0}/{pssn:.0} KiB", fmt_ms(pct(&ready, 50.0)), fmt_ms(pct(&hello, 50.0)));
+    eprintln!(
+        "backend: ready {} ms, hello {} ms, PSS {pss1:.0}/{pssn:.0} KiB",
+        fmt_ms(pct(&ready, 50.0)),
+        fmt_ms(pct(&hello, 50.0))
+    );
     r.line("## 4. Backend (real sapphire-backend, no IM account)");
     r.line("");
     r.line("| figure | median | worst | runs |");
@@ -871,13 +1052,28 @@ async fn section_backend(plan: &Plan, dir: &Path, r: &mut Report) -> Result<()> 
     r.line("");
     r.line("| idle backends at once | PSS each | RSS each |");
     r.line("|---:|---:|---:|");
-    r.line(format!("| 1 | {:.1} MB | {:.1} MB |", pss1 * 1.024 / 1000.0, rss1 * 1.024 / 1000.0));
-    r.line(format!("| {} | {:.1} MB | {:.1} MB |", plan.pss_many, pssn * 1.024 / 1000.0, rssn * 1.024 / 1000.0));
+    r.line(format!(
+        "| 1 | {:.1} MB | {:.1} MB |",
+        pss1 * 1.024 / 1000.0,
+        rss1 * 1.024 / 1000.0
+    ));
+    r.line(format!(
+        "| {} | {:.1} MB | {:.1} MB |",
+        plan.pss_many,
+        pssn * 1.024 / 1000.0,
+        rssn * 1.024 / 1000.0
+    ));
     r.line("");
     Ok(())
 }
 
-async fn section_e2e(plan: &Plan, dir: &Path, cert: &procs::Cert, cfg: &Arc<ClientConfig>, r: &mut Report) -> Result<()> {
+async fn section_e2e(
+    plan: &Plan,
+    dir: &Path,
+    cert: &procs::Cert,
+    cfg: &Arc<ClientConfig>,
+    r: &mut Report,
+) -> Result<()> {
     let wait = Duration::from_secs(30);
     let irc_port = procs::free_port();
     let _irc = procs::start_ngircd(dir, irc_port)?;
@@ -893,7 +1089,14 @@ async fn section_e2e(plan: &Plan, dir: &Path, cert: &procs::Cert, cfg: &Arc<Clie
     for user in ["alice", "bob"] {
         let a = client::login(port, cfg, Some(USER_IP), user, PASSWORD).await?;
         let cookie = a.set_cookie.context("no cookie")?;
-        let ws = client::ws_connect(&Target::Tls { port, cookie: Some(cookie) }, cfg).await?;
+        let ws = client::ws_connect(
+            &Target::Tls {
+                port,
+                cookie: Some(cookie),
+            },
+            cfg,
+        )
+        .await?;
         let mut c = Chat::new(ws);
         c.request("hello", json!({}), wait).await?;
         let acc = c
@@ -904,10 +1107,13 @@ async fn section_e2e(plan: &Plan, dir: &Path, cert: &procs::Cert, cfg: &Arc<Clie
             )
             .await?;
         let id = acc["account"]["id"].as_i64().context("account id")?;
-        c.event(wait, |e| e["op"] == "account.status" && e["account"] == id && e["status"] == "connected")
-            .await
-            .context("IRC account did not connect")?;
-        c.request("chat.join", json!({"account": id, "name": "#bench"}), wait).await?;
+        c.event(wait, |e| {
+            e["op"] == "account.status" && e["account"] == id && e["status"] == "connected"
+        })
+        .await
+        .context("IRC account did not connect")?;
+        c.request("chat.join", json!({"account": id, "name": "#bench"}), wait)
+            .await?;
         c.event(wait, |e| e["op"] == "chat.joined").await?;
         chats.push(c);
         ids.push(id);
@@ -936,10 +1142,16 @@ async fn section_e2e(plan: &Plan, dir: &Path, cert: &procs::Cert, cfg: &Arc<Clie
         tokio::time::sleep(gap).await;
     }
     lat.sort_unstable();
-    let raw = irc_baseline(irc_port, plan.e2e_messages, gap).await.context("raw IRC baseline")?;
+    let raw = irc_baseline(irc_port, plan.e2e_messages, gap)
+        .await
+        .context("raw IRC baseline")?;
     let backends = procs::children(proxy.pid());
     let pss: Vec<u64> = backends.iter().map(|&p| procs::pss_kib(p)).collect();
-    eprintln!("e2e: p50 {} ms p99 {} ms", fmt_ms(pct(&lat, 50.0)), fmt_ms(pct(&lat, 99.0)));
+    eprintln!(
+        "e2e: p50 {} ms p99 {} ms",
+        fmt_ms(pct(&lat, 50.0)),
+        fmt_ms(pct(&lat, 99.0))
+    );
     r.line("## 5. End to end: client → proxy → backend → ngircd → backend → proxy → client");
     r.line("");
     r.line(format!(
@@ -999,7 +1211,10 @@ async fn irc_baseline(port: u16, n: usize, gap: Duration) -> Result<Vec<u32>> {
         }
         async fn connect(port: u16, nick: &str) -> Result<Irc> {
             let (r, w) = client::tcp(port, None).await?.into_split();
-            let mut c = Irc { r: BufReader::new(r), w };
+            let mut c = Irc {
+                r: BufReader::new(r),
+                w,
+            };
             c.send(&format!("NICK {nick}")).await?;
             c.send(&format!("USER {nick} 0 * :{nick}")).await?;
             c.expect(" 001 ").await?;

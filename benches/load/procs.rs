@@ -51,7 +51,12 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `ready` every 10 ms until it holds, the child exits, or `limit`.
-fn wait_until(what: &str, proc: &mut Proc, limit: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
+fn wait_until(
+    what: &str,
+    proc: &mut Proc,
+    limit: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         if ready() {
@@ -110,7 +115,12 @@ pub fn start_echo(dir: &Path) -> Result<(Proc, PathBuf)> {
         .spawn()
         .context("starting the echo server")?;
     let mut p = Proc { child };
-    wait_until("echo server", &mut p, Duration::from_secs(10), unix_ready(&sock))?;
+    wait_until(
+        "echo server",
+        &mut p,
+        Duration::from_secs(10),
+        unix_ready(&sock),
+    )?;
     Ok((p, sock))
 }
 
@@ -140,7 +150,13 @@ pub enum Backends<'a> {
 }
 
 /// A sapphire-proxy on 127.0.0.1:`port` with its own state in `dir`.
-pub fn start_proxy(dir: &Path, cert: &Cert, accounts: &Path, port: u16, backends: Backends) -> Result<Proc> {
+pub fn start_proxy(
+    dir: &Path,
+    cert: &Cert,
+    accounts: &Path,
+    port: u16,
+    backends: Backends,
+) -> Result<Proc> {
     let state = dir.join("proxy-state");
     std::fs::create_dir_all(&state)?;
     let mut cmd = Command::new(PROXY);
@@ -160,7 +176,9 @@ pub fn start_proxy(dir: &Path, cert: &Cert, accounts: &Path, port: u16, backends
         .stderr(log_file(dir, &format!("proxy-{port}.log"))?);
     match backends {
         Backends::Existing(d) => {
-            cmd.args(["--launcher", "systemd"]).arg("--backend-dir").arg(d);
+            cmd.args(["--launcher", "systemd"])
+                .arg("--backend-dir")
+                .arg(d);
         }
         Backends::Spawn => {
             let run = dir.join("backend-run");
@@ -177,7 +195,12 @@ pub fn start_proxy(dir: &Path, cert: &Cert, accounts: &Path, port: u16, backends
     let mut p = Proc {
         child: cmd.spawn().context("starting sapphire-proxy")?,
     };
-    wait_until("sapphire-proxy", &mut p, Duration::from_secs(15), tcp_ready(port))?;
+    wait_until(
+        "sapphire-proxy",
+        &mut p,
+        Duration::from_secs(15),
+        tcp_ready(port),
+    )?;
     Ok(p)
 }
 
@@ -293,7 +316,12 @@ pub fn children(pid: u32) -> Vec<u32> {
             };
             // pid (comm) state ppid ...
             let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-            if after.split_whitespace().nth(1).and_then(|s| s.parse::<u32>().ok()) == Some(pid) {
+            if after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse::<u32>().ok())
+                == Some(pid)
+            {
                 out.push(p);
             }
         }

@@ -43,7 +43,12 @@ enum UserCommand {
         password_stdin: bool,
     },
     /// Delete a user; their sessions stop working.
-    Del { name: String },
+    Del {
+        name: String,
+        /// Also remove the user's backend state (history, IM accounts).
+        #[arg(long)]
+        purge: bool,
+    },
     /// List users (name and state).
     List,
     /// Disable a user: they cannot sign in and their sessions stop working.
@@ -80,6 +85,7 @@ fn run(cli: Cli) -> Result<()> {
             let password = read_password(password_stdin)?;
             Accounts::update(path, |a| a.add(user.clone(), &password))?;
             eprintln!("added user {user}");
+            units(path, || sapphire::units::on_user_added(&user))?;
         }
         Command::User(UserCommand::Passwd {
             name,
@@ -93,10 +99,11 @@ fn run(cli: Cli) -> Result<()> {
             Accounts::update(path, |a| a.set_password(&user, &password))?;
             eprintln!("changed the password of {user}");
         }
-        Command::User(UserCommand::Del { name }) => {
+        Command::User(UserCommand::Del { name, purge }) => {
             let user = username(&name)?;
             Accounts::update(path, |a| a.remove(&user))?;
             eprintln!("deleted user {user}");
+            units(path, || sapphire::units::on_user_deleted(&user, purge))?;
         }
         Command::User(UserCommand::List) => {
             for (user, account) in Accounts::load(path)?.users {
@@ -112,14 +119,28 @@ fn run(cli: Cli) -> Result<()> {
             let user = username(&name)?;
             Accounts::update(path, |a| a.set_disabled(&user, true))?;
             eprintln!("disabled user {user}");
+            units(path, || sapphire::units::on_user_deleted(&user, false))?;
         }
         Command::User(UserCommand::Enable { name }) => {
             let user = username(&name)?;
             Accounts::update(path, |a| a.set_disabled(&user, false))?;
             eprintln!("enabled user {user}");
+            units(path, || sapphire::units::on_user_added(&user))?;
         }
     }
     Ok(())
+}
+
+/// Applies a change to the user's systemd units when `path` is the system
+/// accounts file on a systemd host (see `sapphire::units`).
+fn units(
+    path: &std::path::Path,
+    change: impl FnOnce() -> Result<(), sapphire::units::UnitsError>,
+) -> Result<()> {
+    match sapphire::units::should_manage(path) {
+        sapphire::units::Decision::Manage => change().context("updating the user's systemd units"),
+        sapphire::units::Decision::Skip(_) => Ok(()),
+    }
 }
 
 /// Reads a new password: one line from stdin with `--password-stdin`,

@@ -101,6 +101,7 @@ CT_RUN=""        # per-run directory (overlay upper/work, mount point, logs)
 CT_NSPAWN_PID="" # systemd-nspawn
 CT_PID=""        # the container's PID 1 (systemd), as seen from the host
 CT_HOSTIF=""     # host side of the veth pair
+CT_NAME=""
 CT_HOST_IP=""
 CT_IP=""         # the container's address, reachable from the host only
 
@@ -131,16 +132,21 @@ ct_start() {
     fi
     pick_subnet
     CT_HOSTIF=spt$(printf %05d $((RANDOM % 100000)))h
-    local name=sapphire-test-${CT_RUN##*.}
-    slog "booting $name (root: overlay on $ROOTFS, run dir $CT_RUN)"
+    CT_NAME=sapphire-test-${CT_RUN##*.}
+    slog "booting $CT_NAME (root: overlay on $ROOTFS, run dir $CT_RUN)"
+    ct_boot
+}
+
+# ct_boot: starts systemd-nspawn on the prepared root and waits for the boot.
+ct_boot() {
     # Without systemd as the host's PID 1 (CI, containers) there is no bus to
     # ask for a scope unit: run in the caller's cgroup instead.
     local keep=()
     [ -d /run/systemd/system ] || keep=(--keep-unit)
     setsid systemd-nspawn --boot --register=no "${keep[@]}" --quiet --console=read-only \
-        --machine="$name" --hostname=sapphire-test \
+        --machine="$CT_NAME" --hostname=sapphire-test \
         --network-veth-extra="$CT_HOSTIF:host0" \
-        -D "$CT_RUN/root" >"$CT_RUN/console.log" 2>&1 </dev/null &
+        -D "$CT_RUN/root" >>"$CT_RUN/console.log" 2>&1 </dev/null &
     CT_NSPAWN_PID=$!
     # The container's PID 1 is the descendant of nspawn that is PID 1 in its
     # own PID namespace.
@@ -176,6 +182,22 @@ ct_start() {
     ct ip addr add "$CT_IP/30" dev host0
     ct ip link set host0 up
     slog "container up ($state), pid $CT_PID, address $CT_IP"
+}
+
+# ct_reboot: `systemctl reboot` inside; nspawn exits (133) when the container
+# reboots, so boot the same root again. /run is new, the disk is kept.
+ct_reboot() {
+    slog "rebooting the container"
+    ct systemctl reboot || true
+    local t
+    for t in $(seq 1 300); do
+        kill -0 "$CT_NSPAWN_PID" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -0 "$CT_NSPAWN_PID" 2>/dev/null && die "container did not go down for the reboot"
+    wait "$CT_NSPAWN_PID" 2>/dev/null || true
+    CT_NSPAWN_PID="" CT_PID=""
+    ct_boot
 }
 
 # ct CMD...: runs CMD inside the container (all namespaces, as root).
