@@ -102,6 +102,11 @@ describe('Sapphire in a real Chromium', () => {
     assert.ok(manifest.icons.some((i) => i.sizes === '512x512'));
     const icon = await page.evaluate(async () => (await fetch('/icon-192.png')).headers.get('content-type'));
     assert.equal(icon, 'image/png');
+    // Chromium's own verdict: the app can be installed.
+    const cdp = await page.context().newCDPSession(page);
+    const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+    assert.deepEqual(installabilityErrors, []);
+    await cdp.detach();
   });
 
   it('refuses a wrong password with a clear message, then signs in', async () => {
