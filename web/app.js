@@ -261,6 +261,11 @@ function onHello(reply, { resumed }) {
   state.accounts = new Map((reply.accounts || []).map((a) => [a.id, a]));
   state.buddies = new Map((reply.buddies || []).map((b) => [convKey(b.account, 'im', b.name), b]));
   state.requests = new Map((reply.requests || []).map((r) => [r.request, r]));
+  if (shownRequest !== null && !state.requests.has(shownRequest)) {
+    // Answered or closed while this tab was away.
+    shownRequest = null;
+    $('dlg-request').close();
+  }
   for (const e of state.convs.values()) {
     e.joined = false;
     e.members = new Map();
