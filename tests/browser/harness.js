@@ -358,7 +358,7 @@ modules_disabled = { "s2s"; "admin_shell"; }
 c2s_ports = { ${port} }
 c2s_interfaces = { "127.0.0.1" }
 s2s_ports = { }
-log = { error = "console" }
+log = { error = "${d}/prosody.log" }
 authentication = "internal_plain"
 c2s_require_encryption = true
 ssl = { key = "${d}/localhost.key"; certificate = "${d}/localhost.crt"; }
@@ -366,10 +366,10 @@ VirtualHost "localhost"
 Component "conference.localhost" "muc"
 `);
     for (const [user, password] of Object.entries(users)) {
-      const r = spawnSync('prosodyctl', ['--config', conf, 'register', user, 'localhost', password], { encoding: 'utf8' });
+      const r = spawnSync('prosodyctl', ['--config', conf, 'register', user, 'localhost', password], { encoding: 'utf8', cwd: d });
       if (r.status !== 0) throw new Error(`prosodyctl register ${user} failed: ${r.stderr}`);
     }
-    const child = spawn('prosody', ['--config', conf], { stdio: 'ignore' });
+    const child = spawn('prosody', ['--config', conf], { stdio: 'ignore', cwd: d });
     await waitTcp(port, child, 'prosody');
     const p = new Prosody();
     Object.assign(p, { dir: d, port, child });
