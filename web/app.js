@@ -162,6 +162,7 @@ function showLogin(message = '') {
     conn = null;
   }
   resetState();
+  state.user = null;
   document.body.classList.remove('signed-in');
   show($('app-view'), false);
   show($('login-view'), true);
@@ -227,9 +228,32 @@ $('login').addEventListener('submit', async (ev) => {
 
 $('logout').addEventListener('click', async () => {
   try { await api('/api/logout', {}); } catch (_) { /* signed out locally anyway */ }
-  try { sessionStorage.removeItem('sapphire.current'); } catch (_) { /* storage disabled */ }
+  try {
+    sessionStorage.removeItem('sapphire.current');
+    // Tell this browser's other tabs (they share the cookie that just went).
+    localStorage.setItem('sapphire.signed-out', String(Date.now()));
+  } catch (_) { /* storage disabled */ }
   showLogin('You are signed out.');
 });
+
+// Signed out in another tab of this browser.
+window.addEventListener('storage', (ev) => {
+  if (ev.key === 'sapphire.signed-out' && state.user) showLogin('You signed out in another tab.');
+});
+
+// Signed out elsewhere (another device, an expired session, a password
+// change): the open WebSocket may live on, so check when the tab comes back.
+async function checkSession() {
+  if (!state.user) return;
+  try {
+    const res = await fetch('/api/session', { credentials: 'same-origin', cache: 'no-store' });
+    if (res.status === 401 && state.user) showLogin('Your session has ended. Please sign in again.');
+  } catch (_) { /* offline: the connection handles it */ }
+}
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') checkSession();
+});
+setInterval(checkSession, 5 * 60 * 1000);
 
 function resetState() {
   state.accounts.clear();

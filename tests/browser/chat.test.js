@@ -510,6 +510,16 @@ describe('Sapphire in a real Chromium', () => {
     }
   });
 
+  it('signs out every tab of the browser at once', async () => {
+    await page2.bringToFront();
+    await page2.click('#logout');
+    await page2.locator('#login-view').waitFor({ state: 'visible' });
+    assert.equal(await page2.textContent('#login-error'), 'You are signed out.');
+    await page.locator('#login-view').waitFor({ state: 'visible', timeout: WAIT });
+    assert.equal(await page.textContent('#login-error'), 'You signed out in another tab.');
+    assert.equal(await page.evaluate(async () => (await fetch('/api/session')).status), 401);
+  });
+
   it('had no page errors and no CSP violations', () => {
     assert.deepEqual(problems, []);
   });
