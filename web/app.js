@@ -1364,11 +1364,14 @@ function maybeShowRequest() {
   if (next) showRequest(next);
 }
 
-$('dlg-request').addEventListener('close', () => {
-  if (shownRequest !== null) state.dismissedRequests.add(shownRequest); // Escape: ask again later
+// Escape dismisses the prompt for now (the Prompts button brings it back).
+// Only 'cancel' means the person dismissed it: the 'close' event comes
+// later, as a task, possibly after the dialog already shows the next prompt.
+$('dlg-request').addEventListener('cancel', () => {
+  if (shownRequest !== null) state.dismissedRequests.add(shownRequest);
   shownRequest = null;
-  setTimeout(scheduleRender, 0);
 });
+$('dlg-request').addEventListener('close', () => setTimeout(scheduleRender, 0));
 
 function showRequest(r) {
   shownRequest = r.request;

@@ -192,6 +192,9 @@ describe('Sapphire with XMPP in a real Chromium', () => {
 
   it('disables and enables an account; its buddies see it go and come back', async () => {
     await page.bringToFront();
+    if (await page.isVisible('#dlg-request')) {
+      assert.fail(`unexpected prompt: ${(await page.textContent('#dlg-request')).replace(/\s+/g, ' ')}`);
+    }
     await page.click('#btn-accounts');
     const bobRow = accountRow(page, 'bob@localhost/sapphire');
     await bobRow.locator('button', { hasText: 'Disable' }).click();
