@@ -63,6 +63,12 @@ CREATE TABLE IF NOT EXISTS open_chats (
 );
 CREATE TABLE IF NOT EXISTS open_requests (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS account_status (account INTEGER PRIMARY KEY, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS autojoin (
+    account INTEGER NOT NULL,
+    name TEXT NOT NULL COLLATE NOCASE,
+    fields TEXT NOT NULL,
+    PRIMARY KEY (account, name)
+);
 ";
 
 /// Identifies a conversation: an account, a kind (`im`/`chat`) and a name.
@@ -86,7 +92,9 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.execute_batch(SCHEMA)?;
+    // One transaction: one commit instead of one per table. Every
+    // statement is idempotent, so new tables appear in old databases.
+    conn.execute_batch(&format!("BEGIN;{SCHEMA}COMMIT;"))?;
     Ok(conn)
 }
 
@@ -216,6 +224,7 @@ impl Store {
             }
             "account.removed" => {
                 if let Some(id) = event.get("account").and_then(Value::as_i64) {
+                    tx.execute("DELETE FROM autojoin WHERE account = ?1", [id])?;
                     tx.execute("DELETE FROM account_status WHERE account = ?1", [id])?;
                     tx.execute("DELETE FROM open_chats WHERE account = ?1", [id])?;
                 }
@@ -224,6 +233,56 @@ impl Store {
         }
         tx.commit()?;
         Ok(body)
+    }
+
+    /// Remembers a chat to join whenever `account` signs on.
+    pub fn autojoin_add(
+        &self,
+        account: i64,
+        name: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO autojoin (account, name, fields) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account, name) DO UPDATE SET fields = excluded.fields",
+            params![account, name, serde_json::to_string(fields)?],
+        )?;
+        Ok(())
+    }
+
+    /// Remembers a chat joined some other way (e.g. an accepted
+    /// invitation), keeping the fields of a chat already remembered.
+    pub fn autojoin_add_if_absent(&self, account: i64, name: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO autojoin (account, name, fields) VALUES (?1, ?2, '{}')",
+            params![account, name],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a chat (the user left it). Names compare case-insensitively.
+    pub fn autojoin_remove(&self, account: i64, name: &str) -> Result<bool> {
+        let n = self.conn.execute(
+            "DELETE FROM autojoin WHERE account = ?1 AND name = ?2",
+            params![account, name],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Chats to join when `account` signs on, with their join fields.
+    pub fn autojoin_list(&self, account: i64) -> Result<Vec<(String, Map<String, Value>)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, fields FROM autojoin WHERE account = ?1 ORDER BY name")?;
+        let rows = stmt.query_map([account], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, fields) = row?;
+            out.push((name, serde_json::from_str(&fields)?));
+        }
+        Ok(out)
     }
 
     /// Chats, requests and account states a previous run left open.

@@ -63,8 +63,12 @@ pub struct Ngircd {
 
 impl Ngircd {
     pub fn start() -> Ngircd {
+        Ngircd::start_on(free_port())
+    }
+
+    /// Starts on a given port (e.g. to restart a server that was stopped).
+    pub fn start_on(port: u16) -> Ngircd {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let motd = dir.path().join("motd");
         std::fs::write(&motd, "test server\n").unwrap();
         let conf = dir.path().join("ngircd.conf");
@@ -421,15 +425,23 @@ impl IrcPeer {
 
     /// Reads lines until one contains `needle`; answers PINGs.
     pub async fn expect(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
+        self.expect_within(needle, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("IRC peer: no line with {needle:?}"))
+    }
+
+    /// Like `expect`, but gives up (`None`) after `limit`.
+    pub async fn expect_within(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
         loop {
             let mut line = String::new();
             let left = deadline.saturating_duration_since(Instant::now());
             let mut raw = Vec::new();
-            let n = tokio::time::timeout(left, self.reader.read_until(b'\n', &mut raw))
-                .await
-                .unwrap_or_else(|_| panic!("IRC peer: no line with {needle:?}"))
-                .unwrap();
+            let Ok(n) = tokio::time::timeout(left, self.reader.read_until(b'\n', &mut raw)).await
+            else {
+                return None;
+            };
+            let n = n.unwrap();
             assert!(n > 0, "IRC server closed the connection");
             line.push_str(&String::from_utf8_lossy(&raw));
             if let Some(rest) = line.strip_prefix("PING ") {
@@ -437,7 +449,7 @@ impl IrcPeer {
                 continue;
             }
             if line.contains(needle) {
-                return line;
+                return Some(line);
             }
         }
     }

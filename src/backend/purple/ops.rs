@@ -239,7 +239,24 @@ unsafe fn assign_id(account: *mut ffi::PurpleAccount) -> i64 {
     id
 }
 
-/// Reconnects an account after a non-fatal error, with a fixed delay.
+thread_local! {
+    /// Reconnection attempts since the last successful sign-on.
+    static ATTEMPTS: std::cell::RefCell<std::collections::HashMap<i64, u32>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The account signed on: the next failure starts the back-off again.
+pub fn reset_reconnect(id: i64) {
+    ATTEMPTS.with(|a| a.borrow_mut().remove(&id));
+}
+
+/// Delay before reconnection attempt `n` (0-based): 2 s doubling to 5 min.
+pub fn reconnect_delay(n: u32) -> u32 {
+    (2u32 << n.min(8)).min(300)
+}
+
+/// Reconnects an account after a non-fatal error (network trouble), with
+/// exponential back-off.
 pub fn schedule_reconnect(id: i64) {
     unsafe extern "C" fn fire(data: ffi::gpointer) -> ffi::gboolean {
         let id = data as usize as i64;
@@ -254,7 +271,15 @@ pub fn schedule_reconnect(id: i64) {
         }
         ffi::GFALSE
     }
-    unsafe { ffi::g_timeout_add_seconds(10, Some(fire), id as usize as ffi::gpointer) };
+    let n = ATTEMPTS.with(|a| {
+        let mut a = a.borrow_mut();
+        let n = a.entry(id).or_insert(0);
+        *n += 1;
+        *n - 1
+    });
+    let delay = reconnect_delay(n);
+    tracing::info!(account = id, "reconnecting in {delay} s");
+    unsafe { ffi::g_timeout_add_seconds(delay, Some(fire), id as usize as ffi::gpointer) };
 }
 
 pub fn dispatch(op: &str, params: &Map<String, Value>) -> OpResult {
@@ -272,13 +297,14 @@ pub fn dispatch(op: &str, params: &Map<String, Value>) -> OpResult {
         "chat.join" => chat_join(&p),
         "chat.leave" => chat_leave(&p),
         "chat.topic" => chat_topic(&p),
+        "chat.invite" => chat_invite(&p),
         "typing" => typing(&p),
         "request.answer" => request::answer(&p),
         _ => Err(OpError::new("unknown_op", format!("unknown op '{op}'"))),
     }
 }
 
-/// The ops [`dispatch`] handles.
+/// The ops `dispatch` handles.
 pub const OPS: &[&str] = &[
     "protocols",
     "account.add",
@@ -292,6 +318,7 @@ pub const OPS: &[&str] = &[
     "chat.join",
     "chat.leave",
     "chat.topic",
+    "chat.invite",
     "typing",
     "request.answer",
 ];
@@ -682,8 +709,24 @@ fn chat_join(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let name = p.str("name")?;
     check_text(name, "name", 1024)?;
-    let fields = p.object("fields")?;
+    let empty = Map::new();
+    let fields = p.object("fields")?.unwrap_or(&empty);
+    if fields.values().any(|v| !v.is_string()) {
+        return Err(OpError::bad_request("chat fields must be strings"));
+    }
     let gc = connection(account)?;
+    unsafe { join(gc, name, fields)? };
+    // Joined again whenever the account signs on, until chat.leave.
+    hub().autojoin_add(unsafe { account_id(account) }, name, fields);
+    Ok(json!({}))
+}
+
+/// Asks the server to join chat `name` with protocol `fields`.
+unsafe fn join(
+    gc: *mut ffi::PurpleConnection,
+    name: &str,
+    fields: &Map<String, Value>,
+) -> Result<(), OpError> {
     let cname = cstring(name);
     unsafe {
         let info = prpl_info(ffi::purple_connection_get_prpl(gc));
@@ -702,31 +745,37 @@ fn chat_join(p: &Params) -> OpResult {
                 Some(ffi::g_free),
             );
         }
-        if let Some(fields) = fields {
-            for (k, v) in fields {
-                let v = v
-                    .as_str()
-                    .ok_or_else(|| OpError::bad_request("chat fields must be strings"));
-                let v = match v {
-                    Ok(v) => v,
-                    Err(e) => {
-                        ffi::g_hash_table_destroy(table);
-                        return Err(e);
-                    }
-                };
-                let k = cstring(k);
-                let v = cstring(v);
-                ffi::g_hash_table_replace(
-                    table,
-                    ffi::g_strdup(k.as_ptr()) as ffi::gpointer,
-                    ffi::g_strdup(v.as_ptr()) as ffi::gpointer,
-                );
-            }
+        for (k, v) in fields {
+            let k = cstring(k);
+            let v = cstring(v.as_str().unwrap_or(""));
+            ffi::g_hash_table_replace(
+                table,
+                ffi::g_strdup(k.as_ptr()) as ffi::gpointer,
+                ffi::g_strdup(v.as_ptr()) as ffi::gpointer,
+            );
         }
         ffi::serv_join_chat(gc, table);
         ffi::g_hash_table_destroy(table);
     }
-    Ok(json!({}))
+    Ok(())
+}
+
+/// After `id` signed on: joins the chats the user had joined (soon, from
+/// the main loop, not inside libpurple's sign-on code).
+pub fn autojoin(id: i64) {
+    super::invoke(move || {
+        let Ok(account) = find_account(id) else {
+            return;
+        };
+        let Ok(gc) = connection(account) else {
+            return;
+        };
+        for (name, fields) in hub().autojoin_list(id) {
+            if let Err(e) = unsafe { join(gc, &name, &fields) } {
+                tracing::warn!(account = id, "cannot rejoin {name}: {e}");
+            }
+        }
+    });
 }
 
 fn find_chat(
@@ -748,10 +797,18 @@ fn find_chat(
     Ok((account, conv))
 }
 
+/// Leaves a chat and stops rejoining it. Also succeeds for a remembered
+/// chat that is not joined right now (e.g. while disconnected).
 fn chat_leave(p: &Params) -> OpResult {
-    let (_, conv) = find_chat(p)?;
-    // Destroying a chat conversation leaves the chat (and emits chat.left).
-    unsafe { ffi::purple_conversation_destroy(conv) };
+    let account = param_account(p)?;
+    let forgotten = hub().autojoin_remove(unsafe { account_id(account) }, p.str("name")?);
+    match find_chat(p) {
+        // Destroying a chat conversation leaves the chat (and emits
+        // chat.left).
+        Ok((_, conv)) => unsafe { ffi::purple_conversation_destroy(conv) },
+        Err(_) if forgotten => {}
+        Err(e) => return Err(e),
+    }
     Ok(json!({}))
 }
 
@@ -777,6 +834,29 @@ fn chat_topic(p: &Params) -> OpResult {
     Ok(json!({}))
 }
 
+fn chat_invite(p: &Params) -> OpResult {
+    let (account, conv) = find_chat(p)?;
+    let who = p.str("who")?;
+    check_text(who, "who", 1024)?;
+    let message = p.opt_str("message")?.unwrap_or("");
+    if message.len() > 4096 || message.contains('\0') {
+        return Err(OpError::bad_request("bad message"));
+    }
+    let gc = connection(account)?;
+    let who = cstring(who);
+    let message = cstring(message);
+    unsafe {
+        let chat = ffi::purple_conversation_get_chat_data(conv);
+        ffi::serv_chat_invite(
+            gc,
+            ffi::purple_conv_chat_get_id(chat),
+            message.as_ptr(),
+            who.as_ptr(),
+        );
+    }
+    Ok(json!({}))
+}
+
 fn typing(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let (kind, name) = p.conversation()?;
@@ -793,4 +873,14 @@ fn typing(p: &Params) -> OpResult {
     let cname = cstring(name);
     unsafe { ffi::serv_send_typing(gc, cname.as_ptr(), state) };
     Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reconnect_back_off_doubles_up_to_five_minutes() {
+        let d: Vec<u32> = (0..10).map(super::reconnect_delay).collect();
+        assert_eq!(d, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(super::reconnect_delay(u32::MAX), 300);
+    }
 }
