@@ -217,10 +217,13 @@ where
         return End::TooLarge(e);
     }
     let mut small = [0u8; IDLE_BUF];
+    // One stop future for the pump's life: making a new one per read
+    // registered and removed a waiter in the watch channel each time.
+    let mut stop_fut = Box::pin(stop_requested(&mut stop));
     let end = 'relay: loop {
         let n = tokio::select! {
             biased;
-            close = stop_requested(&mut stop) => {
+            close = &mut stop_fut => {
                 // Frames to the backend are client frames: masked.
                 let frame = close_frame(close.code, close.reason, to_backend);
                 break drain_and_close(&mut from, &mut to, &mut tracker, &mut small, &frame).await
@@ -273,6 +276,7 @@ where
             filled = 0;
         }
     };
+    drop(stop_fut);
     // The other side may have closed because the other direction already
     // told it to stop: this side still owes its peer the close frame.
     let pending_close = *stop.borrow();
