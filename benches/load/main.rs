@@ -81,7 +81,21 @@ fn smoke() -> Plan {
         flood_relay_clients: 10,
         ready_runs: 1,
         pss_many: 2,
-        e2e_messages: 3,
+        e2e_messages: 2,
+    }
+}
+
+/// What `cargo test` runs (no arguments, usually a debug build): the relay,
+/// idle and backend sections at their smallest, to prove the harness works.
+fn test_smoke() -> Plan {
+    Plan {
+        name: "test-smoke",
+        relay_clients: vec![1],
+        relay_sizes: vec![100, 64 * 1024],
+        warm: Duration::from_millis(100),
+        measure: Duration::from_millis(300),
+        idle_conns: 20,
+        ..smoke()
     }
 }
 
@@ -93,16 +107,23 @@ fn main() -> Result<()> {
     if args.first().map(String::as_str) == Some("echo-server") {
         return echo_server(Path::new(args.get(1).context("echo-server PATH")?));
     }
-    let mut plan = smoke();
-    let mut only: Option<Vec<String>> = None;
+    let mut plan = test_smoke();
+    let mut only: Option<Vec<String>> = Some(vec!["relay".into(), "idle".into(), "backend".into()]);
     let mut out = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "full" => plan = full(),
-            "smoke" => plan = smoke(),
+            "full" => {
+                plan = full();
+                only = None;
+            }
+            "smoke" => {
+                plan = smoke();
+                only = None;
+            }
             "--only" => {
                 i += 1;
+                // (after the mode)
                 only = Some(
                     args.get(i)
                         .context("--only LIST")?
@@ -114,6 +135,33 @@ fn main() -> Result<()> {
             "--out" => {
                 i += 1;
                 out = Some(args.get(i).context("--out FILE")?.clone());
+            }
+            "--e2e-messages" => {
+                i += 1;
+                plan.e2e_messages = args.get(i).context("--e2e-messages N")?.parse()?;
+            }
+            "--clients" => {
+                i += 1;
+                plan.relay_clients = args
+                    .get(i)
+                    .context("--clients LIST")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--sizes" => {
+                i += 1;
+                plan.relay_sizes = args
+                    .get(i)
+                    .context("--sizes LIST")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--measure" => {
+                i += 1;
+                plan.measure =
+                    Duration::from_secs_f64(args.get(i).context("--measure SECONDS")?.parse()?);
             }
             "--idle-conns" => {
                 i += 1;
@@ -343,16 +391,21 @@ async fn idle(
     })
 }
 
-/// `n` sign-ins one after the other, each on a new TLS connection.
+/// Sign-ins one after the other (at most `n`, none started after
+/// `deadline`), each on a new TLS connection.
 async fn login_latency(
     port: u16,
     cfg: &Arc<ClientConfig>,
     user: &str,
     n: usize,
+    deadline: Instant,
 ) -> Result<(Vec<u32>, usize)> {
     let mut lat = Vec::new();
     let mut failed = 0;
     for _ in 0..n {
+        if Instant::now() >= deadline {
+            break;
+        }
         let t = Instant::now();
         let a = client::login(port, cfg, Some(USER_IP), user, PASSWORD).await?;
         if a.status == 200 {
@@ -805,30 +858,57 @@ async fn section_login(
         plan.flood_parallel
     ));
     r.line("");
-    r.line("| condition | relay msg/s | relay p50 ms | relay p99 ms | p99 / quiet p99 | sign-in p50 ms | sign-in p99 ms | flood attempts/s | flood answers |");
-    r.line("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    r.line("| condition | relay msg/s | relay p50 ms | relay p99 ms | p99 / quiet p99 | sign-ins | sign-in p50 ms | sign-in p99 ms | flood attempts/s | flood answers |");
+    r.line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut quiet_p99 = f64::NAN;
     for cond in [
         "quiet",
+        "sign-ins only",
         "flood from one address",
         "flood from many addresses",
     ] {
         let conns = client::connect_many(&target, cfg, clients, 64).await?;
-        let flooding = cond != "quiet";
+        let flooding = cond.starts_with("flood");
         let distributed = cond.contains("many");
+        let signing_in = cond != "quiet";
+        // The flood runs on a thread of its own (one core at most), so that
+        // the relay's clients here do not queue behind its handshakes.
+        let flooder = flooding.then(|| {
+            let cfg = Arc::clone(cfg);
+            let parallel = plan.flood_parallel;
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("flood runtime")
+                    .block_on(flood(port, &cfg, parallel, dur, distributed))
+            })
+        });
         let (relay, fl, logins) = tokio::join!(
             echo_load(conns, 100, plan.warm, plan.measure),
             async {
-                if flooding {
-                    Some(flood(port, cfg, plan.flood_parallel, dur, distributed).await)
-                } else {
-                    None
+                match flooder {
+                    Some(h) => tokio::task::spawn_blocking(move || h.join().ok())
+                        .await
+                        .ok()
+                        .flatten(),
+                    None => None,
                 }
             },
             async {
-                // Sign-ins start with the measured window and are spread over it.
+                if !signing_in {
+                    return Ok((Vec::new(), 0));
+                }
+                // Sign-ins start with the measured window and stay in it.
                 tokio::time::sleep(plan.warm).await;
-                login_latency(port, cfg, "bench", plan.logins).await
+                login_latency(
+                    port,
+                    cfg,
+                    "bench",
+                    plan.logins,
+                    Instant::now() + plan.measure,
+                )
+                .await
             }
         );
         let (lat, failed) = logins?;
@@ -855,11 +935,12 @@ async fn section_login(
             fmt_ms(pct(&lat, 50.0))
         );
         r.line(format!(
-            "| {cond} | {:.0} | {} | {} | {} | {} | {}{} | {} | {answers} |",
+            "| {cond} | {:.0} | {} | {} | {} | {} | {} | {}{} | {} | {answers} |",
             relay.rate,
             fmt_ms(relay.p50),
             fmt_ms(relay.p99),
             ratio(relay.p99, quiet_p99),
+            lat.len(),
             fmt_ms(pct(&lat, 50.0)),
             fmt_ms(pct(&lat, 99.0)),
             if failed > 0 {
@@ -876,7 +957,9 @@ async fn section_login(
     }
     r.line("");
     r.line(format!(
-        "Sign-ins: {} in a row per condition from one client, each a new TLS connection (argon2id m=19 MiB, t=2). Flood attempts use random user names; \"many addresses\" come from 127.10.0.0/8-style loopback sources so that no limit applies and every attempt costs a hash.",
+        "Sign-ins: up to {} in a row from one client during the measured window, each on a new TLS connection (argon2id m=19 MiB, t=2, p=1). \
+         Flood attempts use random user names; \"many addresses\" come from distinct 127.x.y.z sources so that no limit applies and every attempt costs a hash. \
+         The flooding clients run on the same 2 cores (their TLS handshakes too), so the flood figures are pessimistic.",
         plan.logins
     ));
     r.line("");
@@ -1067,26 +1150,24 @@ async fn section_backend(plan: &Plan, dir: &Path, r: &mut Report) -> Result<()> 
     Ok(())
 }
 
-async fn section_e2e(
-    plan: &Plan,
-    dir: &Path,
-    cert: &procs::Cert,
+/// One end-to-end phase: `users.0` sends `n` channel messages on IRC,
+/// `users.1` receives them; both through the proxy. Returns the latencies
+/// to the receiving client and to a raw IRC client in the same channel.
+#[allow(clippy::too_many_arguments)]
+async fn e2e_phase(
+    port: u16,
     cfg: &Arc<ClientConfig>,
-    r: &mut Report,
-) -> Result<()> {
+    irc_port: u16,
+    users: [&str; 2],
+    channel: &str,
+    options: serde_json::Value,
+    n: usize,
+    gap: Duration,
+) -> Result<E2e> {
     let wait = Duration::from_secs(30);
-    let irc_port = procs::free_port();
-    let _irc = procs::start_ngircd(dir, irc_port)?;
-    let accounts = dir.join("accounts-e2e.json");
-    procs::add_user(&accounts, "alice", PASSWORD)?;
-    procs::add_user(&accounts, "bob", PASSWORD)?;
-    let e2e_dir = dir.join("e2e");
-    std::fs::create_dir_all(&e2e_dir)?;
-    let port = procs::free_port();
-    let proxy = procs::start_proxy(&e2e_dir, cert, &accounts, port, procs::Backends::Spawn)?;
     let mut chats = Vec::new();
     let mut ids = Vec::new();
-    for user in ["alice", "bob"] {
+    for user in users {
         let a = client::login(port, cfg, Some(USER_IP), user, PASSWORD).await?;
         let cookie = a.set_cookie.context("no cookie")?;
         let ws = client::ws_connect(
@@ -1099,20 +1180,25 @@ async fn section_e2e(
         .await?;
         let mut c = Chat::new(ws);
         c.request("hello", json!({}), wait).await?;
+        let mut opts = options.clone();
+        opts["port"] = json!(irc_port);
         let acc = c
             .request(
                 "account.add",
-                json!({"protocol": "prpl-irc", "username": format!("{user}@127.0.0.1"), "options": {"port": irc_port}}),
+                json!({"protocol": "prpl-irc", "username": format!("{user}@127.0.0.1"), "options": opts}),
                 wait,
             )
             .await?;
         let id = acc["account"]["id"].as_i64().context("account id")?;
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            eprintln!("account options: {}", acc["account"]["options"]);
+        }
         c.event(wait, |e| {
             e["op"] == "account.status" && e["account"] == id && e["status"] == "connected"
         })
         .await
         .context("IRC account did not connect")?;
-        c.request("chat.join", json!({"account": id, "name": "#bench"}), wait)
+        c.request("chat.join", json!({"account": id, "name": channel}), wait)
             .await?;
         c.event(wait, |e| e["op"] == "chat.joined").await?;
         chats.push(c);
@@ -1120,60 +1206,160 @@ async fn section_e2e(
     }
     let mut bob = chats.pop().unwrap();
     let mut alice = chats.pop().unwrap();
-    // bob sees alice in the channel once both joined.
+    // A raw IRC client in the channel splits the path in two halves.
+    let mut watcher = Irc::connect(irc_port, &format!("w{}", &users[0]), channel).await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let mut lat = Vec::new();
-    let gap = Duration::from_millis(450);
-    for i in 0..plan.e2e_messages {
+    let mut out = E2e::default();
+    for i in 0..n {
         let text = format!("bench message {i}");
         let t = Instant::now();
         let id = alice
             .send(
                 "conversation.send",
-                json!({"account": ids[0], "conversation": {"kind": "chat", "name": "#bench"}, "text": text}),
+                json!({"account": ids[0], "conversation": {"kind": "chat", "name": channel}, "text": text}),
             )
             .await?;
-        bob.event(wait, |e| e["op"] == "message" && e["text"] == text.as_str())
-            .await
-            .with_context(|| format!("bob did not get message {i}"))?;
-        lat.push(t.elapsed().as_micros() as u32);
-        alice.reply(id, wait).await?;
+        let (seen, got, ack) = tokio::join!(
+            async {
+                let r = watcher.expect(&text).await;
+                (t.elapsed(), r)
+            },
+            bob.event(wait, |e| e["op"] == "message" && e["text"] == text.as_str()),
+            async {
+                let r = alice.reply(id, wait).await;
+                (t.elapsed(), r)
+            }
+        );
+        got.with_context(|| format!("{} did not get message {i}", users[1]))?;
+        let end = t.elapsed();
+        seen.1?;
+        ack.1?;
+        out.end.push(end.as_micros() as u32);
+        out.first.push(seen.0.as_micros() as u32);
+        out.second
+            .push(end.saturating_sub(seen.0).as_micros() as u32);
+        out.ack.push(ack.0.as_micros() as u32);
         alice.events.clear();
         tokio::time::sleep(gap).await;
     }
-    lat.sort_unstable();
-    let raw = irc_baseline(irc_port, plan.e2e_messages, gap)
+    for v in [&mut out.end, &mut out.first, &mut out.second, &mut out.ack] {
+        v.sort_unstable();
+    }
+    Ok(out)
+}
+
+/// Latencies of one end-to-end phase, sorted, in µs.
+#[derive(Default)]
+struct E2e {
+    /// Sender's request → its reply (stored, handed to libpurple).
+    ack: Vec<u32>,
+    /// Sender → a raw IRC client in the channel.
+    first: Vec<u32>,
+    /// That raw client's view → the receiving Sapphire client.
+    second: Vec<u32>,
+    /// Sender → the receiving Sapphire client.
+    end: Vec<u32>,
+}
+
+async fn section_e2e(
+    plan: &Plan,
+    dir: &Path,
+    cert: &procs::Cert,
+    cfg: &Arc<ClientConfig>,
+    r: &mut Report,
+) -> Result<()> {
+    let irc_port = procs::free_port();
+    let _irc = procs::start_ngircd(dir, irc_port)?;
+    let accounts = dir.join("accounts-e2e.json");
+    for u in ["alice", "bob", "carol", "dave"] {
+        procs::add_user(&accounts, u, PASSWORD)?;
+    }
+    let e2e_dir = dir.join("e2e");
+    std::fs::create_dir_all(&e2e_dir)?;
+    let port = procs::free_port();
+    let proxy = procs::start_proxy(&e2e_dir, cert, &accounts, port, procs::Backends::Spawn)?;
+    let gap = Duration::from_millis(100);
+    // libpurple's IRC flood protection: its send queue releases a line per
+    // `ratelimit-interval` seconds (default 2, after a burst of 5) on a
+    // timer. Phase A: defaults; phase B: interval 0 (one line per tick).
+    let n_default = plan.e2e_messages.min(15);
+    let a = e2e_phase(
+        port,
+        cfg,
+        irc_port,
+        ["alice", "bob"],
+        "#bench",
+        json!({}),
+        n_default,
+        gap,
+    )
+    .await?;
+    let b = e2e_phase(
+        port,
+        cfg,
+        irc_port,
+        ["carol", "dave"],
+        "#bench2",
+        json!({"ratelimit-interval": 0}),
+        plan.e2e_messages,
+        gap,
+    )
+    .await?;
+    // ngircd itself throttles clients past a few lines per second.
+    let raw_gap = Duration::from_millis(400);
+    let raw = irc_baseline(irc_port, plan.e2e_messages.min(15), raw_gap)
         .await
         .context("raw IRC baseline")?;
     let backends = procs::children(proxy.pid());
     let pss: Vec<u64> = backends.iter().map(|&p| procs::pss_kib(p)).collect();
     eprintln!(
         "e2e: p50 {} ms p99 {} ms",
-        fmt_ms(pct(&lat, 50.0)),
-        fmt_ms(pct(&lat, 99.0))
+        fmt_ms(pct(&a.end, 50.0)),
+        fmt_ms(pct(&a.end, 99.0))
     );
     r.line("## 5. End to end: client → proxy → backend → ngircd → backend → proxy → client");
     r.line("");
     r.line(format!(
-        "{} channel messages, one every {} ms (ngircd throttles clients to a few lines per second).",
-        lat.len(),
+        "IRC channel messages on a local ngircd, one at a time: each waits for the previous to arrive, then {} ms. \
+         A raw IRC client in the channel splits the path: \"to IRC\" is when it sees the line, \"from IRC\" the rest.",
         gap.as_millis()
     ));
     r.line("");
-    r.line("| path | p50 | p99 | max | PSS of each backend with a signed-on IRC account |");
-    r.line("|---|---:|---:|---:|---|");
+    r.line("| path | A: libpurple defaults p50 / p99 | B: ratelimit-interval 0 p50 / p99 |");
+    r.line("|---|---:|---:|");
+    let pp = |v: &[u32]| format!("{} / {} ms", fmt_ms(pct(v, 50.0)), fmt_ms(pct(v, 99.0)));
     r.line(format!(
-        "| baseline: raw IRC client → ngircd → raw IRC client | {} ms | {} ms | {} ms | – |",
-        fmt_ms(pct(&raw, 50.0)),
-        fmt_ms(pct(&raw, 99.0)),
-        fmt_ms(pct(&raw, 100.0)),
+        "| baseline: raw IRC client → ngircd → raw IRC client ({} messages, {} ms apart) | {} | |",
+        raw.len(),
+        raw_gap.as_millis(),
+        pp(&raw)
     ));
     r.line(format!(
-        "| Sapphire: WebSocket client → proxy → backend → ngircd → backend → proxy → WebSocket client | {} ms | {} ms | {} ms | {} |",
-        fmt_ms(pct(&lat, 50.0)),
-        fmt_ms(pct(&lat, 99.0)),
-        fmt_ms(pct(&lat, 100.0)),
-        pss.iter().map(|k| format!("{:.1} MB", *k as f64 * 1.024 / 1000.0)).collect::<Vec<_>>().join(", ")
+        "| send: client → proxy → backend → reply (stored, handed to libpurple) | {} | {} |",
+        pp(&a.ack),
+        pp(&b.ack)
+    ));
+    r.line(format!("| to IRC: client → proxy → backend → libpurple's send queue → ngircd → raw client | {} | {} |", pp(&a.first), pp(&b.first)));
+    r.line(format!(
+        "| from IRC: ngircd → backend (stored) → proxy → client | {} | {} |",
+        pp(&a.second),
+        pp(&b.second)
+    ));
+    r.line(format!(
+        "| **end to end** ({} / {} messages) | {} | {} |",
+        a.end.len(),
+        b.end.len(),
+        pp(&a.end),
+        pp(&b.end)
+    ));
+    r.line("");
+    r.line(format!(
+        "PSS of the {} backends with a signed-on IRC account and a joined channel: {}.",
+        pss.len(),
+        pss.iter()
+            .map(|k| format!("{:.1} MB", *k as f64 * 1.024 / 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     r.line("");
     Ok(())
@@ -1182,49 +1368,8 @@ async fn section_e2e(
 /// The floor of the end-to-end figure: two raw IRC clients through the same
 /// ngircd, at the same pace.
 async fn irc_baseline(port: u16, n: usize, gap: Duration) -> Result<Vec<u32>> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    struct Irc {
-        r: BufReader<tokio::net::tcp::OwnedReadHalf>,
-        w: tokio::net::tcp::OwnedWriteHalf,
-    }
-    impl Irc {
-        async fn send(&mut self, line: &str) -> Result<()> {
-            self.w.write_all(format!("{line}\r\n").as_bytes()).await?;
-            Ok(())
-        }
-        async fn expect(&mut self, needle: &str) -> Result<()> {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            loop {
-                let mut line = String::new();
-                let n = tokio::time::timeout_at(deadline, self.r.read_line(&mut line))
-                    .await
-                    .with_context(|| format!("no IRC line with {needle:?}"))??;
-                if n == 0 {
-                    bail!("IRC server closed the connection");
-                }
-                if let Some(rest) = line.strip_prefix("PING ") {
-                    self.send(&format!("PONG {}", rest.trim_end())).await?;
-                } else if line.contains(needle) {
-                    return Ok(());
-                }
-            }
-        }
-        async fn connect(port: u16, nick: &str) -> Result<Irc> {
-            let (r, w) = client::tcp(port, None).await?.into_split();
-            let mut c = Irc {
-                r: BufReader::new(r),
-                w,
-            };
-            c.send(&format!("NICK {nick}")).await?;
-            c.send(&format!("USER {nick} 0 * :{nick}")).await?;
-            c.expect(" 001 ").await?;
-            c.send("JOIN #raw").await?;
-            c.expect(" 366 ").await?;
-            Ok(c)
-        }
-    }
-    let mut a = Irc::connect(port, "rawa").await?;
-    let mut b = Irc::connect(port, "rawb").await?;
+    let mut a = Irc::connect(port, "rawa", "#raw").await?;
+    let mut b = Irc::connect(port, "rawb", "#raw").await?;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let mut lat = Vec::new();
     for i in 0..n {
@@ -1237,4 +1382,48 @@ async fn irc_baseline(port: u16, n: usize, gap: Duration) -> Result<Vec<u32>> {
     }
     lat.sort_unstable();
     Ok(lat)
+}
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// A raw IRC client.
+struct Irc {
+    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+}
+impl Irc {
+    async fn send(&mut self, line: &str) -> Result<()> {
+        self.w.write_all(format!("{line}\r\n").as_bytes()).await?;
+        Ok(())
+    }
+    async fn expect(&mut self, needle: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout_at(deadline, self.r.read_line(&mut line))
+                .await
+                .with_context(|| format!("no IRC line with {needle:?}"))??;
+            if n == 0 {
+                bail!("IRC server closed the connection");
+            }
+            if let Some(rest) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {}", rest.trim_end())).await?;
+            } else if line.contains(needle) {
+                return Ok(());
+            }
+        }
+    }
+    async fn connect(port: u16, nick: &str, channel: &str) -> Result<Irc> {
+        let (r, w) = client::tcp(port, None).await?.into_split();
+        let mut c = Irc {
+            r: BufReader::new(r),
+            w,
+        };
+        c.send(&format!("NICK {nick}")).await?;
+        c.send(&format!("USER {nick} 0 * :{nick}")).await?;
+        c.expect(" 001 ").await?;
+        c.send(&format!("JOIN {channel}")).await?;
+        c.expect(" 366 ").await?;
+        Ok(c)
+    }
 }

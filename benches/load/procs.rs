@@ -263,7 +263,7 @@ pub fn start_ngircd(dir: &Path, port: u16) -> Result<Proc> {
         format!(
             "[Global]\nName = irc.bench\nInfo = Sapphire bench\nListen = 127.0.0.1\n\
              Ports = {port}\nMotdFile = {}\nPidFile = {}\n\
-             [Limits]\nMaxNickLength = 20\nPingTimeout = 120\nPongTimeout = 60\n\
+             [Limits]\nMaxConnectionsIP = 0\nMaxNickLength = 20\nPingTimeout = 120\nPongTimeout = 60\n\
              [Options]\nPAM = no\nIdent = no\nDNS = no\n",
             motd.display(),
             d.join("pid").display()

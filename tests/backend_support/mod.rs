@@ -136,7 +136,7 @@ modules_disabled = {{ "s2s"; "admin_shell"; }}
 c2s_ports = {{ {port} }}
 c2s_interfaces = {{ "127.0.0.1" }}
 s2s_ports = {{ }}
-log = {{ error = "console" }}
+log = {{ error = "*console" }}
 authentication = "internal_plain"
 c2s_require_encryption = true
 ssl = {{ key = "{d}/localhost.key"; certificate = "{d}/localhost.crt"; }}
