@@ -196,6 +196,24 @@ impl Backend {
         b
     }
 
+    /// The backend's stderr (its log and anything GLib prints), kept
+    /// across restarts next to the socket.
+    pub fn log_path(&self) -> PathBuf {
+        self.sock.with_file_name("backend.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_file(&self) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap()
+    }
+
     pub fn restart(&mut self) {
         let child = Command::new(BACKEND)
             .arg("--listen")
@@ -204,7 +222,7 @@ impl Backend {
             .arg(&self.state)
             .env("RUST_LOG", "sapphire=debug")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(self.log_file()))
             .spawn()
             .unwrap();
         let mut proc = Proc(child);

@@ -426,7 +426,7 @@ fn protocols() -> OpResult {
                 let mut o = json!({
                     "setting": string(ffi::purple_account_option_get_setting(opt)),
                     "text": string(ffi::purple_account_option_get_text(opt)),
-                    "masked": ffi::purple_account_option_get_masked(opt) != 0,
+                    "masked": false,
                 });
                 match ffi::purple_account_option_get_type(opt) {
                     ffi::PURPLE_PREF_BOOLEAN => {
@@ -439,6 +439,9 @@ fn protocols() -> OpResult {
                     }
                     ffi::PURPLE_PREF_STRING => {
                         o["type"] = json!("string");
+                        // Only string options have a mask flag: libpurple
+                        // asserts (g_critical) when asked about the others.
+                        o["masked"] = json!(ffi::purple_account_option_get_masked(opt) != 0);
                         o["default"] =
                             json!(string(ffi::purple_account_option_get_default_string(opt)));
                     }
