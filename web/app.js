@@ -227,14 +227,32 @@ $('login').addEventListener('submit', async (ev) => {
 });
 
 $('logout').addEventListener('click', async () => {
-  try { await api('/api/logout', {}); } catch (_) { /* signed out locally anyway */ }
+  // Stop the connection first: the proxy closes the session's WebSockets
+  // (1008) on logout, and that is not a "session ended" surprise here.
+  if (conn) {
+    conn.stop();
+    conn = null;
+  }
   try {
     sessionStorage.removeItem('sapphire.current');
-    // Tell this browser's other tabs (they share the cookie that just went).
+    // Tell this browser's other tabs (they share the cookie that is going),
+    // before the proxy closes their connections.
     localStorage.setItem('sapphire.signed-out', String(Date.now()));
   } catch (_) { /* storage disabled */ }
+  try { await api('/api/logout', {}); } catch (_) { /* signed out locally anyway */ }
   showLogin('You are signed out.');
 });
+
+// Why the session ended, as far as this tab can tell: a sign-out in another
+// tab of this browser a moment ago, or something else (another device, an
+// expired session, a password change).
+function sessionEndedMessage() {
+  try {
+    const at = Number(localStorage.getItem('sapphire.signed-out') || 0);
+    if (Date.now() - at < 10000) return 'You signed out in another tab.';
+  } catch (_) { /* storage disabled */ }
+  return 'Your session has ended. Please sign in again.';
+}
 
 // Signed out in another tab of this browser.
 window.addEventListener('storage', (ev) => {
@@ -247,7 +265,7 @@ async function checkSession() {
   if (!state.user) return;
   try {
     const res = await fetch('/api/session', { credentials: 'same-origin', cache: 'no-store' });
-    if (res.status === 401 && state.user) showLogin('Your session has ended. Please sign in again.');
+    if (res.status === 401 && state.user) showLogin(sessionEndedMessage());
   } catch (_) { /* offline: the connection handles it */ }
 }
 document.addEventListener('visibilitychange', () => {
@@ -275,7 +293,7 @@ function onConnStatus(s, info) {
   state.conn = s;
   state.connInfo = info;
   if (s === 'signed-out') {
-    showLogin('Your session has ended. Please sign in again.');
+    showLogin(sessionEndedMessage());
     return;
   }
   renderBanner();
