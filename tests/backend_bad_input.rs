@@ -3,7 +3,7 @@
 mod backend_support;
 
 use backend_support::*;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -171,4 +171,19 @@ async fn frames_over_one_mib_close_with_1009_and_others_are_unaffected() {
         Frame::Json(v) => panic!("expected close, got {v}"),
     }
     other.ok("ping", json!({})).await;
+}
+
+#[tokio::test]
+async fn a_client_closing_gets_the_close_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    c.ws.close(None).await.unwrap();
+    // A proper closing handshake: the backend answers with a close frame.
+    let echo = tokio::time::timeout(WAIT, c.ws.next()).await.unwrap();
+    assert!(
+        matches!(echo, Some(Ok(Message::Close(_)))),
+        "no close echoed: {echo:?}"
+    );
 }

@@ -3,6 +3,7 @@ mod backend_support;
 
 use backend_support::*;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 #[tokio::test]
 async fn irc_sign_on_join_topic_members_receive_send_history_search() {
@@ -53,6 +54,7 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
         .await;
     assert_eq!(m["sender"], "bob", "{m}");
     assert_eq!(m["text"], "hello <alice> & welcome");
+    assert_eq!(m["mention"], true, "alice is named: {m}");
     let in_seq = m["seq"].as_u64().unwrap();
 
     // Send.
@@ -84,11 +86,21 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
         .await;
     let t = m["text"].as_str().unwrap();
     assert!(t.contains("bytes") && t.contains("here"), "{t}");
+    assert_eq!(m["mention"], Value::Null, "not a mention: {m}");
     let s = c.ok("search", json!({"query": "broken"})).await;
     assert_eq!(s["messages"][0]["seq"], m["seq"]);
     let hostile_seq = m["seq"].as_u64().unwrap();
 
-    // Topic changes and membership changes.
+    // Topic changes (ours reach the server) and membership changes.
+    c.ok(
+        "chat.topic",
+        json!({"account": alice, "name": "#sapphire", "topic": "Set by alice"}),
+    )
+    .await;
+    let line = bob.expect("TOPIC #sapphire").await;
+    assert!(line.contains(":Set by alice"), "{line}");
+    c.event_op("chat.topic", json!({"topic": "Set by alice"}))
+        .await;
     bob.send("TOPIC #sapphire :New topic").await;
     c.event_op("chat.topic", json!({"topic": "New topic", "by": "bob"}))
         .await;
@@ -195,6 +207,33 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
         )
         .await;
     assert_eq!(r["error"]["code"], "not_joined");
+
+    // Away status reaches the server: bob is told alice is away.
+    c.ok(
+        "status.set",
+        json!({"status": "away", "message": "gone fishing"}),
+    )
+    .await;
+    c.event_op("status", json!({"status": "away"})).await;
+    let mut c4 = backend.connect().await;
+    let hello = c4.ok("hello", json!({})).await;
+    assert_eq!(
+        hello["status"],
+        json!({"status": "away", "message": "gone fishing"})
+    );
+    // (ngircd throttles alice's commands: her AWAY may take a while.)
+    let mut away = None;
+    for _ in 0..20 {
+        bob.send("PRIVMSG alice :are you there?").await;
+        away = bob
+            .expect_within(" 301 ", Duration::from_millis(1000))
+            .await;
+        if away.is_some() {
+            break;
+        }
+    }
+    let line = away.expect("bob is never told alice is away");
+    assert!(line.contains("gone fishing"), "{line}");
 }
 
 #[tokio::test]
@@ -218,4 +257,50 @@ async fn protocols_lists_plugins_with_their_options() {
     assert_eq!(port["default"], 6667);
     assert!(protocols.iter().any(|p| p["id"] == "prpl-jabber"));
     assert_eq!(irc["user_splits"][0]["separator"], "@");
+    // only string options say whether they are masked; asking libpurple
+    // about the others fills the admin's log with GLib criticals
+    assert_eq!(port["masked"], false);
+    let log = backend.log();
+    assert!(!log.contains("CRITICAL"), "{log}");
+}
+
+#[tokio::test]
+async fn when_the_server_goes_away_the_account_reconnects_by_itself() {
+    let irc = Ngircd::start();
+    let port = irc.port;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let alice = add_irc_account(&mut c, port, "alice").await;
+    c.ok("chat.join", json!({"account": alice, "name": "#back"}))
+        .await;
+    c.event_op("chat.joined", json!({"conversation": chat("#back")}))
+        .await;
+
+    drop(irc); // the server dies
+    let e = c
+        .event("account error", |e| {
+            e["op"] == "account.status"
+                && e["account"] == alice
+                && (e["status"] == "error" || e["status"] == "disconnected")
+        })
+        .await;
+    assert!(
+        e["status"] == "disconnected" || e["message"].is_string(),
+        "{e}"
+    );
+
+    c.event_op("chat.left", json!({"conversation": chat("#back")}))
+        .await;
+
+    let _irc = Ngircd::start_on(port); // and comes back
+    c.event_op(
+        "account.status",
+        json!({"account": alice, "status": "connected"}),
+    )
+    .await;
+    // and the chat is joined again.
+    c.event_op("chat.joined", json!({"conversation": chat("#back")}))
+        .await;
 }

@@ -87,3 +87,24 @@ async fn socket_activation_sd_notify_and_sigterm() {
     let status = child.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn a_second_backend_on_the_same_state_dir_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let out = Command::new(BACKEND)
+        .arg("--listen")
+        .arg(dir.path().join("other.sock"))
+        .arg("--state-dir")
+        .arg(&backend.state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another sapphire-backend"), "{err}");
+    // The first one is unaffected.
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+}

@@ -246,3 +246,75 @@ async fn sigterm_closes_clients_with_1001_and_exits_0() {
     }
     assert!(!backend.sock.exists(), "socket file left behind");
 }
+
+#[tokio::test]
+async fn after_a_clean_restart_accounts_sign_on_again_and_rejoin_their_chats() {
+    let irc = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let alice = add_irc_account(&mut c, irc.port, "alice").await;
+    for chan in ["#kept", "#dropped"] {
+        c.ok("chat.join", json!({"account": alice, "name": chan}))
+            .await;
+        c.event_op("chat.joined", json!({"conversation": chat(chan)}))
+            .await;
+    }
+    c.ok("chat.leave", json!({"account": alice, "name": "#dropped"}))
+        .await;
+    drop(c);
+    // Signed on and in chats, it still stops cleanly and in time.
+    let (status, took) = backend.terminate();
+    assert!(status.success());
+    assert!(took.as_secs() < 5, "took {took:?}");
+
+    backend.restart();
+    let mut c = backend.connect().await;
+    let hello = c.ok("hello", json!({"since": 0})).await;
+    assert_eq!(hello["accounts"][0]["id"], alice, "{hello}");
+    let last = hello["last_seq"].as_u64().unwrap();
+    // The chat joined before is joined again; the one left is not.
+    let rejoined = c
+        .event("a chat joined after the restart", |e| {
+            e["op"] == "chat.joined" && e["seq"].as_u64().unwrap() > last
+        })
+        .await;
+    assert_eq!(rejoined["conversation"], chat("#kept"));
+    let r = c
+        .request("chat.leave", json!({"account": alice, "name": "#dropped"}))
+        .await;
+    assert_eq!(r["error"]["code"], "not_joined");
+}
+
+#[tokio::test]
+async fn kill_9_right_after_adding_or_removing_an_account_keeps_that() {
+    let irc = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let alice = add_irc_account(&mut c, irc.port, "alice").await;
+    // libpurple writes accounts.xml 5 s after a change; kill before that.
+    backend.kill9();
+    backend.restart();
+    let mut c = backend.connect().await;
+    let hello = c.ok("hello", json!({})).await;
+    let account = &hello["accounts"][0];
+    assert_eq!(account["id"], alice, "{hello}");
+    assert_eq!(account["username"], "alice@127.0.0.1");
+    assert_eq!(account["options"]["port"], irc.port);
+    c.event_op(
+        "account.status",
+        json!({"account": alice, "status": "connected"}),
+    )
+    .await;
+
+    // A removal right before a crash stays removed too.
+    c.ok("account.remove", json!({"account": alice})).await;
+    backend.kill9();
+    backend.restart();
+    let mut c = backend.connect().await;
+    let hello = c.ok("hello", json!({})).await;
+    assert_eq!(hello["accounts"], json!([]), "{hello}");
+}

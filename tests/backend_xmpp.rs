@@ -89,13 +89,26 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
     )
     .await;
 
-    c.ok("chat.join", json!({"account": bob, "name": room}))
-        .await;
-    c.event_op(
-        "chat.joined",
-        json!({"account": bob, "conversation": chat(room)}),
-    )
-    .await;
+    // The room is unlocked once the server has applied the default
+    // configuration; until then joining it fails, so bob retries.
+    for attempt in 0.. {
+        assert!(attempt < 50, "bob could not join the room");
+        c.ok("chat.join", json!({"account": bob, "name": room}))
+            .await;
+        let e = c
+            .event("bob joined or failed to", |e| {
+                (e["op"] == "chat.joined" && e["account"] == bob)
+                    || (e["op"] == "notice"
+                        && e["primary"]
+                            .as_str()
+                            .is_some_and(|p| p.contains("Error joining chat")))
+            })
+            .await;
+        if e["op"] == "chat.joined" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     c.event("alice sees bob join", |e| {
         e["op"] == "chat.members"
             && e["account"] == alice
@@ -178,6 +191,27 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
     )
     .await;
 
+    // alice invites bob into it: bob is asked (a prompt), accepts, joins.
+    c.ok(
+        "chat.invite",
+        json!({"account": alice, "name": room2, "who": "bob@localhost", "message": "come in"}),
+    )
+    .await;
+    let invite = c
+        .event_op("request.open", json!({"kind": "action", "account": bob}))
+        .await;
+    assert!(invite.to_string().contains("come in"), "{invite}");
+    c.ok(
+        "request.answer",
+        json!({"request": invite["request"], "action": action_id(&invite, "Accept")}),
+    )
+    .await;
+    c.event_op(
+        "chat.joined",
+        json!({"account": bob, "conversation": chat(room2)}),
+    )
+    .await;
+
     // Account management: disable, update, enable, remove.
     let r = c
         .ok(
@@ -219,6 +253,24 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         json!({"account": bob, "status": "connected"}),
     )
     .await;
+    // Signed on again, bob rejoins both rooms by himself (one joined with
+    // chat.join, one by invitation) and gets the recent history from the
+    // server, marked as delayed with its original time.
+    for r in [room, room2] {
+        c.event_op(
+            "chat.joined",
+            json!({"account": bob, "conversation": chat(r)}),
+        )
+        .await;
+    }
+    let m = c
+        .event_op(
+            "message",
+            json!({"account": bob, "conversation": chat(room), "text": "hello room", "delayed": true}),
+        )
+        .await;
+    let sent = m["sent"].as_i64().expect("sent time");
+    assert!(sent <= m["time"].as_i64().unwrap() && sent > m["time"].as_i64().unwrap() - 600_000);
     c.ok("account.remove", json!({"account": bob})).await;
     c.event_op("account.removed", json!({"account": bob})).await;
     let mut other = backend.connect().await;
@@ -359,6 +411,118 @@ async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
     c.event_op(
         "typing",
         json!({"account": bob, "conversation": im("alice@localhost"), "state": "typing"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_account_without_a_password_asks_for_it() {
+    let xmpp = Prosody::start(&[("carol", "carol-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let r = c
+        .ok(
+            "account.add",
+            json!({"protocol": "prpl-jabber", "username": "carol@localhost/sapphire",
+                   "options": {"connect_server": "localhost", "port": xmpp.port}}),
+        )
+        .await;
+    let carol = r["account"]["id"].as_i64().unwrap();
+    // First the certificate (STARTTLS), then, before authenticating,
+    // libpurple asks for the password with a form: a masked string field.
+    let prompt = c
+        .event_op(
+            "request.open",
+            json!({"kind": "action", "title": "SSL Certificate Verification"}),
+        )
+        .await;
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": action_id(&prompt, "Accept")}),
+    )
+    .await;
+    let form = c
+        .event_op("request.open", json!({"kind": "fields", "account": carol}))
+        .await;
+    let password = form["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["fields"].as_array().unwrap())
+        .find(|f| f["type"] == "string" && f["masked"] == true)
+        .unwrap_or_else(|| panic!("no password field in {form}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A required field left empty is refused; the prompt stays open.
+    let r = c
+        .request(
+            "request.answer",
+            json!({"request": form["request"], "action": 0, "fields": {&password: ""}}),
+        )
+        .await;
+    assert_eq!(r["error"]["code"], "required_missing", "{r}");
+    c.ok(
+        "request.answer",
+        json!({"request": form["request"], "action": 0, "fields": {&password: "carol-pw"}}),
+    )
+    .await;
+    c.event_op(
+        "account.status",
+        json!({"account": carol, "status": "connected"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_an_error_the_user_can_fix() {
+    let xmpp = Prosody::start(&[("dave", "dave-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let dave = add_xmpp(&mut c, xmpp.port, "dave", "not-dave-pw").await;
+    let prompt = c
+        .event_op(
+            "request.open",
+            json!({"kind": "action", "title": "SSL Certificate Verification"}),
+        )
+        .await;
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": action_id(&prompt, "Accept")}),
+    )
+    .await;
+    let e = c
+        .event_op(
+            "account.status",
+            json!({"account": dave, "status": "error"}),
+        )
+        .await;
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    // Not retried by itself (authentication errors are fatal) until fixed.
+    let r = c
+        .ok(
+            "account.update",
+            json!({"account": dave, "password": "dave-pw"}),
+        )
+        .await;
+    assert_eq!(r["account"]["id"], dave);
+    c.ok(
+        "account.set_enabled",
+        json!({"account": dave, "enabled": false}),
+    )
+    .await;
+    c.ok(
+        "account.set_enabled",
+        json!({"account": dave, "enabled": true}),
+    )
+    .await;
+    c.event_op(
+        "account.status",
+        json!({"account": dave, "status": "connected"}),
     )
     .await;
 }

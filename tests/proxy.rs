@@ -684,3 +684,64 @@ async fn demo_prints_credentials_that_work_and_reuses_its_state() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }
+
+/// Waits for the server to close `ws` and returns the close code.
+async fn close_code(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    >,
+) -> CloseCode {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn open_websockets_end_with_their_session() {
+    let p = Proxy::start(ProxyOptions::default());
+    // logout from one tab ends that session's WebSockets, not others'
+    let alice = p.client().signed_in("alice", "alice-pw").await;
+    let other_device = p.client().signed_in("alice", "alice-pw").await;
+    let mut ws = alice.websocket(Some(&alice.origin())).await.unwrap();
+    let mut ws_other = other_device
+        .websocket(Some(&other_device.origin()))
+        .await
+        .unwrap();
+    let out = alice.request("POST", "/api/logout", Some("{}"), &[]).await;
+    assert_eq!(out.status, StatusCode::OK);
+    assert_eq!(close_code(&mut ws).await, CloseCode::Policy);
+    ws_other.send(Message::text("still on")).await.unwrap();
+    assert_eq!(
+        ws_other.next().await.unwrap().unwrap(),
+        Message::text("still on")
+    );
+
+    // a password change ends every session of the user, without any request
+    let ctl_out = ctl(
+        &p.accounts(),
+        &["user", "passwd", "alice", "--password-stdin"],
+        Some("changed\n"),
+    );
+    assert!(ctl_out.status.success());
+    assert_eq!(close_code(&mut ws_other).await, CloseCode::Policy);
+
+    // so does disabling a user
+    let bob = p.client().signed_in("bob", "bob-pw").await;
+    let mut ws_bob = bob.websocket(Some(&bob.origin())).await.unwrap();
+    assert!(ctl(&p.accounts(), &["user", "disable", "bob"], None)
+        .status
+        .success());
+    assert_eq!(close_code(&mut ws_bob).await, CloseCode::Policy);
+    // and the reconnection is refused
+    assert_eq!(
+        ws_status(bob.websocket(Some(&bob.origin())).await.unwrap_err()),
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -99,15 +99,21 @@ function currentConv() {
   return state.current ? state.convs.get(state.current) : null;
 }
 
-function toast(text, level = 'info', title = null) {
+/** A passing message; `tag` lets a later event take it away (e.g. an account's error once it connects). */
+function toast(text, level = 'info', title = null, tag = null) {
   const box = $('toasts');
+  if (tag) dropToasts(tag);
   const close = h('button', { type: 'button', class: 'link small', 'aria-label': 'Dismiss' }, 'Dismiss');
-  const el = h('div', { class: `toast ${level}`, role: level === 'error' ? 'alert' : 'status' },
+  const el = h('div', { class: `toast ${level}`, role: level === 'error' ? 'alert' : 'status', dataset: tag ? { tag } : null },
     title ? h('strong', null, title) : null, h('span', { class: 'pre' }, text), close);
   close.addEventListener('click', () => el.remove());
   box.appendChild(el);
   while (box.children.length > 5) box.firstChild.remove();
-  if (level !== 'error') setTimeout(() => el.remove(), 8000);
+  setTimeout(() => el.remove(), level === 'error' ? 30000 : 8000);
+}
+
+function dropToasts(tag) {
+  for (const el of [...$('toasts').children]) if (el.dataset.tag === tag) el.remove();
 }
 
 function errText(err) {
@@ -156,6 +162,7 @@ function showLogin(message = '') {
     conn = null;
   }
   resetState();
+  state.user = null;
   document.body.classList.remove('signed-in');
   show($('app-view'), false);
   show($('login-view'), true);
@@ -220,9 +227,51 @@ $('login').addEventListener('submit', async (ev) => {
 });
 
 $('logout').addEventListener('click', async () => {
+  // Stop the connection first: the proxy closes the session's WebSockets
+  // (1008) on logout, and that is not a "session ended" surprise here.
+  if (conn) {
+    conn.stop();
+    conn = null;
+  }
+  try {
+    sessionStorage.removeItem('sapphire.current');
+    // Tell this browser's other tabs (they share the cookie that is going),
+    // before the proxy closes their connections.
+    localStorage.setItem('sapphire.signed-out', String(Date.now()));
+  } catch (_) { /* storage disabled */ }
   try { await api('/api/logout', {}); } catch (_) { /* signed out locally anyway */ }
   showLogin('You are signed out.');
 });
+
+// Why the session ended, as far as this tab can tell: a sign-out in another
+// tab of this browser a moment ago, or something else (another device, an
+// expired session, a password change).
+function sessionEndedMessage() {
+  try {
+    const at = Number(localStorage.getItem('sapphire.signed-out') || 0);
+    if (Date.now() - at < 10000) return 'You signed out in another tab.';
+  } catch (_) { /* storage disabled */ }
+  return 'Your session has ended. Please sign in again.';
+}
+
+// Signed out in another tab of this browser.
+window.addEventListener('storage', (ev) => {
+  if (ev.key === 'sapphire.signed-out' && state.user) showLogin('You signed out in another tab.');
+});
+
+// Signed out elsewhere (another device, an expired session, a password
+// change): the open WebSocket may live on, so check when the tab comes back.
+async function checkSession() {
+  if (!state.user) return;
+  try {
+    const res = await fetch('/api/session', { credentials: 'same-origin', cache: 'no-store' });
+    if (res.status === 401 && state.user) showLogin(sessionEndedMessage());
+  } catch (_) { /* offline: the connection handles it */ }
+}
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') checkSession();
+});
+setInterval(checkSession, 5 * 60 * 1000);
 
 function resetState() {
   state.accounts.clear();
@@ -244,7 +293,7 @@ function onConnStatus(s, info) {
   state.conn = s;
   state.connInfo = info;
   if (s === 'signed-out') {
-    showLogin('Your session has ended. Please sign in again.');
+    showLogin(sessionEndedMessage());
     return;
   }
   renderBanner();
@@ -254,6 +303,11 @@ function onHello(reply, { resumed }) {
   state.accounts = new Map((reply.accounts || []).map((a) => [a.id, a]));
   state.buddies = new Map((reply.buddies || []).map((b) => [convKey(b.account, 'im', b.name), b]));
   state.requests = new Map((reply.requests || []).map((r) => [r.request, r]));
+  if (shownRequest !== null && !state.requests.has(shownRequest)) {
+    // Answered or closed while this tab was away.
+    shownRequest = null;
+    $('dlg-request').close();
+  }
   for (const e of state.convs.values()) {
     e.joined = false;
     e.members = new Map();
@@ -292,6 +346,11 @@ function onHello(reply, { resumed }) {
   const cur = currentConv();
   if (cur && !cur.loaded) loadHistory(cur);
   render();
+  // After a reload, come back to the conversation this tab was showing.
+  if (!resumed && !state.current) {
+    const saved = sessionStorage.getItem('sapphire.current');
+    if (saved && state.convs.has(saved)) openConv(saved);
+  }
 }
 
 function onEvent(ev, { replayed }) {
@@ -329,6 +388,7 @@ function onEvent(ev, { replayed }) {
       break;
     }
     case 'account.removed':
+      dropToasts(`account-${ev.account}`);
       state.accounts.delete(ev.account);
       for (const [k, c] of state.convs) if (c.account === ev.account) state.convs.delete(k);
       for (const [k, b] of state.buddies) if (b.account === ev.account) state.buddies.delete(k);
@@ -343,7 +403,9 @@ function onEvent(ev, { replayed }) {
         a.status = ev.status;
         if (ev.message) a.message = ev.message;
         else delete a.message;
-        if (ev.status === 'error' && ev.message) toast(ev.message, 'error', `${accountLabel(ev.account)}: connection error`);
+        if (ev.status === 'error' && ev.message) {
+          toast(ev.message, 'error', `${accountLabel(ev.account)}: connection error`, `account-${ev.account}`);
+        } else if (ev.status === 'connected') dropToasts(`account-${ev.account}`);
       }
       break;
     }
@@ -400,7 +462,9 @@ function onEvent(ev, { replayed }) {
       }
       break;
     case 'notice': {
-      const text = [ev.primary, ev.secondary, ev.text, ev.uri].filter(Boolean).join('\n');
+      const added = ev.kind === 'added_you' && ev.who
+        ? `${ev.alias || ev.who} added you to their buddy list.${ev.message ? `\n${ev.message}` : ''}` : null;
+      const text = [added, ev.primary, ev.secondary, ev.text, ev.uri].filter(Boolean).join('\n');
       if (text) toast(text, ev.level === 'error' ? 'error' : ev.level === 'warning' ? 'warning' : 'info',
         ev.title || (typeof ev.account === 'number' ? accountLabel(ev.account) : null));
       break;
@@ -473,6 +537,7 @@ function openConv(key) {
   if (!e) return;
   const changed = state.current !== key;
   state.current = key;
+  try { sessionStorage.setItem('sapphire.current', key); } catch (_) { /* storage disabled */ }
   state.view = 'conv';
   state.narrowMain = true;
   setText($('compose-error'), '');
@@ -532,14 +597,16 @@ document.addEventListener('keydown', (ev) => {
 
 // ---------------------------------------------------------------- render
 
+// A timer rather than requestAnimationFrame: a tab in the background gets
+// no animation frames, yet its title (the unread count) must stay current.
 let renderQueued = false;
 function scheduleRender() {
   if (renderQueued) return;
   renderQueued = true;
-  requestAnimationFrame(() => {
+  setTimeout(() => {
     renderQueued = false;
     render();
-  });
+  }, 16);
 }
 
 function render() {
@@ -639,13 +706,39 @@ let msgEls = new Map();
 let msgElsKey = null;
 let keepScrollOnPrepend = false;
 
+const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+
+/**
+ * Message text as text nodes, with http(s) URLs as links. Nothing is parsed
+ * as HTML; a link's href is the URL as the URL parser reads it, and only
+ * http: and https: are ever linked.
+ */
+function richText(text) {
+  const out = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    let url = match[0].replace(/[.,;:!?)\]]+$/, '');
+    let href = null;
+    try {
+      const u = new URL(url);
+      if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
+    } catch (_) { /* not a URL after all */ }
+    if (!href) continue;
+    if (match.index > last) out.push(text.slice(last, match.index));
+    out.push(h('a', { href, target: '_blank', rel: 'noopener noreferrer' }, url));
+    last = match.index + url.length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+
 function messageEl(m) {
   const today = new Date().toDateString() === new Date(m.time).toDateString();
   const when = today ? fmtTime(m.time) : `${fmtDate(m.time)} ${fmtTime(m.time)}`;
   return h('li', { class: `msg ${m.direction}`, dataset: { seq: String(m.seq) } },
     h('time', { datetime: new Date(m.time).toISOString(), title: fmtFull(m.time) }, when),
     m.direction === 'system' ? null : h('span', { class: 'sender' }, m.alias || m.sender),
-    h('span', { class: 'text' }, m.text),
+    h('span', { class: 'text' }, richText(m.text)),
     m.truncated ? h('span', { class: 'muted' }, ' (cut: too long)') : null,
     m.delayed ? h('span', { class: 'muted' }, ' (delayed)') : null);
 }
@@ -843,6 +936,8 @@ function openDialog(id, setup) {
 
 for (const d of document.querySelectorAll('dialog')) {
   for (const b of d.querySelectorAll('[data-close]')) b.addEventListener('click', () => d.close());
+  // A prompt that came while this dialog was open shows once it closes.
+  d.addEventListener('close', () => setTimeout(scheduleRender, 0));
 }
 
 function needAccount() {
@@ -857,6 +952,7 @@ $('btn-join').addEventListener('click', () => {
   openDialog('dlg-join', () => {
     fillAccountSelect($('join-account'), true);
     $('join-name').value = '';
+    $('join-password').value = '';
   });
 });
 
@@ -874,7 +970,10 @@ $('join-form').addEventListener('submit', async (ev) => {
   }
   try {
     state.pendingJoin = { account, name };
-    await conn.request('chat.join', { account, name });
+    const params = { account, name };
+    const password = $('join-password').value;
+    if (password) params.fields = { password };
+    await conn.request('chat.join', params);
     $('dlg-join').close(); // the chat opens once the server confirms (chat.joined)
   } catch (err) {
     state.pendingJoin = null;
@@ -1231,7 +1330,7 @@ $('account-form').addEventListener('submit', async (ev) => {
     }
     p.user_splits.forEach((s, i) => {
       const v = $(`acc-split-${i}`).value.trim() || s.default;
-      username += s.separator + v;
+      if (v) username += s.separator + v; // an empty optional part (e.g. XMPP resource) is left out
     });
     if (p.password === 'required' && !password) {
       setText($('account-error'), 'This network needs a password.');
@@ -1283,11 +1382,14 @@ function maybeShowRequest() {
   if (next) showRequest(next);
 }
 
-$('dlg-request').addEventListener('close', () => {
-  if (shownRequest !== null) state.dismissedRequests.add(shownRequest); // Escape: ask again later
+// Escape dismisses the prompt for now (the Prompts button brings it back).
+// Only 'cancel' means the person dismissed it: the 'close' event comes
+// later, as a task, possibly after the dialog already shows the next prompt.
+$('dlg-request').addEventListener('cancel', () => {
+  if (shownRequest !== null) state.dismissedRequests.add(shownRequest);
   shownRequest = null;
-  setTimeout(scheduleRender, 0);
 });
+$('dlg-request').addEventListener('close', () => setTimeout(scheduleRender, 0));
 
 function showRequest(r) {
   shownRequest = r.request;
@@ -1295,8 +1397,8 @@ function showRequest(r) {
   setText($('request-title'), title);
   setText($('request-account'), typeof r.account === 'number'
     ? `${accountLabel(r.account)}${r.who ? ` · ${r.who}` : ''}` : (r.who || ''));
-  setText($('request-primary'), r.primary || '');
-  setText($('request-secondary'), r.secondary || '');
+  setText($('request-primary'), r.primary && r.primary !== title ? r.primary : '');
+  setText($('request-secondary'), [r.secondary, r.message].filter(Boolean).join('\n'));
   setText($('request-error'), '');
   const body = $('request-body');
   const actions = $('request-actions');
@@ -1340,7 +1442,7 @@ function showRequest(r) {
           input = h('input', { type: 'number', step: '1', value: String(f.value ?? 0) });
           getters.push(() => [f.id, parseInt(input.value, 10) || 0]);
         } else if (f.type === 'boolean') {
-          const cb = h('input', { type: 'checkbox', checked: !!f.value });
+          const cb = h('input', { type: 'checkbox', checked: !!f.value, dataset: { field: f.id } });
           fs.appendChild(h('label', { class: 'check' }, cb, label));
           getters.push(() => [f.id, cb.checked]);
           continue;
@@ -1358,6 +1460,7 @@ function showRequest(r) {
           fs.appendChild(h('p', { class: 'muted' }, `${label}: (cannot be shown here)`));
           continue;
         }
+        input.dataset.field = f.id;
         fs.appendChild(field(label, input));
       }
       body.appendChild(fs);

@@ -48,6 +48,8 @@ struct LiveState {
     requests: BTreeMap<i64, Value>,
     chats: BTreeMap<(i64, String), ChatState>,
     buddies: BTreeMap<(i64, String), Value>,
+    /// The last `status.set` (null until one happened this run).
+    status: Option<Value>,
 }
 
 struct Inner {
@@ -61,6 +63,8 @@ struct Inner {
 pub struct Hub {
     db_path: PathBuf,
     inner: Mutex<Inner>,
+    /// Signalled when the status line may have changed.
+    status_notify: Notify,
 }
 
 /// What `hello` gets back from [`Hub::subscribe`].
@@ -92,6 +96,7 @@ impl Hub {
                 state: LiveState::default(),
                 status: String::new(),
             }),
+            status_notify: Notify::new(),
         });
         for (account, name) in leftovers.chats {
             hub.emit(json!({"op": "chat.left", "account": account,
@@ -142,6 +147,14 @@ impl Hub {
         let body: Arc<str> = inner.store.persist(seq, time, &event)?.into();
         inner.last_seq = seq;
         inner.state.apply(&event);
+        if event
+            .get("op")
+            .and_then(Value::as_str)
+            .is_some_and(|op| op.starts_with("account."))
+        {
+            self.status_notify.notify_one();
+        }
+        let before = inner.clients.len();
         inner
             .clients
             .retain(|_, c| match c.tx.try_send(body.clone()) {
@@ -152,6 +165,9 @@ impl Hub {
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
+        if inner.clients.len() != before {
+            self.status_notify.notify_one();
+        }
         Ok(seq)
     }
 
@@ -162,6 +178,7 @@ impl Hub {
         let conversations = reader.conversations()?;
         let snapshot = inner.state.snapshot(conversations);
         inner.clients.insert(id, Client { tx, kick });
+        self.status_notify.notify_one();
         Ok(Subscription {
             last_seq: inner.last_seq,
             snapshot,
@@ -170,6 +187,12 @@ impl Hub {
 
     pub fn unsubscribe(&self, id: u64) {
         self.lock().clients.remove(&id);
+        self.status_notify.notify_one();
+    }
+
+    /// Waits until the status line may have changed.
+    pub async fn status_maybe_changed(&self) {
+        self.status_notify.notified().await
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -251,9 +274,70 @@ impl Hub {
         id
     }
 
-    /// Whether request `id` is still open.
-    pub fn request_open(&self, id: i64) -> bool {
-        self.lock().state.requests.contains_key(&id)
+    /// See [`Store::account_save`].
+    pub fn account_save(&self, id: i64, config: &Value) {
+        if let Err(e) = self.lock().store.account_save(id, config) {
+            tracing::error!("cannot store account {id}: {e}");
+        }
+    }
+
+    /// See [`Store::account_remove`].
+    pub fn account_remove(&self, id: i64) {
+        if let Err(e) = self.lock().store.account_remove(id) {
+            tracing::error!("cannot store account removal {id}: {e}");
+        }
+    }
+
+    /// See [`Store::account_configs`].
+    pub fn account_configs(&self) -> Vec<(i64, Value, bool)> {
+        self.lock().store.account_configs().unwrap_or_else(|e| {
+            tracing::error!("cannot read accounts: {e}");
+            Vec::new()
+        })
+    }
+
+    /// The stored configuration of account `id`, if any.
+    pub fn account_config(&self, id: i64) -> Option<Value> {
+        self.account_configs()
+            .into_iter()
+            .find(|(i, _, removed)| *i == id && !removed)
+            .map(|(_, c, _)| c)
+    }
+
+    /// See [`Store::autojoin_add`].
+    pub fn autojoin_add(&self, account: i64, name: &str, fields: &Map<String, Value>) {
+        if let Err(e) = self.lock().store.autojoin_add(account, name, fields) {
+            tracing::error!("cannot store autojoin: {e}");
+        }
+    }
+
+    /// See [`Store::autojoin_add_if_absent`].
+    pub fn autojoin_add_if_absent(&self, account: i64, name: &str) {
+        if let Err(e) = self.lock().store.autojoin_add_if_absent(account, name) {
+            tracing::error!("cannot store autojoin: {e}");
+        }
+    }
+
+    /// See [`Store::autojoin_remove`]; whether it was remembered.
+    pub fn autojoin_remove(&self, account: i64, name: &str) -> bool {
+        self.lock()
+            .store
+            .autojoin_remove(account, name)
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot store autojoin: {e}");
+                false
+            })
+    }
+
+    /// See [`Store::autojoin_list`].
+    pub fn autojoin_list(&self, account: i64) -> Vec<(String, Map<String, Value>)> {
+        self.lock()
+            .store
+            .autojoin_list(account)
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot read autojoin: {e}");
+                Vec::new()
+            })
     }
 }
 
@@ -380,6 +464,12 @@ impl LiveState {
                     }
                 }
             }
+            "status" => {
+                self.status = Some(json!({
+                    "status": e.get("status").cloned().unwrap_or(Value::Null),
+                    "message": e.get("message").cloned().unwrap_or(Value::Null),
+                }));
+            }
             "buddy.removed" => {
                 if let (Some(id), Some(name)) = (account, e.get("name").and_then(Value::as_str)) {
                     self.buddies.remove(&(id, name.to_owned()));
@@ -408,6 +498,119 @@ impl LiveState {
             "chats": chats,
             "buddies": self.buddies.values().cloned().collect::<Vec<_>>(),
             "requests": self.requests.values().cloned().collect::<Vec<_>>(),
+            "status": self.status.clone().unwrap_or(Value::Null),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While other threads emit, a subscriber that replays `(since,
+    /// last_seq]` from the store and then reads its queue sees every event
+    /// after `since` exactly once, in order.
+    #[test]
+    fn subscribe_during_emits_is_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::open(&dir.path().join("db")).unwrap();
+        for i in 0..50 {
+            hub.emit(json!({"op": "notice", "text": format!("before {i}")}))
+                .unwrap();
+        }
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let hub = hub.clone();
+                std::thread::spawn(move || {
+                    for i in 0..300 {
+                        hub.emit(json!({"op": "notice", "text": format!("{w}/{i}")}))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let (tx, mut rx) = mpsc::channel(10_000);
+        let since = 20;
+        let sub = hub.subscribe(1, tx, Kick::default()).unwrap();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let reader = store::Reader::open(hub.db_path()).unwrap();
+        let mut seqs: Vec<u64> = reader
+            .events(since, sub.last_seq, 100_000)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        while let Ok(body) = rx.try_recv() {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            seqs.push(v["seq"].as_u64().unwrap());
+        }
+        let expected: Vec<u64> = (since + 1..=650).collect();
+        assert_eq!(seqs, expected);
+        assert_eq!(hub.last_seq(), 650);
+    }
+
+    #[test]
+    fn a_full_queue_kicks_the_client_and_spares_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::open(&dir.path().join("db")).unwrap();
+        let (slow_tx, _slow_rx) = mpsc::channel(2);
+        let (ok_tx, mut ok_rx) = mpsc::channel(100);
+        let kick = Kick::default();
+        hub.subscribe(1, slow_tx, kick.clone()).unwrap();
+        hub.subscribe(2, ok_tx, Kick::default()).unwrap();
+        for i in 0..5 {
+            hub.emit(json!({"op": "notice", "text": i})).unwrap();
+        }
+        assert_eq!(hub.client_count(), 1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(1), kick.kicked())
+                .await
+                .expect("slow client kicked");
+        });
+        let mut n = 0;
+        while ok_rx.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, 5);
+    }
+
+    #[test]
+    fn a_restart_closes_what_was_left_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let hub = Hub::open(&path).unwrap();
+            hub.emit(json!({"op": "chat.joined", "account": 1,
+                "conversation": {"kind": "chat", "name": "#a"}}))
+                .unwrap();
+            hub.emit_with(|seq| json!({"op": "request.open", "request": seq, "kind": "action"}))
+                .unwrap();
+            hub.emit(json!({"op": "account.status", "account": 1, "status": "connected"}))
+                .unwrap();
+        }
+        let hub = Hub::open(&path).unwrap();
+        let reader = store::Reader::open(&path).unwrap();
+        let ops: Vec<Value> = reader
+            .events(3, 100, 100)
+            .unwrap()
+            .into_iter()
+            .map(|(_, b)| serde_json::from_str(&b).unwrap())
+            .collect();
+        assert_eq!(ops.len(), 3);
+        assert_eq!(ops[0]["op"], "chat.left");
+        assert_eq!(ops[1]["op"], "request.close");
+        assert_eq!(ops[1]["request"], 2);
+        assert_eq!(ops[2]["status"], "disconnected");
+        drop(hub);
+        // Nothing left open the second time.
+        let hub = Hub::open(&path).unwrap();
+        assert_eq!(hub.last_seq(), 6);
     }
 }

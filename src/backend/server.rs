@@ -225,6 +225,10 @@ async fn writer(
             let _ = sink.flush().await;
         })
         .await;
+    } else {
+        // The client closed (or went away): flush the close reply
+        // tungstenite queued, if the socket still takes it.
+        let _ = tokio::time::timeout(SHUTDOWN_CLOSE_TIMEOUT, sink.close()).await;
     }
 }
 

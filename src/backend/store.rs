@@ -6,6 +6,9 @@
 //!   history per conversation, with full-text search and read markers.
 //! * `open_chats`, `open_requests`, `account_status`: what clients were
 //!   told is open, so a restart can tell them it is closed.
+//! * `accounts`: account configurations, re-applied to libpurple at
+//!   start-up (libpurple saves its own copy up to 5 s late).
+//! * `autojoin`: chats to join whenever their account signs on.
 //!
 //! WAL with `synchronous=NORMAL`: a committed transaction survives the
 //! process being killed (`kill -9`); only a power loss may drop the last
@@ -63,6 +66,17 @@ CREATE TABLE IF NOT EXISTS open_chats (
 );
 CREATE TABLE IF NOT EXISTS open_requests (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS account_status (account INTEGER PRIMARY KEY, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY,
+    config TEXT NOT NULL,
+    removed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS autojoin (
+    account INTEGER NOT NULL,
+    name TEXT NOT NULL COLLATE NOCASE,
+    fields TEXT NOT NULL,
+    PRIMARY KEY (account, name)
+);
 ";
 
 /// Identifies a conversation: an account, a kind (`im`/`chat`) and a name.
@@ -86,7 +100,9 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.execute_batch(SCHEMA)?;
+    // One transaction: one commit instead of one per table. Every
+    // statement is idempotent, so new tables appear in old databases.
+    conn.execute_batch(&format!("BEGIN;{SCHEMA}COMMIT;"))?;
     Ok(conn)
 }
 
@@ -216,6 +232,7 @@ impl Store {
             }
             "account.removed" => {
                 if let Some(id) = event.get("account").and_then(Value::as_i64) {
+                    tx.execute("DELETE FROM autojoin WHERE account = ?1", [id])?;
                     tx.execute("DELETE FROM account_status WHERE account = ?1", [id])?;
                     tx.execute("DELETE FROM open_chats WHERE account = ?1", [id])?;
                 }
@@ -224,6 +241,99 @@ impl Store {
         }
         tx.commit()?;
         Ok(body)
+    }
+
+    /// Stores an account's configuration (protocol, username, password,
+    /// alias, options, enabled): the durable copy of what libpurple saves
+    /// with a delay, replayed into libpurple at start-up.
+    pub fn account_save(&self, id: i64, config: &Value) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO accounts (id, config, removed) VALUES (?1, ?2, 0)
+             ON CONFLICT (id) DO UPDATE SET config = excluded.config, removed = 0",
+            params![id, serde_json::to_string(config)?],
+        )?;
+        Ok(())
+    }
+
+    /// Marks an account removed (kept as a tombstone so a start-up can
+    /// remove it from libpurple if libpurple had not saved the removal).
+    pub fn account_remove(&self, id: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO accounts (id, config, removed) VALUES (?1, '{}', 1)
+             ON CONFLICT (id) DO UPDATE SET config = '{}', removed = 1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Every stored account: `(id, config, removed)`.
+    pub fn account_configs(&self) -> Result<Vec<(i64, Value, bool)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, config, removed FROM accounts ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, config, removed) = row?;
+            out.push((id, serde_json::from_str(&config)?, removed));
+        }
+        Ok(out)
+    }
+
+    /// Remembers a chat to join whenever `account` signs on.
+    pub fn autojoin_add(
+        &self,
+        account: i64,
+        name: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO autojoin (account, name, fields) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account, name) DO UPDATE SET fields = excluded.fields",
+            params![account, name, serde_json::to_string(fields)?],
+        )?;
+        Ok(())
+    }
+
+    /// Remembers a chat joined some other way (e.g. an accepted
+    /// invitation), keeping the fields of a chat already remembered.
+    pub fn autojoin_add_if_absent(&self, account: i64, name: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO autojoin (account, name, fields) VALUES (?1, ?2, '{}')",
+            params![account, name],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a chat (the user left it). Names compare case-insensitively.
+    pub fn autojoin_remove(&self, account: i64, name: &str) -> Result<bool> {
+        let n = self.conn.execute(
+            "DELETE FROM autojoin WHERE account = ?1 AND name = ?2",
+            params![account, name],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Chats to join when `account` signs on, with their join fields.
+    pub fn autojoin_list(&self, account: i64) -> Result<Vec<(String, Map<String, Value>)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, fields FROM autojoin WHERE account = ?1 ORDER BY name")?;
+        let rows = stmt.query_map([account], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, fields) = row?;
+            out.push((name, serde_json::from_str(&fields)?));
+        }
+        Ok(out)
     }
 
     /// Chats, requests and account states a previous run left open.

@@ -22,6 +22,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // History and libpurple's files (with IM passwords) are for this user
+    // only, whatever the caller's umask.
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o077) };
     // systemd may pass several directories separated by ':'.
     let state_dir = match args.state_dir.to_str() {
         Some(s) if s.contains(':') => PathBuf::from(s.split(':').next().unwrap_or(s)),

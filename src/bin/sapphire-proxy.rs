@@ -22,20 +22,25 @@ fn main() -> Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         let proxy = Proxy::new(config)?;
-        if let Some(password) = demo_password {
-            let addr = proxy.local_addrs()[0];
-            // Whoever reads this may go away: a closed stdout is no reason to stop.
-            let _ = write!(
-                std::io::stdout(),
-                "Sapphire demo is running. Open the url in a browser and accept its self-signed certificate.\n\
-                 url: https://{addr}/\n\
-                 user: {}\n\
-                 password: {password}\n\
-                 Stop it with Ctrl-C; run the same command again to reuse this state.\n",
-                demo::DEMO_USER
-            );
-        }
-        proxy.run().await?;
+        let addr = proxy.local_addrs().first().copied();
+        proxy
+            .run_with(|| {
+                if let (Some(password), Some(addr)) = (demo_password, addr) {
+                    // Whoever reads this may go away: a closed stdout is no
+                    // reason to stop.
+                    let _ = write!(
+                        std::io::stdout(),
+                        "Sapphire demo is running. Open the url in a browser and accept its \
+                         self-signed certificate.\n\
+                         url: https://{addr}/\n\
+                         user: {}\n\
+                         password: {password}\n\
+                         Stop it with Ctrl-C; run the same command again to reuse this state.\n",
+                        demo::DEMO_USER
+                    );
+                }
+            })
+            .await?;
         Ok(())
     })
 }

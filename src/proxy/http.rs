@@ -242,6 +242,7 @@ fn logout(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
         if let Err(e) = shared.sessions.revoke(&s) {
             warn!(user = %s.user, "could not persist the logout: {e}");
         }
+        shared.session_revoked(&s);
         info!(user = %s.user, "signed out");
     }
     let mut resp = json(StatusCode::OK, &serde_json::json!({}));
@@ -333,7 +334,7 @@ async fn websocket(shared: &Arc<Shared>, mut req: Request<Incoming>) -> Response
         );
     }
     let protocol = header_str(h, header::SEC_WEBSOCKET_PROTOCOL).map(str::to_owned);
-    let user = session.user;
+    let user = session.user.clone();
 
     let backend = match shared.launcher.connect(&user).await {
         Ok(s) => s,
@@ -363,7 +364,9 @@ async fn websocket(shared: &Arc<Shared>, mut req: Request<Incoming>) -> Response
     let shared2 = Arc::clone(shared);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => super::relay_upgraded(shared2, user, upgraded, backend, leftover).await,
+            Ok(upgraded) => {
+                super::relay_upgraded(shared2, session, upgraded, backend, leftover).await
+            }
             Err(e) => warn!(%user, "WebSocket upgrade failed: {e}"),
         }
     });

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -101,7 +101,15 @@ pub struct Shared {
     connections: AtomicUsize,
     websockets: AtomicUsize,
     users: Mutex<HashMap<Username, usize>>,
+    relays: Mutex<HashMap<u64, RelayHandle>>,
+    next_relay: AtomicU64,
     shutdown: watch::Sender<bool>,
+}
+
+/// What the proxy knows of an open relay, to end it from outside.
+struct RelayHandle {
+    session: Session,
+    stop: watch::Sender<Option<relay::Close>>,
 }
 
 impl Shared {
@@ -111,20 +119,45 @@ impl Shared {
     pub fn accounts(&self) -> Arc<Accounts> {
         let path = &self.config.accounts;
         let id = file_id(path);
-        let mut cur = self.accounts.lock().unwrap();
-        if id != cur.1 {
-            match Accounts::load(path) {
-                Ok(a) => {
-                    info!("accounts reloaded: {} users", a.users.len());
-                    *cur = (Arc::new(a), id);
-                }
-                Err(e) => {
-                    error!("keeping the previous accounts: {e}");
-                    cur.1 = id;
+        let (accounts, reloaded) = {
+            let mut cur = self.accounts.lock().unwrap();
+            let mut reloaded = false;
+            if id != cur.1 {
+                match Accounts::load(path) {
+                    Ok(a) => {
+                        info!("accounts reloaded: {} users", a.users.len());
+                        *cur = (Arc::new(a), id);
+                        reloaded = true;
+                    }
+                    Err(e) => {
+                        error!("keeping the previous accounts: {e}");
+                        cur.1 = id;
+                    }
                 }
             }
+            (Arc::clone(&cur.0), reloaded)
+        };
+        if reloaded {
+            // Open WebSockets of users whose sessions no longer hold end now,
+            // not at their next reconnection.
+            self.end_relays(relay::SESSION_ENDED, |s| !session_holds(&accounts, s));
         }
-        Arc::clone(&cur.0)
+        accounts
+    }
+
+    /// Tells every relay whose session matches to close with `close`.
+    fn end_relays(&self, close: relay::Close, matches: impl Fn(&Session) -> bool) {
+        for h in self.relays.lock().unwrap().values() {
+            if matches(&h.session) {
+                info!(user = %h.session.user, "ending WebSocket relay: {}", close.reason);
+                h.stop.send_replace(Some(close));
+            }
+        }
+    }
+
+    /// Ends the relays opened with this session (logout).
+    pub fn session_revoked(&self, session: &Session) {
+        self.end_relays(relay::SESSION_ENDED, |s| s.id == session.id);
     }
 
     /// The session carried by the request's cookie, signature-checked.
@@ -141,9 +174,7 @@ impl Shared {
     /// user exists, is enabled, and has not changed password since.
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<Session> {
         let s = self.session_of(headers)?;
-        let accounts = self.accounts();
-        let account = accounts.get(&s.user)?;
-        (!account.disabled && account.password_stamp() == s.password_stamp).then_some(s)
+        session_holds(&self.accounts(), &s).then_some(s)
     }
 
     fn reload(&self) {
@@ -170,6 +201,14 @@ impl Shared {
             self.launcher.running()
         )
     }
+}
+
+/// True when the session's user exists, is enabled, and has the password the
+/// session was opened with.
+fn session_holds(accounts: &Accounts, s: &Session) -> bool {
+    accounts
+        .get(&s.user)
+        .is_some_and(|a| !a.disabled && a.password_stamp() == s.password_stamp)
 }
 
 /// The listening sockets: systemd's if it passed any, else our own.
@@ -291,6 +330,8 @@ impl Proxy {
             connections: AtomicUsize::new(0),
             websockets: AtomicUsize::new(0),
             users: Mutex::new(HashMap::new()),
+            relays: Mutex::new(HashMap::new()),
+            next_relay: AtomicU64::new(0),
             shutdown: watch::channel(false).0,
             config,
         });
@@ -307,6 +348,12 @@ impl Proxy {
     /// Serves until SIGTERM or SIGINT, then closes WebSockets with 1001,
     /// stops supervised backends and returns.
     pub async fn run(self) -> Result<(), ProxyError> {
+        self.run_with(|| {}).await
+    }
+
+    /// Like [`Proxy::run`]; calls `ready` once the signal handlers are in
+    /// place and the listeners accept (the demo prints its credentials then).
+    pub async fn run_with(self, ready: impl FnOnce()) -> Result<(), ProxyError> {
         let shared = self.shared;
         let mut term = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
         let mut int = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
@@ -320,6 +367,7 @@ impl Proxy {
             accept_tasks.push(tokio::spawn(accept_loop(Arc::clone(&shared), l)));
         }
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        ready();
         let mut watchdog_usec = 0;
         let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
         let tick = if watchdog {
@@ -329,8 +377,13 @@ impl Proxy {
         };
         let mut ticker = tokio::time::interval(tick.max(Duration::from_millis(100)));
         let notify = std::env::var_os("NOTIFY_SOCKET").is_some();
+        // Notice sapphire-ctl's changes even when no request comes in.
+        let mut accounts_tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = accounts_tick.tick() => {
+                    shared.accounts();
+                }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => {
@@ -354,6 +407,7 @@ impl Proxy {
         info!("shutting down");
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         shared.shutdown.send_replace(true);
+        shared.end_relays(relay::GOING_AWAY, |_| true);
         for t in accept_tasks {
             let _ = t.await;
         }
@@ -464,15 +518,30 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
 }
 
 /// Relays an upgraded browser connection to the backend until either side
-/// closes, or until shutdown (both sides then get a 1001 close frame).
+/// closes, or until the proxy ends it: at shutdown (both sides get a close
+/// frame with 1001) or when its session ends (1008).
 pub(crate) async fn relay_upgraded(
     shared: Arc<Shared>,
-    user: Username,
+    session: Session,
     upgraded: hyper::upgrade::Upgraded,
     backend: UnixStream,
     backend_leftover: Vec<u8>,
 ) {
+    let user = session.user.clone();
     let _count = CountGuard::new(&shared.websockets);
+    let (stop_tx, stop) = watch::channel(None);
+    let relay_id = shared.next_relay.fetch_add(1, Ordering::Relaxed);
+    shared.relays.lock().unwrap().insert(
+        relay_id,
+        RelayHandle {
+            session,
+            stop: stop_tx,
+        },
+    );
+    // Opened while shutting down or after the session ended: close at once.
+    if *shared.shutdown.borrow() {
+        shared.end_relays(relay::GOING_AWAY, |_| true);
+    }
     *shared
         .users
         .lock()
@@ -497,8 +566,10 @@ pub(crate) async fn relay_upgraded(
         browser_leftover,
         backend,
         backend_leftover,
+        stop,
     )
     .await;
+    shared.relays.lock().unwrap().remove(&relay_id);
     {
         let mut users = shared.users.lock().unwrap();
         if let Some(n) = users.get_mut(&user) {
@@ -517,6 +588,7 @@ async fn relay_streams(
     browser_leftover: Vec<u8>,
     mut backend: UnixStream,
     backend_leftover: Vec<u8>,
+    stop: watch::Receiver<Option<relay::Close>>,
 ) {
     use tokio::io::AsyncWriteExt;
     let max = shared.config.max_frame_bytes;
@@ -530,23 +602,15 @@ async fn relay_streams(
     // Leftovers are whole frames in practice, but if they ended mid-frame
     // the trackers would be misaligned: count them in.
     let (backend_r, backend_w) = backend.into_split();
-    let reason = "server shutting down";
     let up = relay::pump(
         browser_r,
         backend_w,
         max,
-        relay::close_frame(relay::CLOSE_GOING_AWAY, reason, true),
-        shared.shutdown.subscribe(),
+        true,
+        stop.clone(),
         &browser_leftover,
     );
-    let down = relay::pump(
-        backend_r,
-        browser_w,
-        max,
-        relay::close_frame(relay::CLOSE_GOING_AWAY, reason, false),
-        shared.shutdown.subscribe(),
-        &backend_leftover,
-    );
+    let down = relay::pump(backend_r, browser_w, max, false, stop, &backend_leftover);
     tokio::pin!(up, down);
     // When one direction ends, the other gets a moment to finish.
     let linger = Duration::from_secs(5);

@@ -23,12 +23,45 @@ const IDLE_BUF: usize = 512;
 /// thousands of idle connections do not each keep 2 × 32 KiB.
 const BUF_SIZE: usize = 32 * 1024;
 
+/// How long a stopped relay waits for the peer to close after our close frame.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// How long, at shutdown, a half-sent frame may take to finish before the
 /// connection is cut.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
-/// Close code sent to both sides when the proxy shuts down.
-pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Why the proxy ends a relay itself: sent to both sides as a close frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// The proxy shuts down.
+pub const GOING_AWAY: Close = Close {
+    code: 1001,
+    reason: "server shutting down",
+};
+
+/// The session behind the relay ended: signed out, password changed, user
+/// disabled or deleted. (1008: policy violation.)
+pub const SESSION_ENDED: Close = Close {
+    code: 1008,
+    reason: "session ended",
+};
+
+/// Resolves with the reason once the relay is told to stop; never resolves
+/// if its sender is gone.
+async fn stop_requested(rx: &mut watch::Receiver<Option<Close>>) -> Close {
+    let close = match rx.wait_for(Option::is_some).await {
+        Ok(v) => *v,
+        Err(_) => None,
+    };
+    match close {
+        Some(c) => c,
+        None => std::future::pending().await,
+    }
+}
 
 /// Follows the frame structure of a byte stream (RFC 6455 §5.2).
 #[derive(Debug)]
@@ -156,20 +189,23 @@ pub fn close_frame(code: u16, reason: &str, masked: bool) -> Vec<u8> {
 pub enum End {
     /// The reading side closed its connection.
     Eof,
-    /// The proxy is shutting down; a close frame was sent on.
-    Shutdown,
+    /// The proxy ended the relay (shutdown, session ended); a close frame
+    /// was sent on.
+    Stopped,
     Error(std::io::Error),
     TooLarge(FrameTooLarge),
 }
 
-/// Copies one direction (`already_sent` went ahead of it) until EOF, error, an oversized frame, or shutdown
-/// (then it finishes the current frame and writes `closing`).
+/// Copies one direction (`already_sent` went ahead of it) until EOF, an
+/// error, an oversized frame, or a stop request: then it finishes the current
+/// frame and sends a close frame with the stop's code (masked when it goes
+/// `to_backend`).
 pub async fn pump<R, W>(
     mut from: R,
     mut to: W,
     max_frame: u64,
-    closing: Vec<u8>,
-    mut shutdown: watch::Receiver<bool>,
+    to_backend: bool,
+    mut stop: watch::Receiver<Option<Close>>,
     already_sent: &[u8],
 ) -> End
 where
@@ -181,14 +217,17 @@ where
         return End::TooLarge(e);
     }
     let mut small = [0u8; IDLE_BUF];
-    // One shutdown future for the pump's life: making a new one per read
-    // registered and removed a waiter in the shared watch channel each time.
-    let stop = super::stopped(&mut shutdown);
-    tokio::pin!(stop);
+    // One stop future for the pump's life: making a new one per read
+    // registered and removed a waiter in the watch channel each time.
+    let mut stop_fut = Box::pin(stop_requested(&mut stop));
     let end = 'relay: loop {
         let n = tokio::select! {
             biased;
-            _ = &mut stop => break drain_and_close(&mut from, &mut to, &mut tracker, &mut small, &closing).await,
+            close = &mut stop_fut => {
+                // Frames to the backend are client frames: masked.
+                let frame = close_frame(close.code, close.reason, to_backend);
+                break drain_and_close(&mut from, &mut to, &mut tracker, &mut small, &frame).await
+            }
             r = from.read(&mut small) => match r {
                 Ok(0) => break End::Eof,
                 Ok(n) => n,
@@ -237,7 +276,36 @@ where
             filled = 0;
         }
     };
+    drop(stop_fut);
+    // The other side may have closed because the other direction already
+    // told it to stop: this side still owes its peer the close frame.
+    let pending_close = *stop.borrow();
+    let end = match (end, pending_close) {
+        (End::Eof, Some(close)) if tracker.at_boundary() => {
+            let frame = close_frame(close.code, close.reason, to_backend);
+            match to.write_all(&frame).await {
+                Ok(()) => End::Stopped,
+                Err(e) => End::Error(e),
+            }
+        }
+        (end, _) => end,
+    };
     let _ = to.shutdown().await;
+    if matches!(end, End::Stopped) {
+        // Lingering close: read (and drop) what the peer still sends, its
+        // close reply above all, until it closes too. Closing a socket with
+        // unread data makes the kernel reset the connection, and a reset can
+        // destroy our close frame before the browser has read it.
+        let mut sink = [0u8; IDLE_BUF];
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Ok(n) = from.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     end
 }
 
@@ -286,7 +354,7 @@ where
         to.flush().await
     };
     match tokio::time::timeout(DRAIN_LIMIT, drain).await {
-        Ok(Ok(())) => End::Shutdown,
+        Ok(Ok(())) => End::Stopped,
         Ok(Err(e)) => End::Error(e),
         Err(_) => End::Error(std::io::ErrorKind::TimedOut.into()),
     }

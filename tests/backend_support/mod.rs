@@ -63,8 +63,12 @@ pub struct Ngircd {
 
 impl Ngircd {
     pub fn start() -> Ngircd {
+        Ngircd::start_on(free_port())
+    }
+
+    /// Starts on a given port (e.g. to restart a server that was stopped).
+    pub fn start_on(port: u16) -> Ngircd {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let motd = dir.path().join("motd");
         std::fs::write(&motd, "test server\n").unwrap();
         let conf = dir.path().join("ngircd.conf");
@@ -132,7 +136,7 @@ modules_disabled = {{ "s2s"; "admin_shell"; }}
 c2s_ports = {{ {port} }}
 c2s_interfaces = {{ "127.0.0.1" }}
 s2s_ports = {{ }}
-log = {{ error = "console" }}
+log = {{ error = "*console" }}
 authentication = "internal_plain"
 c2s_require_encryption = true
 ssl = {{ key = "{d}/localhost.key"; certificate = "{d}/localhost.crt"; }}
@@ -192,6 +196,24 @@ impl Backend {
         b
     }
 
+    /// The backend's stderr (its log and anything GLib prints), kept
+    /// across restarts next to the socket.
+    pub fn log_path(&self) -> PathBuf {
+        self.sock.with_file_name("backend.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_file(&self) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap()
+    }
+
     pub fn restart(&mut self) {
         let child = Command::new(BACKEND)
             .arg("--listen")
@@ -200,7 +222,7 @@ impl Backend {
             .arg(&self.state)
             .env("RUST_LOG", "sapphire=debug")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(self.log_file()))
             .spawn()
             .unwrap();
         let mut proc = Proc(child);
@@ -421,15 +443,23 @@ impl IrcPeer {
 
     /// Reads lines until one contains `needle`; answers PINGs.
     pub async fn expect(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
+        self.expect_within(needle, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("IRC peer: no line with {needle:?}"))
+    }
+
+    /// Like `expect`, but gives up (`None`) after `limit`.
+    pub async fn expect_within(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
         loop {
             let mut line = String::new();
             let left = deadline.saturating_duration_since(Instant::now());
             let mut raw = Vec::new();
-            let n = tokio::time::timeout(left, self.reader.read_until(b'\n', &mut raw))
-                .await
-                .unwrap_or_else(|_| panic!("IRC peer: no line with {needle:?}"))
-                .unwrap();
+            let Ok(n) = tokio::time::timeout(left, self.reader.read_until(b'\n', &mut raw)).await
+            else {
+                return None;
+            };
+            let n = n.unwrap();
             assert!(n > 0, "IRC server closed the connection");
             line.push_str(&String::from_utf8_lossy(&raw));
             if let Some(rest) = line.strip_prefix("PING ") {
@@ -437,7 +467,7 @@ impl IrcPeer {
                 continue;
             }
             if line.contains(needle) {
-                return line;
+                return Some(line);
             }
         }
     }

@@ -102,6 +102,11 @@ describe('Sapphire in a real Chromium', () => {
     assert.ok(manifest.icons.some((i) => i.sizes === '512x512'));
     const icon = await page.evaluate(async () => (await fetch('/icon-192.png')).headers.get('content-type'));
     assert.equal(icon, 'image/png');
+    // Chromium's own verdict: the app can be installed.
+    const cdp = await page.context().newCDPSession(page);
+    const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+    assert.deepEqual(installabilityErrors, []);
+    await cdp.detach();
   });
 
   it('refuses a wrong password with a clear message, then signs in', async () => {
@@ -195,11 +200,33 @@ describe('Sapphire in a real Chromium', () => {
     await waitText(page, '<img src=x onerror="document.title=\'pwned\'">');
     assert.equal(await page.locator('#messages img').count(), 0);
     assert.notEqual(await page.title(), 'pwned');
+
+    // Web addresses become links; nothing else does.
+    bob.send(`PRIVMSG ${CHANNEL} :docs at https://example.org/a?b=1&c=<2>, not javascript:alert(1)`);
+    await waitText(page, 'docs at https://example.org/a?b=1&c=<2>, not javascript:alert(1)');
+    const links = await page.$$eval('#messages .msg .text a', (as) => as.map((a) => [a.getAttribute('href'), a.textContent, a.rel]));
+    assert.deepEqual(links, [['https://example.org/a?b=1&c=', 'https://example.org/a?b=1&c=', 'noopener noreferrer']]);
     assertNoDuplicates(await shownTexts(page));
     await assertUniqueSeqs(page);
     // Looking at the conversation marks it read.
     await until(page, (n) => !document.querySelector(`#conv-list li[data-name="${n}"] .badge.unread`), CHANNEL);
     await screenshot(page, '05-channel', 'channel');
+  });
+
+  it('follows topic and membership changes, and leaves and rejoins', async () => {
+    bob.send(`TOPIC ${CHANNEL} :A new topic from bob`);
+    await until(page, () => document.querySelector('#conv-topic').textContent === 'A new topic from bob');
+    await page.click('#btn-leave');
+    await bob.expect(/PART #sapphire/);
+    await until(page, () => !document.querySelector('#btn-rejoin').hidden);
+    assert.equal(await page.textContent('#conv-topic'), 'You are not in this chat.');
+    assert.ok(await page.isDisabled('#compose'), 'cannot write to a chat one left');
+    await page.click('#btn-rejoin');
+    await bob.expect(/JOIN/);
+    await until(page, () => !document.querySelector('#btn-leave').hidden);
+    await until(page, () => document.querySelector('#conv-topic').textContent === 'A new topic from bob');
+    await until(page, () => document.querySelector('#member-count').textContent === '(2)');
+    assert.ok(await page.isEnabled('#compose'));
   });
 
   it('shows the history after a reload', async () => {
@@ -212,7 +239,7 @@ describe('Sapphire in a real Chromium', () => {
     assert.deepEqual(texts.filter((t) => want.includes(t)), want, `history in order: ${JSON.stringify(texts)}`);
     assertNoDuplicates(await shownTexts(page));
     await assertUniqueSeqs(page);
-    await until(page, (c) => document.querySelector('#conv-topic').textContent === c, 'Welcome to the test');
+    await until(page, (c) => document.querySelector('#conv-topic').textContent === c, 'A new topic from bob');
   });
 
   it('keeps two tabs in sync, read markers included', async () => {
@@ -234,7 +261,9 @@ describe('Sapphire in a real Chromium', () => {
     await assertUniqueSeqs(page2);
 
     // Neither tab looks at the channel: both count the new message.
+    await page.bringToFront();
     await page.click('#btn-accounts');
+    await page2.bringToFront();
     await page2.click('#btn-accounts');
     bob.send(`PRIVMSG ${CHANNEL} :are you there?`);
     await until(page, (n) => {
@@ -256,6 +285,8 @@ describe('Sapphire in a real Chromium', () => {
   });
 
   it('reconnects after losing the network and resumes by seq, without duplicates', async () => {
+    // (The tab a person acts in is in front: Chromium throttles the others.)
+    await page.bringToFront();
     await convItem(page, CHANNEL).locator('button').click();
     await waitText(page, 'are you there?');
     const before = await shownTexts(page);
@@ -293,11 +324,13 @@ describe('Sapphire in a real Chromium', () => {
     await waitText(page2, 'missed two');
     assertNoDuplicates(await shownTexts(page2));
     await assertUniqueSeqs(page2);
+    await page2.bringToFront();
     await page2.fill('#compose', 'back online');
     await page2.press('#compose', 'Enter');
     await bob.expect(/PRIVMSG #sapphire :back online/);
     await waitText(page, 'back online');
     await witness.close();
+    await page.bringToFront();
   });
 
   it('resumes when the server side closes the socket (backend killed and restarted)', async () => {
@@ -323,6 +356,7 @@ describe('Sapphire in a real Chromium', () => {
     assertNoDuplicates(await shownTexts(page));
     await assertUniqueSeqs(page);
     await page2.locator('#conn-banner').waitFor({ state: 'hidden', timeout: 40000 });
+    await page2.bringToFront();
     await convItem(page2, CHANNEL).locator('button').click();
     await waitText(page2, 'welcome back');
     assertNoDuplicates(await shownTexts(page2));
@@ -330,6 +364,7 @@ describe('Sapphire in a real Chromium', () => {
   });
 
   it('pages back through long history and finds old messages with search', async () => {
+    await page.bringToFront();
     // Five more people talk at once (ngircd throttles each sender).
     const peers = await Promise.all([0, 1, 2, 3, 4].map((i) => IrcPeer.connect(irc.port, `carol${i}`)));
     for (const p of peers) {
@@ -404,6 +439,12 @@ describe('Sapphire in a real Chromium', () => {
     await convItem(page, 'bob').locator('button').click();
     await waitText(page, 'psst, a private word');
     await until(page, () => !document.querySelector('#conv-list li[data-name="bob"] .badge.unread'));
+    // Alt+Up/Down moves between conversations from the keyboard.
+    await page.keyboard.press('Alt+ArrowDown');
+    await until(page, (c) => document.querySelector('#conv-name').textContent === c, CHANNEL);
+    await page.keyboard.press('Alt+ArrowUp');
+    await until(page, () => document.querySelector('#conv-name').textContent === 'bob');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'compose');
     await page.fill('#compose', 'only for you');
     await page.press('#compose', 'Enter');
     await bob.expect(/PRIVMSG bob :only for you/);
@@ -467,6 +508,16 @@ describe('Sapphire in a real Chromium', () => {
     } finally {
       await phone.close();
     }
+  });
+
+  it('signs out every tab of the browser at once', async () => {
+    await page2.bringToFront();
+    await page2.click('#logout');
+    await page2.locator('#login-view').waitFor({ state: 'visible' });
+    assert.equal(await page2.textContent('#login-error'), 'You are signed out.');
+    await page.locator('#login-view').waitFor({ state: 'visible', timeout: WAIT });
+    assert.equal(await page.textContent('#login-error'), 'You signed out in another tab.');
+    assert.equal(await page.evaluate(async () => (await fetch('/api/session')).status), 401);
   });
 
   it('had no page errors and no CSP violations', () => {

@@ -329,3 +329,55 @@ export async function screenshot(page, name, doc) {
     fs.copyFileSync(file, path.join(ROOT, 'docs', 'images', `${doc}.png`));
   }
 }
+
+// ---------------------------------------------------------------- prosody
+
+/**
+ * A private prosody (XMPP) on a free loopback port, STARTTLS required, with
+ * a self-signed certificate for `localhost` and a MUC at conference.localhost.
+ */
+export class Prosody {
+  static async start(users) {
+    const d = tempDir('prosody');
+    const port = await freePort();
+    const ssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
+      '-keyout', path.join(d, 'localhost.key'), '-out', path.join(d, 'localhost.crt')], { encoding: 'utf8' });
+    if (ssl.status !== 0) throw new Error(`openssl failed: ${ssl.stderr}`);
+    fs.mkdirSync(path.join(d, 'data'));
+    const conf = path.join(d, 'prosody.cfg.lua');
+    fs.writeFileSync(conf, `-- Test server: foreground, loopback only.
+prosody_user = "root"
+prosody_group = "root"
+run_as_root = true
+pidfile = "${d}/prosody.pid"
+data_path = "${d}/data"
+certificates = "${d}"
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq"; }
+modules_disabled = { "s2s"; "admin_shell"; }
+c2s_ports = { ${port} }
+c2s_interfaces = { "127.0.0.1" }
+s2s_ports = { }
+log = { error = "${d}/prosody.log" }
+authentication = "internal_plain"
+c2s_require_encryption = true
+ssl = { key = "${d}/localhost.key"; certificate = "${d}/localhost.crt"; }
+VirtualHost "localhost"
+Component "conference.localhost" "muc"
+`);
+    for (const [user, password] of Object.entries(users)) {
+      const r = spawnSync('prosodyctl', ['--config', conf, 'register', user, 'localhost', password], { encoding: 'utf8', cwd: d });
+      if (r.status !== 0) throw new Error(`prosodyctl register ${user} failed: ${r.stderr}`);
+    }
+    const child = spawn('prosody', ['--config', conf], { stdio: 'ignore', cwd: d });
+    await waitTcp(port, child, 'prosody');
+    const p = new Prosody();
+    Object.assign(p, { dir: d, port, child });
+    return p;
+  }
+
+  async stop() {
+    await stopChild(this.child);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}

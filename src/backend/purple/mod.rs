@@ -179,14 +179,17 @@ unsafe fn init(user_dir: &std::path::Path) -> Result<(), PurpleError> {
         ffi::purple_util_set_user_dir(dir.as_ptr());
         eventloop::install();
         uiops::install_core();
+        let t0 = std::time::Instant::now();
         if ffi::purple_core_init(glue::UI_ID_C.as_ptr()) == ffi::GFALSE {
             return Err(PurpleError::Init);
         }
+        let t1 = std::time::Instant::now();
         ffi::purple_set_blist(ffi::purple_blist_new());
         ffi::purple_blist_load();
         ffi::purple_prefs_load();
         uiops::connect_signals();
         ops::startup();
+        tracing::debug!(core_init = ?(t1 - t0), rest = ?t1.elapsed(), "libpurple started");
     }
     Ok(())
 }

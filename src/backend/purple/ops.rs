@@ -194,6 +194,7 @@ pub unsafe fn buddy_json(buddy: *mut ffi::PurpleBuddy) -> Option<Value> {
 /// Purple thread only, once.
 pub unsafe fn startup() {
     unsafe {
+        restore_accounts();
         for account in all_accounts() {
             if account_id(account) == 0 {
                 assign_id(account);
@@ -211,6 +212,87 @@ pub unsafe fn startup() {
         ffi::purple_savedstatus_activate(ffi::purple_savedstatus_get_startup());
         ffi::purple_accounts_restore_current_statuses();
     }
+}
+
+/// Makes libpurple's accounts match the database, which is written before
+/// every reply (libpurple saves `accounts.xml` up to 5 s later, so a crash
+/// can lose an addition, change or removal there).
+unsafe fn restore_accounts() {
+    for (id, config, removed) in hub().account_configs() {
+        let existing = all_accounts()
+            .into_iter()
+            .find(|a| unsafe { account_id(*a) } == id);
+        unsafe {
+            if removed {
+                if let Some(account) = existing {
+                    tracing::info!(account = id, "removing an account libpurple kept");
+                    ffi::purple_accounts_delete(account);
+                }
+                continue;
+            }
+            let account = match existing {
+                Some(a) => a,
+                None => match recreate_account(id, &config) {
+                    Some(a) => a,
+                    None => continue,
+                },
+            };
+            let enabled = config["enabled"].as_bool().unwrap_or(true);
+            if (ffi::purple_account_get_enabled(account, UI_ID_C.as_ptr()) != 0) != enabled {
+                ffi::purple_account_set_enabled(account, UI_ID_C.as_ptr(), enabled.into());
+            }
+        }
+    }
+}
+
+unsafe fn recreate_account(id: i64, config: &Value) -> Option<*mut ffi::PurpleAccount> {
+    let protocol = config["protocol"].as_str()?;
+    let username = config["username"].as_str()?;
+    let cproto = cstring(protocol);
+    let cuser = cstring(username);
+    unsafe {
+        let info = prpl_info(ffi::purple_find_prpl(cproto.as_ptr()));
+        if info.is_null() {
+            tracing::warn!(account = id, "protocol {protocol} is not installed");
+            return None;
+        }
+        let mut account = ffi::purple_accounts_find(cuser.as_ptr(), cproto.as_ptr());
+        if account.is_null() {
+            account = ffi::purple_account_new(cuser.as_ptr(), cproto.as_ptr());
+            if let Some(options) = config["options"].as_object() {
+                if let Err(e) = apply_options(account, info, options) {
+                    tracing::warn!(account = id, "stored options: {e}");
+                }
+            }
+            if let Some(pw) = config["password"].as_str() {
+                let pw = cstring(pw);
+                ffi::purple_account_set_remember_password(account, ffi::GTRUE);
+                ffi::purple_account_set_password(account, pw.as_ptr());
+            }
+            if let Some(alias) = config["alias"].as_str() {
+                let alias = cstring(alias);
+                ffi::purple_account_set_alias(account, alias.as_ptr());
+            }
+            ffi::purple_accounts_add(account);
+        }
+        ffi::purple_account_set_ui_int(account, UI_ID_C.as_ptr(), ID_KEY.as_ptr(), id as c_int);
+        tracing::info!(account = id, "account restored from the database");
+        Some(account)
+    }
+}
+
+/// The stored configuration of `account`; for an account that has none yet,
+/// what libpurple knows (without the password).
+fn stored_config(account: *mut ffi::PurpleAccount) -> Value {
+    let id = unsafe { account_id(account) };
+    hub().account_config(id).unwrap_or_else(|| unsafe {
+        json!({
+            "protocol": string(ffi::purple_account_get_protocol_id(account)),
+            "username": string(ffi::purple_account_get_username(account)),
+            "options": options_of(account),
+            "enabled": ffi::purple_account_get_enabled(account, UI_ID_C.as_ptr()) != 0,
+        })
+    })
 }
 
 unsafe fn glist_s<T>(list: *mut ffi::GSList) -> Vec<*mut T> {
@@ -239,7 +321,24 @@ unsafe fn assign_id(account: *mut ffi::PurpleAccount) -> i64 {
     id
 }
 
-/// Reconnects an account after a non-fatal error, with a fixed delay.
+thread_local! {
+    /// Reconnection attempts since the last successful sign-on.
+    static ATTEMPTS: std::cell::RefCell<std::collections::HashMap<i64, u32>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The account signed on: the next failure starts the back-off again.
+pub fn reset_reconnect(id: i64) {
+    ATTEMPTS.with(|a| a.borrow_mut().remove(&id));
+}
+
+/// Delay before reconnection attempt `n` (0-based): 2 s doubling to 5 min.
+pub fn reconnect_delay(n: u32) -> u32 {
+    (2u32 << n.min(8)).min(300)
+}
+
+/// Reconnects an account after a non-fatal error (network trouble), with
+/// exponential back-off.
 pub fn schedule_reconnect(id: i64) {
     unsafe extern "C" fn fire(data: ffi::gpointer) -> ffi::gboolean {
         let id = data as usize as i64;
@@ -254,7 +353,15 @@ pub fn schedule_reconnect(id: i64) {
         }
         ffi::GFALSE
     }
-    unsafe { ffi::g_timeout_add_seconds(10, Some(fire), id as usize as ffi::gpointer) };
+    let n = ATTEMPTS.with(|a| {
+        let mut a = a.borrow_mut();
+        let n = a.entry(id).or_insert(0);
+        *n += 1;
+        *n - 1
+    });
+    let delay = reconnect_delay(n);
+    tracing::info!(account = id, "reconnecting in {delay} s");
+    unsafe { ffi::g_timeout_add_seconds(delay, Some(fire), id as usize as ffi::gpointer) };
 }
 
 pub fn dispatch(op: &str, params: &Map<String, Value>) -> OpResult {
@@ -272,13 +379,14 @@ pub fn dispatch(op: &str, params: &Map<String, Value>) -> OpResult {
         "chat.join" => chat_join(&p),
         "chat.leave" => chat_leave(&p),
         "chat.topic" => chat_topic(&p),
+        "chat.invite" => chat_invite(&p),
         "typing" => typing(&p),
         "request.answer" => request::answer(&p),
         _ => Err(OpError::new("unknown_op", format!("unknown op '{op}'"))),
     }
 }
 
-/// The ops [`dispatch`] handles.
+/// The ops `dispatch` handles.
 pub const OPS: &[&str] = &[
     "protocols",
     "account.add",
@@ -292,6 +400,7 @@ pub const OPS: &[&str] = &[
     "chat.join",
     "chat.leave",
     "chat.topic",
+    "chat.invite",
     "typing",
     "request.answer",
 ];
@@ -317,7 +426,7 @@ fn protocols() -> OpResult {
                 let mut o = json!({
                     "setting": string(ffi::purple_account_option_get_setting(opt)),
                     "text": string(ffi::purple_account_option_get_text(opt)),
-                    "masked": ffi::purple_account_option_get_masked(opt) != 0,
+                    "masked": false,
                 });
                 match ffi::purple_account_option_get_type(opt) {
                     ffi::PURPLE_PREF_BOOLEAN => {
@@ -330,6 +439,9 @@ fn protocols() -> OpResult {
                     }
                     ffi::PURPLE_PREF_STRING => {
                         o["type"] = json!("string");
+                        // Only string options have a mask flag: libpurple
+                        // asserts (g_critical) when asked about the others.
+                        o["masked"] = json!(ffi::purple_account_option_get_masked(opt) != 0);
                         o["default"] =
                             json!(string(ffi::purple_account_option_get_default_string(opt)));
                     }
@@ -476,6 +588,19 @@ fn account_add(p: &Params) -> OpResult {
         }
         ffi::purple_accounts_add(account);
         let id = assign_id(account);
+        let mut config = json!({
+            "protocol": protocol,
+            "username": username,
+            "options": options.cloned().unwrap_or_default(),
+            "enabled": enabled,
+        });
+        if let Some(pw) = password {
+            config["password"] = json!(pw);
+        }
+        if let Some(alias) = p.opt_str("alias")? {
+            config["alias"] = json!(alias);
+        }
+        hub().account_save(id, &config);
         let mut info_json = account_json(account);
         info_json["enabled"] = json!(enabled);
         uiops::emit(json!({"op": "account.added", "account": id, "info": info_json}));
@@ -493,6 +618,7 @@ fn account_add(p: &Params) -> OpResult {
 fn account_remove(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let id = unsafe { account_id(account) };
+    hub().account_remove(id);
     unsafe { ffi::purple_accounts_delete(account) };
     uiops::forget_account(id);
     uiops::emit(json!({"op": "account.removed", "account": id}));
@@ -509,6 +635,9 @@ fn emit_updated(account: *mut ffi::PurpleAccount) -> Value {
 fn account_set_enabled(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let enabled = p.bool("enabled")?;
+    let mut config = stored_config(account);
+    config["enabled"] = json!(enabled);
+    hub().account_save(unsafe { account_id(account) }, &config);
     unsafe {
         ffi::purple_account_set_enabled(account, UI_ID_C.as_ptr(), enabled.into());
         if enabled {
@@ -523,6 +652,7 @@ fn account_set_enabled(p: &Params) -> OpResult {
 
 fn account_update(p: &Params) -> OpResult {
     let account = param_account(p)?;
+    let mut config = stored_config(account);
     unsafe {
         let plugin = ffi::purple_find_prpl(ffi::purple_account_get_protocol_id(account));
         let info = prpl_info(plugin);
@@ -534,17 +664,26 @@ fn account_update(p: &Params) -> OpResult {
                 ));
             }
             apply_options(account, info, options)?;
+            if !config["options"].is_object() {
+                config["options"] = json!({});
+            }
+            for (k, v) in options {
+                config["options"][k.as_str()] = v.clone();
+            }
         }
         if let Some(pw) = p.opt_str("password")? {
+            config["password"] = json!(pw);
             let pw = cstring(pw);
             ffi::purple_account_set_remember_password(account, ffi::GTRUE);
             ffi::purple_account_set_password(account, pw.as_ptr());
         }
         if let Some(alias) = p.opt_str("alias")? {
+            config["alias"] = json!(alias);
             let alias = cstring(alias);
             ffi::purple_account_set_alias(account, alias.as_ptr());
         }
     }
+    hub().account_save(unsafe { account_id(account) }, &config);
     Ok(json!({"account": emit_updated(account)}))
 }
 
@@ -682,8 +821,24 @@ fn chat_join(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let name = p.str("name")?;
     check_text(name, "name", 1024)?;
-    let fields = p.object("fields")?;
+    let empty = Map::new();
+    let fields = p.object("fields")?.unwrap_or(&empty);
+    if fields.values().any(|v| !v.is_string()) {
+        return Err(OpError::bad_request("chat fields must be strings"));
+    }
     let gc = connection(account)?;
+    unsafe { join(gc, name, fields)? };
+    // Joined again whenever the account signs on, until chat.leave.
+    hub().autojoin_add(unsafe { account_id(account) }, name, fields);
+    Ok(json!({}))
+}
+
+/// Asks the server to join chat `name` with protocol `fields`.
+unsafe fn join(
+    gc: *mut ffi::PurpleConnection,
+    name: &str,
+    fields: &Map<String, Value>,
+) -> Result<(), OpError> {
     let cname = cstring(name);
     unsafe {
         let info = prpl_info(ffi::purple_connection_get_prpl(gc));
@@ -702,31 +857,37 @@ fn chat_join(p: &Params) -> OpResult {
                 Some(ffi::g_free),
             );
         }
-        if let Some(fields) = fields {
-            for (k, v) in fields {
-                let v = v
-                    .as_str()
-                    .ok_or_else(|| OpError::bad_request("chat fields must be strings"));
-                let v = match v {
-                    Ok(v) => v,
-                    Err(e) => {
-                        ffi::g_hash_table_destroy(table);
-                        return Err(e);
-                    }
-                };
-                let k = cstring(k);
-                let v = cstring(v);
-                ffi::g_hash_table_replace(
-                    table,
-                    ffi::g_strdup(k.as_ptr()) as ffi::gpointer,
-                    ffi::g_strdup(v.as_ptr()) as ffi::gpointer,
-                );
-            }
+        for (k, v) in fields {
+            let k = cstring(k);
+            let v = cstring(v.as_str().unwrap_or(""));
+            ffi::g_hash_table_replace(
+                table,
+                ffi::g_strdup(k.as_ptr()) as ffi::gpointer,
+                ffi::g_strdup(v.as_ptr()) as ffi::gpointer,
+            );
         }
         ffi::serv_join_chat(gc, table);
         ffi::g_hash_table_destroy(table);
     }
-    Ok(json!({}))
+    Ok(())
+}
+
+/// After `id` signed on: joins the chats the user had joined (soon, from
+/// the main loop, not inside libpurple's sign-on code).
+pub fn autojoin(id: i64) {
+    super::invoke(move || {
+        let Ok(account) = find_account(id) else {
+            return;
+        };
+        let Ok(gc) = connection(account) else {
+            return;
+        };
+        for (name, fields) in hub().autojoin_list(id) {
+            if let Err(e) = unsafe { join(gc, &name, &fields) } {
+                tracing::warn!(account = id, "cannot rejoin {name}: {e}");
+            }
+        }
+    });
 }
 
 fn find_chat(
@@ -748,10 +909,18 @@ fn find_chat(
     Ok((account, conv))
 }
 
+/// Leaves a chat and stops rejoining it. Also succeeds for a remembered
+/// chat that is not joined right now (e.g. while disconnected).
 fn chat_leave(p: &Params) -> OpResult {
-    let (_, conv) = find_chat(p)?;
-    // Destroying a chat conversation leaves the chat (and emits chat.left).
-    unsafe { ffi::purple_conversation_destroy(conv) };
+    let account = param_account(p)?;
+    let forgotten = hub().autojoin_remove(unsafe { account_id(account) }, p.str("name")?);
+    match find_chat(p) {
+        // Destroying a chat conversation leaves the chat (and emits
+        // chat.left).
+        Ok((_, conv)) => unsafe { ffi::purple_conversation_destroy(conv) },
+        Err(_) if forgotten => {}
+        Err(e) => return Err(e),
+    }
     Ok(json!({}))
 }
 
@@ -777,6 +946,29 @@ fn chat_topic(p: &Params) -> OpResult {
     Ok(json!({}))
 }
 
+fn chat_invite(p: &Params) -> OpResult {
+    let (account, conv) = find_chat(p)?;
+    let who = p.str("who")?;
+    check_text(who, "who", 1024)?;
+    let message = p.opt_str("message")?.unwrap_or("");
+    if message.len() > 4096 || message.contains('\0') {
+        return Err(OpError::bad_request("bad message"));
+    }
+    let gc = connection(account)?;
+    let who = cstring(who);
+    let message = cstring(message);
+    unsafe {
+        let chat = ffi::purple_conversation_get_chat_data(conv);
+        ffi::serv_chat_invite(
+            gc,
+            ffi::purple_conv_chat_get_id(chat),
+            message.as_ptr(),
+            who.as_ptr(),
+        );
+    }
+    Ok(json!({}))
+}
+
 fn typing(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let (kind, name) = p.conversation()?;
@@ -793,4 +985,14 @@ fn typing(p: &Params) -> OpResult {
     let cname = cstring(name);
     unsafe { ffi::serv_send_typing(gc, cname.as_ptr(), state) };
     Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reconnect_back_off_doubles_up_to_five_minutes() {
+        let d: Vec<u32> = (0..10).map(super::reconnect_delay).collect();
+        assert_eq!(d, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(super::reconnect_delay(u32::MAX), 300);
+    }
 }

@@ -67,7 +67,6 @@ fn opt(p: *const c_char) -> Value {
 /// Emits `request.open` and records the entry; returns libpurple's handle.
 #[allow(clippy::too_many_arguments)]
 fn open(
-    kind: ffi::PurpleRequestType,
     kind_name: &str,
     title: *const c_char,
     primary: *const c_char,
@@ -88,7 +87,6 @@ fn open(
     if !who.is_null() {
         extra.insert("who".into(), opt(who));
     }
-    let _ = kind;
     let result = hub().emit_with(move |seq| {
         extra.insert("request".into(), json!(seq));
         Value::Object(extra)
@@ -148,15 +146,7 @@ unsafe extern "C" fn request_input(
         answered: false,
     };
     open(
-        ffi::PURPLE_REQUEST_INPUT,
-        "input",
-        title,
-        primary,
-        secondary,
-        account,
-        who,
-        extra,
-        entry,
+        "input", title, primary, secondary, account, who, extra, entry,
     )
 }
 
@@ -203,15 +193,7 @@ unsafe extern "C" fn sapphire_request_choice_rs(
         answered: false,
     };
     open(
-        ffi::PURPLE_REQUEST_CHOICE,
-        "choice",
-        title,
-        primary,
-        secondary,
-        account,
-        who,
-        extra,
-        entry,
+        "choice", title, primary, secondary, account, who, extra, entry,
     )
 }
 
@@ -250,15 +232,7 @@ unsafe extern "C" fn sapphire_request_action_rs(
         answered: false,
     };
     open(
-        ffi::PURPLE_REQUEST_ACTION,
-        "action",
-        title,
-        primary,
-        secondary,
-        account,
-        who,
-        extra,
-        entry,
+        "action", title, primary, secondary, account, who, extra, entry,
     )
 }
 
@@ -377,15 +351,7 @@ unsafe extern "C" fn request_fields(
         answered: false,
     };
     open(
-        ffi::PURPLE_REQUEST_FIELDS,
-        "fields",
-        title,
-        primary,
-        secondary,
-        account,
-        who,
-        extra,
-        entry,
+        "fields", title, primary, secondary, account, who, extra, entry,
     )
 }
 
@@ -419,17 +385,7 @@ unsafe extern "C" fn request_file(
         answered: false,
     };
     let null = std::ptr::null();
-    open(
-        ffi::PURPLE_REQUEST_FILE,
-        "file",
-        title,
-        null,
-        null,
-        account,
-        who,
-        extra,
-        entry,
-    )
+    open("file", title, null, null, account, who, extra, entry)
 }
 
 unsafe extern "C" fn request_folder(
@@ -460,17 +416,7 @@ unsafe extern "C" fn request_folder(
         answered: false,
     };
     let null = std::ptr::null();
-    open(
-        ffi::PURPLE_REQUEST_FOLDER,
-        "folder",
-        title,
-        null,
-        null,
-        account,
-        who,
-        extra,
-        entry,
-    )
+    open("folder", title, null, null, account, who, extra, entry)
 }
 
 unsafe extern "C" fn close_request(_kind: ffi::PurpleRequestType, handle: *mut c_void) {
@@ -538,7 +484,6 @@ unsafe extern "C" fn request_authorize(
         answered: false,
     };
     open(
-        ffi::PURPLE_REQUEST_ACTION,
         "authorize",
         c"Authorization request".as_ptr(),
         primary.as_ptr(),

@@ -90,7 +90,7 @@ unsafe extern "C" fn write_conv(
     alias: *const c_char,
     message: *const c_char,
     flags: ffi::PurpleMessageFlags,
-    _mtime: ffi::time_t,
+    mtime: ffi::time_t,
 ) {
     if flags & ffi::PURPLE_MESSAGE_INVISIBLE != 0 {
         return;
@@ -125,8 +125,14 @@ unsafe extern "C" fn write_conv(
     if truncated {
         e["truncated"] = json!(true);
     }
+    if flags & ffi::PURPLE_MESSAGE_NICK != 0 && direction == "in" {
+        // Someone said our name in a chat.
+        e["mention"] = json!(true);
+    }
     if flags & ffi::PURPLE_MESSAGE_DELAYED != 0 {
+        // Server-replayed history: when it was originally sent.
         e["delayed"] = json!(true);
+        e["sent"] = json!(mtime.saturating_mul(1000));
     }
     if let Some(seq) = emit(e) {
         if direction == "out" {
@@ -262,7 +268,9 @@ unsafe extern "C" fn connect_progress(
 
 unsafe extern "C" fn connected(gc: *mut ffi::PurpleConnection) {
     if let Some(id) = unsafe { gc_account(gc) } {
+        super::ops::reset_reconnect(id);
         emit_status(id, "connected", None);
+        super::ops::autojoin(id);
     }
 }
 
@@ -414,6 +422,9 @@ unsafe extern "C" fn chat_joined(conv: *mut c_void) {
     let new = JOINED.with(|j| j.borrow_mut().insert((account, name)));
     if new {
         emit(json!({"op": "chat.joined", "account": account, "conversation": conversation}));
+        // However it was joined (chat.join, an accepted invitation), it is
+        // joined again on the next sign-on until the user leaves it.
+        hub().autojoin_add_if_absent(account, &conv_key_name(&conversation));
         // The topic may already be known (set before the signal).
         let chat = unsafe { ffi::purple_conversation_get_chat_data(conv) };
         if !chat.is_null() {
