@@ -1,8 +1,9 @@
 //! Rate limiting of failed logins, per client address and per user name.
 //!
-//! Each key has a token bucket: a failed login takes a token; with no token
-//! left, further attempts are refused (HTTP 429) without hashing anything
-//! until the bucket refills. Successful logins take nothing. Buckets that
+//! Each key has a token bucket: a login attempt takes a token before its
+//! password is hashed (so concurrent attempts cannot slip past the limit),
+//! and a successful one gets it back; with no token left, further attempts
+//! are refused (HTTP 429) without hashing anything until the bucket refills. Buckets that
 //! have refilled completely are forgotten, and the map is bounded so a flood
 //! of distinct keys cannot exhaust memory.
 
@@ -58,6 +59,17 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
     }
 
+    /// Gives back a token taken by [`Limiter::fail`] (the attempt it was
+    /// charged for succeeded).
+    pub fn refund(&self, key: &K) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap();
+        if let Some(b) = buckets.get_mut(key) {
+            b.tokens = (self.refilled(b, now) + 1.0).min(self.policy.burst as f64);
+            b.at = now;
+        }
+    }
+
     /// Records one failure for `key`.
     pub fn fail(&self, key: &K) {
         let now = Instant::now();
@@ -104,5 +116,20 @@ mod tests {
         assert!(l.blocked(&"other").is_none());
         std::thread::sleep(Duration::from_millis(250));
         assert!(l.blocked(&"k").is_none());
+    }
+
+    #[test]
+    fn refunds_give_a_token_back() {
+        let l = Limiter::new(Policy {
+            burst: 1,
+            refill: Duration::from_secs(60),
+        });
+        l.fail(&"k");
+        assert!(l.blocked(&"k").is_some());
+        l.refund(&"k");
+        assert!(l.blocked(&"k").is_none());
+        l.refund(&"k"); // never above the burst
+        l.fail(&"k");
+        assert!(l.blocked(&"k").is_some());
     }
 }

@@ -745,3 +745,28 @@ async fn open_websockets_end_with_their_session() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn concurrent_attempts_cannot_slip_past_the_limit() {
+    let p = Proxy::start(ProxyOptions::default());
+    let c = p.client();
+    // 30 wrong passwords for alice at once: only the burst of 5 gets hashed
+    let attempts = (0..30).map(|_| {
+        let c = c.clone();
+        tokio::spawn(async move { c.login("alice", "wrong").await.status })
+    });
+    let mut unauthorized = 0;
+    for a in attempts {
+        match a.await.unwrap() {
+            StatusCode::UNAUTHORIZED => unauthorized += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(unauthorized <= 6, "{unauthorized} attempts were checked");
+    assert!(unauthorized >= 1);
+    // and a success gives its charge back: bob can keep signing in
+    for _ in 0..8 {
+        assert_eq!(c.login("bob", "bob-pw").await.status, StatusCode::OK);
+    }
+}

@@ -179,9 +179,20 @@ async fn login(shared: &Arc<Shared>, ip: IpAddr, req: Request<Incoming>) -> Resp
         return resp;
     }
 
-    // Bounded hashing: a slot per core; a bounded queue behind it.
+    // Charge the attempt before hashing, so that concurrent attempts cannot
+    // slip past the limit; a successful (or never hashed) one gets it back.
+    shared.ip_limiter.fail(&ip);
+    shared.user_limiter.fail(&name_key);
+    let refund = || {
+        shared.ip_limiter.refund(&ip);
+        shared.user_limiter.refund(&name_key);
+    };
+
+    // Bounded hashing: a few slots (see `Shared::hashing`); a bounded queue
+    // behind them.
     if shared.login_queue.fetch_add(1, Ordering::SeqCst) >= MAX_LOGIN_QUEUE {
         shared.login_queue.fetch_sub(1, Ordering::SeqCst);
+        refund();
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
@@ -191,6 +202,7 @@ async fn login(shared: &Arc<Shared>, ip: IpAddr, req: Request<Incoming>) -> Resp
     let permit = shared.hashing.clone().acquire_owned().await;
     shared.login_queue.fetch_sub(1, Ordering::SeqCst);
     let Ok(permit) = permit else {
+        refund();
         return error(StatusCode::SERVICE_UNAVAILABLE, "busy", "Shutting down.");
     };
 
@@ -214,6 +226,7 @@ async fn login(shared: &Arc<Shared>, ip: IpAddr, req: Request<Incoming>) -> Resp
 
     match (user, account) {
         (Some(user), Some(account)) if matched && !account.disabled => {
+            refund();
             let token = shared.sessions.mint(&user, account.password_stamp());
             info!(%user, %ip, "signed in");
             let mut resp = json(StatusCode::OK, &serde_json::json!({ "username": user }));
@@ -225,8 +238,6 @@ async fn login(shared: &Arc<Shared>, ip: IpAddr, req: Request<Incoming>) -> Resp
             resp
         }
         _ => {
-            shared.ip_limiter.fail(&ip);
-            shared.user_limiter.fail(&name_key);
             warn!(%ip, user = %name_key.escape_debug(), "failed sign-in");
             error(
                 StatusCode::UNAUTHORIZED,
