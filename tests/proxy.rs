@@ -278,16 +278,7 @@ async fn spawn_launcher_restarts_a_killed_backend() {
     let p = Proxy::start(ProxyOptions::default());
     let c = p.client().signed_in("alice", "alice-pw").await;
     let mut ws = c.websocket(Some(&c.origin())).await.unwrap();
-    ws.send(Message::text("pid")).await.unwrap();
-    let first: i32 = ws
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .into_text()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let first = backend_pid(&mut ws).await;
     unsafe { libc::kill(first, libc::SIGKILL) };
     // the relay ends with the backend
     let end = tokio::time::timeout(Duration::from_secs(10), ws.next())
@@ -306,16 +297,7 @@ async fn spawn_launcher_restarts_a_killed_backend() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut ws = c.websocket(Some(&c.origin())).await.unwrap();
-    ws.send(Message::text("pid")).await.unwrap();
-    let second: i32 = ws
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .into_text()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let second = backend_pid(&mut ws).await;
     assert_ne!(first, second);
 }
 
@@ -324,16 +306,7 @@ async fn sigterm_closes_websockets_with_1001_and_stops_backends() {
     let mut p = Proxy::start(ProxyOptions::default());
     let c = p.client().signed_in("alice", "alice-pw").await;
     let mut ws = c.websocket(Some(&c.origin())).await.unwrap();
-    ws.send(Message::text("pid")).await.unwrap();
-    let backend: i32 = ws
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .into_text()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let backend = backend_pid(&mut ws).await;
     p.signal(libc::SIGTERM);
     match tokio::time::timeout(Duration::from_secs(5), ws.next())
         .await
@@ -685,12 +658,18 @@ async fn demo_prints_credentials_that_work_and_reuses_its_state() {
     assert!(child.wait().unwrap().success());
 }
 
+/// Asks the echo fixture behind `ws` for its process id.
+async fn backend_pid(ws: &mut Ws) -> i32 {
+    ws.send(Message::text("pid")).await.unwrap();
+    let reply = ws.next().await.unwrap().unwrap();
+    reply.into_text().unwrap().parse().unwrap()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
 /// Waits for the server to close `ws` and returns the close code.
-async fn close_code(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-    >,
-) -> CloseCode {
+async fn close_code(ws: &mut Ws) -> CloseCode {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
