@@ -22,27 +22,10 @@ pub const BACKEND: &str = env!("CARGO_BIN_EXE_sapphire-backend");
 /// throttles clients to a few commands per second).
 pub const WAIT: Duration = Duration::from_secs(20);
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_tcp(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+#[path = "../support/net.rs"]
+mod net;
+pub use net::free_port;
+use net::wait_tcp;
 
 /// A process killed when dropped.
 pub struct Proc(pub Child);
@@ -92,7 +75,7 @@ impl Ngircd {
             .spawn()
             .expect("ngircd (Debian package ngircd) must be installed");
         let mut proc = Proc(child);
-        wait_tcp(port, &mut proc.0, "ngircd");
+        wait_tcp(port, &mut proc.0, "ngircd", Duration::from_secs(15));
         Ngircd {
             port,
             _proc: proc,
@@ -165,7 +148,7 @@ Component "conference.localhost" "muc"
             .spawn()
             .expect("prosody must be installed");
         let mut proc = Proc(child);
-        wait_tcp(port, &mut proc.0, "prosody");
+        wait_tcp(port, &mut proc.0, "prosody", Duration::from_secs(15));
         Prosody {
             port,
             _proc: proc,

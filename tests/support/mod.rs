@@ -39,13 +39,8 @@ pub fn echo_backend() -> PathBuf {
     p
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod net;
+pub use net::free_port;
 
 /// Runs sapphire-ctl with `args` against `accounts`, feeding `stdin`.
 pub fn ctl(accounts: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
@@ -163,7 +158,7 @@ impl Proxy {
             .env("RUST_LOG", "sapphire=debug")
             .spawn()
             .unwrap();
-        wait_for_port(self.port, &mut self.child);
+        net::wait_tcp(self.port, &mut self.child, "proxy", Duration::from_secs(20));
     }
 
     pub fn signal(&self, sig: i32) {
@@ -197,20 +192,6 @@ impl Drop for Proxy {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-    }
-}
-
-pub fn wait_for_port(port: u16, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("proxy exited before listening: {status}");
-        }
-        assert!(Instant::now() < deadline, "proxy did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
