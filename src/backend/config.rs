@@ -25,12 +25,26 @@ struct File {
     /// Protocol ids users may add accounts for (default: every installed
     /// protocol).
     protocols: Option<Vec<String>>,
+    /// Confine the backend with Landlock (default true; see
+    /// `backend::sandbox`).
+    landlock: Option<bool>,
 }
 
 /// What the backend was configured with.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendConfig {
     pub protocols: ProtocolAllowList,
+    /// Whether the backend confines itself with Landlock.
+    pub landlock: bool,
+}
+
+impl Default for BackendConfig {
+    fn default() -> BackendConfig {
+        BackendConfig {
+            protocols: ProtocolAllowList::default(),
+            landlock: true,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +99,7 @@ impl BackendConfig {
         }
         Ok(BackendConfig {
             protocols: ProtocolAllowList(file.protocols),
+            landlock: file.landlock.unwrap_or(true),
         })
     }
 }
