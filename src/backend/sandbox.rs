@@ -4,7 +4,7 @@
 //! * its state directory: everything but running programs;
 //! * `/dev/null`: read and write;
 //! * the system's files (`/usr`, `/etc`, `/lib*`, `/proc`, `/sys`, `/dev`,
-//!   `/run`, `/var/lib/ca-certificates`…): read only;
+//!   `/run/systemd/resolve`, `/var/lib/ca-certificates`…): read only;
 //! * running programs: **nowhere**. No libpurple plugin has a reason to
 //!   `execve` in a web chat backend, and one that was told to (zephyr's
 //!   `tzc_command`) now fails even if an option slipped past
@@ -39,6 +39,11 @@ use landlock::{
 };
 
 /// System directories readable by the backend (missing ones are skipped).
+///
+/// Not `/run` as a whole: it holds systemd's credentials directories (a
+/// spawn-mode proxy run by systemd keeps its TLS key there, readable by its
+/// own uid, which its backends share); only where `/etc/resolv.conf` may
+/// point.
 const READ_ONLY: &[&str] = &[
     "/usr",
     "/etc",
@@ -50,7 +55,8 @@ const READ_ONLY: &[&str] = &[
     "/proc",
     "/sys",
     "/dev",
-    "/run",
+    "/run/systemd/resolve",
+    "/run/resolvconf",
     "/var/lib/ca-certificates",
     "/var/lib/dbus",
     "/var/cache/fontconfig",
