@@ -35,7 +35,9 @@
 //!   forking DNS resolver) is set up as `docs/protocol.md` and
 //!   [`prepare_env`] describe; DNS is resolved on short-lived threads.
 
+pub mod config;
 pub mod hub;
+pub mod policy;
 pub mod protocol;
 pub mod purple;
 pub mod server;
@@ -61,6 +63,8 @@ pub enum Listen {
 pub struct Config {
     pub listen: Listen,
     pub state_dir: PathBuf,
+    /// `backend.toml`: what users may configure.
+    pub settings: config::BackendConfig,
 }
 
 /// Errors that stop the backend.
@@ -144,7 +148,7 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     let t0 = std::time::Instant::now();
     let hub = hub::Hub::open(&state.join("sapphire.db"))?;
     let t1 = std::time::Instant::now();
-    let (purple, purple_thread) = purple::start(hub.clone(), purple_dir)?;
+    let (purple, purple_thread) = purple::start(hub.clone(), purple_dir, config.settings.clone())?;
     tracing::debug!(
         store = ?(t1 - t0),
         libpurple = ?t1.elapsed(),

@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::config::BackendConfig;
 use super::hub::Hub;
 use super::protocol::{OpError, OpResult};
 use glue::cstring;
@@ -29,6 +30,12 @@ pub use ops::OPS;
 pub const UI_ID: &str = "sapphire";
 
 static HUB: OnceLock<Arc<Hub>> = OnceLock::new();
+static CONFIG: OnceLock<BackendConfig> = OnceLock::new();
+
+/// The backend's configuration (which protocols users may add).
+fn config() -> &'static BackendConfig {
+    CONFIG.get_or_init(BackendConfig::default)
+}
 
 /// The hub, for code on the purple thread.
 fn hub() -> &'static Arc<Hub> {
@@ -136,8 +143,10 @@ thread_local! {
 pub fn start(
     hub: Arc<Hub>,
     user_dir: PathBuf,
+    config: BackendConfig,
 ) -> Result<(Purple, std::thread::JoinHandle<()>), PurpleError> {
     let _ = HUB.set(hub);
+    let _ = CONFIG.set(config);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("purple".into())
