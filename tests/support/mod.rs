@@ -301,10 +301,17 @@ impl Client {
         if let Some(c) = &self.cookie {
             req = req.header("cookie", c);
         }
-        if body.is_some() {
+        // What the web client's fetch() sends: JSON, and (a browser adds it
+        // to every POST) its page's Origin; a caller's own value wins.
+        let given = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        if body.is_some() && !given("content-type") {
             req = req.header("content-type", "application/json");
         }
-        for (k, v) in headers {
+        if method == "POST" && !given("origin") {
+            req = req.header("origin", self.origin());
+        }
+        // An empty value means "do not send this header at all".
+        for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
             req = req.header(*k, *v);
         }
         let req = req

@@ -42,6 +42,43 @@ pub(crate) fn origin_allowed(shared: &Shared, h: &HeaderMap) -> bool {
     }
 }
 
+/// Why a state-changing request is refused as possibly cross-site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CrossSite {
+    /// Not `Content-Type: application/json`: what an HTML form can send
+    /// (`text/plain`, urlencoded, multipart) without a CORS preflight.
+    NotJson,
+    /// A foreign `Origin`, or no `Origin` and no `Sec-Fetch-Site:
+    /// same-origin`.
+    NotSameOrigin,
+}
+
+/// The CSRF rule for `POST /api/*`: the body is declared JSON (a cross-site
+/// page can only send that after a CORS preflight, which the proxy never
+/// grants), and the request says it comes from the site's own pages: an
+/// allowed `Origin`, or, without `Origin`, `Sec-Fetch-Site: same-origin`. A
+/// `Sec-Fetch-Site` other than `same-origin` is refused whatever the
+/// `Origin` says.
+pub(crate) fn same_site_json(shared: &Shared, h: &HeaderMap) -> Result<(), CrossSite> {
+    let json = header_str(h, header::CONTENT_TYPE)
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(CrossSite::NotJson);
+    }
+    let fetch_site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let same = match (h.contains_key(header::ORIGIN), fetch_site) {
+        (_, Some(site)) if !site.eq_ignore_ascii_case("same-origin") => false,
+        (true, _) => origin_allowed(shared, h),
+        (false, site) => site.is_some(),
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(CrossSite::NotSameOrigin)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
+use tracing::warn;
 
+use super::headers::{header_str, same_site_json, CrossSite};
 use super::response::{error, json, not_signed_in, security_headers, Body};
 use super::{login, web, websocket};
 use crate::proxy::state::Shared;
@@ -32,6 +34,27 @@ pub(crate) async fn handle(
 
 async fn route(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    if req.method() == Method::POST && path.starts_with("/api/") {
+        if let Err(why) = same_site_json(shared, req.headers()) {
+            let h = req.headers();
+            warn!(
+                %peer, %path,
+                origin = ?header_str(h, hyper::header::ORIGIN),
+                content_type = ?header_str(h, hyper::header::CONTENT_TYPE),
+                "cross-site request refused ({why:?})"
+            );
+            return error(
+                StatusCode::FORBIDDEN,
+                "cross_site",
+                match why {
+                    CrossSite::NotJson => "Send this request as application/json.",
+                    CrossSite::NotSameOrigin => {
+                        "This request is only accepted from this site's own pages."
+                    }
+                },
+            );
+        }
+    }
     match (req.method(), path.as_str()) {
         (&Method::POST, "/api/login") => login::login(shared, peer.ip(), req).await,
         (&Method::POST, "/api/logout") => login::logout(shared, &req),
