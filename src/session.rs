@@ -153,6 +153,12 @@ impl Sessions {
         })
     }
 
+    /// True while a session [`Sessions::verify`] returned earlier is still
+    /// good as far as the token goes: not expired, not revoked since.
+    pub fn still_valid(&self, session: &Session) -> bool {
+        session.expires > now() && !self.revoked.lock().unwrap().contains_key(&session.id)
+    }
+
     /// Revokes one session (logout) and persists the list.
     pub fn revoke(&self, session: &Session) -> std::io::Result<()> {
         let snapshot: Vec<(String, u64)> = {

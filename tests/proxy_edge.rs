@@ -88,3 +88,140 @@ async fn cross_site_sign_in_and_sign_out_are_refused() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// A backend socket the test answers itself, to hold the proxy in the
+/// window between its backend connect and the 101 to the browser.
+struct HeldBackend {
+    listener: tokio::net::UnixListener,
+}
+
+impl HeldBackend {
+    fn bind(p: &Proxy, user: &str) -> HeldBackend {
+        std::fs::create_dir_all(p.backend_dir()).unwrap();
+        let path = p.backend_dir().join(format!("{user}.sock"));
+        let _ = std::fs::remove_file(&path);
+        HeldBackend {
+            listener: tokio::net::UnixListener::bind(path).unwrap(),
+        }
+    }
+
+    /// Accepts the proxy's connection and reads its handshake request;
+    /// returns the stream and the `Sec-WebSocket-Key`, without answering.
+    async fn accept_handshake(&self) -> (tokio::net::UnixStream, String) {
+        use tokio::io::AsyncReadExt;
+        let (mut s, _) = self.listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut byte).await.unwrap(), 1, "proxy hung up");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| v.trim().to_owned())
+            })
+            .expect("key in the handshake");
+        (s, key)
+    }
+}
+
+/// Answers a held handshake with a proper 101.
+async fn answer_101(s: &mut tokio::net::UnixStream, key: &str) {
+    use base64::Engine;
+    use tokio::io::AsyncWriteExt;
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let accept = base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes());
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    s.write_all(answer.as_bytes()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_ended_while_the_backend_is_reached_opens_no_relay() {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let p = Proxy::start(ProxyOptions {
+        launcher: "systemd",
+        ..ProxyOptions::default()
+    });
+    let alice_backend = HeldBackend::bind(&p, "alice");
+    let bob_backend = HeldBackend::bind(&p, "bob");
+    // Each way a session ends, landing while the proxy waits for the
+    // backend's handshake answer.
+    for how in ["logout", "passwd", "disable"] {
+        let (user, password, backend) = match how {
+            "disable" => ("bob", "bob-pw", &bob_backend),
+            "passwd" => ("alice", "alice-pw", &alice_backend),
+            _ => ("alice", "alice-pw", &alice_backend),
+        };
+        let c = p.client().signed_in(user, password).await;
+        let opening = {
+            let c = c.clone();
+            tokio::spawn(async move { c.websocket(Some(&c.origin())).await })
+        };
+        let (mut held, key) = backend.accept_handshake().await;
+        match how {
+            "logout" => {
+                let out = c.request("POST", "/api/logout", Some("{}"), &[]).await;
+                assert_eq!(out.status, StatusCode::OK);
+            }
+            "passwd" => assert!(ctl(
+                &p.accounts(),
+                &["user", "passwd", "alice", "--password-stdin"],
+                Some("alice-pw2\n"),
+            )
+            .status
+            .success()),
+            _ => assert!(ctl(&p.accounts(), &["user", "disable", "bob"], None)
+                .status
+                .success()),
+        }
+        answer_101(&mut held, &key).await;
+        // No relay: the upgrade is refused, or (at worst) the relay is
+        // closed at once as the session's; never left open.
+        match opening.await.unwrap() {
+            Err(e) => assert_eq!(ws_status(e), StatusCode::UNAUTHORIZED, "{how}"),
+            Ok(mut ws) => {
+                let end = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("{how}: relay left open"));
+                match end {
+                    Some(Ok(Message::Close(Some(f)))) => {
+                        assert_eq!(f.code, CloseCode::Policy, "{how}")
+                    }
+                    other => panic!("{how}: {other:?}"),
+                }
+            }
+        }
+        // and the backend's side is let go
+        let mut rest = Vec::new();
+        let n = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            held.read_to_end(&mut rest),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{how}: backend connection kept"));
+        assert!(n.is_ok(), "{how}");
+        if how == "passwd" {
+            // the next round signs in with the new password
+            assert!(ctl(
+                &p.accounts(),
+                &["user", "passwd", "alice", "--password-stdin"],
+                Some("alice-pw\n"),
+            )
+            .status
+            .success());
+        }
+    }
+}

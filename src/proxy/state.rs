@@ -184,6 +184,13 @@ impl Shared {
         session_holds(&self.accounts(), &s).then_some(s)
     }
 
+    /// True while a session that [`Shared::authenticate`] accepted earlier
+    /// still holds: not expired or revoked since, and its user still
+    /// exists, is enabled and has the same password.
+    pub(crate) fn still_holds(&self, s: &Session) -> bool {
+        self.sessions.still_valid(s) && session_holds(&self.accounts(), s)
+    }
+
     /// SIGHUP: the certificate and the accounts are read again.
     pub(crate) fn reload(&self) {
         match crate::tls::server_config(&self.tls_files.0, &self.tls_files.1) {

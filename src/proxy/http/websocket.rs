@@ -8,7 +8,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::headers::{has_token, header_str, origin_allowed};
 use super::response::{error, not_signed_in, Body};
@@ -78,9 +78,16 @@ pub(crate) async fn websocket(shared: &Arc<Shared>, mut req: Request<Incoming>) 
             }
         };
 
-    // Registered before the 101 goes out: from here on, a sign-out, a
-    // password change or a shutdown reaches this relay.
+    // The backend's connect and handshake can take seconds (a backend being
+    // started): the session may have ended meanwhile. Register first, so
+    // that from here on a sign-out, a password change, a disable or a
+    // shutdown reaches this relay, then check again what may have happened
+    // before.
     let guard = shared.relays.register(session);
+    if !shared.still_holds(guard.session()) {
+        info!(%user, "session ended while the backend was being reached");
+        return not_signed_in();
+    }
     if *shared.shutdown.borrow() {
         guard.end(GOING_AWAY);
     }
