@@ -225,3 +225,61 @@ async fn a_session_ended_while_the_backend_is_reached_opens_no_relay() {
         }
     }
 }
+
+#[tokio::test]
+async fn guessing_cannot_lock_a_user_out_of_their_own_browser() {
+    let p = Proxy::start(ProxyOptions::default());
+    // alice has signed in from this browser before
+    let own = p.client().signed_in("alice", "alice-pw").await;
+    let out = own.request("POST", "/api/logout", Some("{}"), &[]).await;
+    assert_eq!(out.status, StatusCode::OK);
+    // someone else keeps guessing her password
+    let attacker = p.client();
+    for _ in 0..5 {
+        let r = attacker.login("alice", "guess").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // guessing is slowed down: strangers are limited, even with the right
+    // password
+    let r = attacker.login("alice", "alice-pw").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        p.client().login("alice", "alice-pw").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // a forged device cookie counts for nothing
+    let mut forged = p.client();
+    forged.cookie = Some("__Host-sapphire-device=AAAA.BBBB".into());
+    assert_eq!(
+        forged.login("alice", "alice-pw").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // but alice's own browser still gets in, again and again
+    for _ in 0..3 {
+        let r = own.login("alice", "alice-pw").await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    // a device cookie for alice does not help guessing bob's password
+    let nosy = own.clone();
+    for _ in 0..5 {
+        assert_eq!(
+            nosy.login("bob", "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        nosy.login("bob", "bob-pw").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // and a known browser that guesses wrong is limited on its own
+    for _ in 0..5 {
+        assert_eq!(
+            own.login("alice", "wrong").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        own.login("alice", "alice-pw").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

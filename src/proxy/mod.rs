@@ -3,7 +3,7 @@
 //! web client, and relays each signed-in user's WebSocket to their backend.
 //!
 //! Layers, bottom up (each module uses only those above it in this list):
-//! `config`, `error`, `shutdown`, `launcher`, `relay`, `state`, `http`,
+//! `config`, `error`, `shutdown`, `launcher`, `limits`, `relay`, `state`, `http`,
 //! `server`, `demo`. See `docs/architecture.md`.
 
 pub mod config;
@@ -11,6 +11,7 @@ pub mod demo;
 mod error;
 pub(crate) mod http;
 pub(crate) mod launcher;
+pub(crate) mod limits;
 pub(crate) mod relay;
 mod server;
 mod shutdown;

@@ -1,12 +1,10 @@
 //! What every connection shares: configuration, certificate, accounts (hot
 //! reloaded), sessions, sign-in limits, the launcher and the open relays.
 
-use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use hyper::header::{self, HeaderMap};
 use rustls::ServerConfig;
@@ -16,23 +14,11 @@ use tracing::{error, info, warn};
 use super::config::{Config, LauncherKind};
 use super::error::{io_err, ProxyError};
 use super::launcher::{Launcher, Spawner};
+use super::limits::SignInLimits;
 use super::relay::frames::{Close, SESSION_ENDED};
 use super::relay::registry::Registry;
 use crate::accounts::Accounts;
-use crate::ratelimit::{Limiter, Policy};
 use crate::session::{self, Session, Sessions};
-
-/// Sign-in attempts allowed per client address: a burst of 20, then one
-/// every 6 s.
-pub(crate) const IP_POLICY: Policy = Policy {
-    burst: 20,
-    refill: Duration::from_secs(6),
-};
-/// Sign-in attempts allowed per user name: a burst of 5, then one every 20 s.
-pub(crate) const USER_POLICY: Policy = Policy {
-    burst: 5,
-    refill: Duration::from_secs(20),
-};
 
 /// Identity of a file version, to notice when sapphire-ctl rewrote it.
 type FileId = Option<(u64, u64, i64, i64, u64)>;
@@ -50,8 +36,7 @@ pub(crate) struct Shared {
     tls_files: (PathBuf, PathBuf),
     accounts: Mutex<(Arc<Accounts>, FileId)>,
     pub(crate) sessions: Sessions,
-    pub(crate) ip_limiter: Limiter<IpAddr>,
-    pub(crate) user_limiter: Limiter<String>,
+    pub(crate) limits: SignInLimits,
     /// Argon2 runs on at most this many permits at a time.
     pub(crate) hashing: Arc<Semaphore>,
     /// Sign-ins waiting for a hashing permit.
@@ -102,8 +87,7 @@ impl Shared {
             tls_files,
             accounts: Mutex::new((Arc::new(accounts), accounts_id)),
             sessions,
-            ip_limiter: Limiter::new(IP_POLICY),
-            user_limiter: Limiter::new(USER_POLICY),
+            limits: SignInLimits::new(),
             // Half the cores at most (one on two cores): a flood of wrong
             // passwords from many addresses then leaves the other half to
             // relaying (benches/load: relay p99 3x its quiet value with one

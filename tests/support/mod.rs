@@ -337,8 +337,15 @@ impl Client {
     pub async fn signed_in(mut self, user: &str, password: &str) -> Client {
         let r = self.login(user, password).await;
         assert_eq!(r.status, StatusCode::OK, "login {user}: {:?}", r.body);
-        let set = r.headers["set-cookie"].to_str().unwrap();
-        self.cookie = Some(set.split(';').next().unwrap().to_owned());
+        // Every cookie set (the session's and the device's), as a browser
+        // keeps them.
+        let cookies: Vec<&str> = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap())
+            .collect();
+        self.cookie = Some(cookies.join("; "));
         self
     }
 

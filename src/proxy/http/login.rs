@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::response::{error, json, Body};
 use crate::accounts::{self, MAX_PASSWORD_LEN};
+use crate::proxy::limits::Payer;
 use crate::proxy::state::Shared;
-use crate::session;
+use crate::session::{self, Device};
 use crate::username::Username;
 
 /// Largest accepted request body (the login form), in bytes.
@@ -33,6 +34,7 @@ pub(crate) async fn login(
     ip: IpAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    let device = device_of(shared, req.headers());
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -60,16 +62,10 @@ pub(crate) async fn login(
             )
         }
     };
-    // Rate-limit key for the name: what was typed, bounded.
-    let name_key: String = form.username.chars().take(64).collect();
-    let blocked = [
-        shared.ip_limiter.blocked(&ip),
-        shared.user_limiter.blocked(&name_key),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
-    if let Some(wait) = blocked {
+    // Charge the attempt before hashing, so that concurrent attempts cannot
+    // slip past the limit; a successful (or never hashed) one gets it back.
+    let payer = Payer::of(device.as_ref(), &form.username, ip);
+    if let Err(wait) = shared.limits.charge(&payer) {
         let secs = wait.as_secs() + 1;
         let mut resp = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -80,15 +76,8 @@ pub(crate) async fn login(
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return resp;
     }
-
-    // Charge the attempt before hashing, so that concurrent attempts cannot
-    // slip past the limit; a successful (or never hashed) one gets it back.
-    shared.ip_limiter.charge(&ip);
-    shared.user_limiter.charge(&name_key);
-    let refund = || {
-        shared.ip_limiter.refund(&ip);
-        shared.user_limiter.refund(&name_key);
-    };
+    let name_key: String = form.username.chars().take(64).collect();
+    let refund = || shared.limits.refund(&payer);
 
     // Bounded hashing: a few slots (see `Shared::hashing`); a bounded queue
     // behind them.
@@ -133,14 +122,26 @@ pub(crate) async fn login(
             info!(%user, %ip, "signed in");
             let mut resp = json(StatusCode::OK, &serde_json::json!({ "username": user }));
             let cookie = session::set_cookie(&token, shared.sessions.ttl());
-            resp.headers_mut().insert(
+            // The session cookie first (clients that keep one take the first).
+            resp.headers_mut().append(
                 header::SET_COOKIE,
                 HeaderValue::from_str(&cookie).expect("cookie is ASCII"),
+            );
+            // This browser is now known for this user (a fresh token each time).
+            let device = session::set_device_cookie(&shared.sessions.mint_device(&user));
+            resp.headers_mut().append(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&device).expect("cookie is ASCII"),
             );
             resp
         }
         _ => {
-            warn!(%ip, user = %name_key.escape_debug(), "failed sign-in");
+            warn!(
+                %ip,
+                user = %name_key.escape_debug(),
+                known_device = payer.known_device(),
+                "failed sign-in"
+            );
             error(
                 StatusCode::UNAUTHORIZED,
                 "bad_credentials",
@@ -148,6 +149,16 @@ pub(crate) async fn login(
             )
         }
     }
+}
+
+/// The request's device token, signature-checked.
+fn device_of(shared: &Shared, headers: &HeaderMap) -> Option<Device> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| session::named_cookie(v, session::DEVICE_COOKIE_NAME))
+        .and_then(|t| shared.sessions.verify_device(t))
 }
 
 pub(crate) fn logout(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
