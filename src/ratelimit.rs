@@ -1,4 +1,4 @@
-//! Rate limiting of failed logins, per client address and per user name.
+//! Rate limiting of sign-in attempts, per client address and per user name.
 //!
 //! Each key has a token bucket: a login attempt takes a token before its
 //! password is hashed (so concurrent attempts cannot slip past the limit),
@@ -17,7 +17,7 @@ const MAX_KEYS: usize = 100_000;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
-    /// Failures allowed in a burst.
+    /// Attempts allowed in a burst.
     pub burst: u32,
     /// Time for one token to come back.
     pub refill: Duration,
@@ -59,7 +59,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
     }
 
-    /// Gives back a token taken by [`Limiter::fail`] (the attempt it was
+    /// Gives back a token taken by [`Limiter::charge`] (the attempt it was
     /// charged for succeeded).
     pub fn refund(&self, key: &K) {
         let now = Instant::now();
@@ -70,8 +70,9 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
     }
 
-    /// Records one failure for `key`.
-    pub fn fail(&self, key: &K) {
+    /// Takes a token for one attempt by `key` (before its outcome is known;
+    /// [`Limiter::refund`] gives it back if it succeeds).
+    pub fn charge(&self, key: &K) {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap();
         if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
@@ -109,7 +110,7 @@ mod tests {
         });
         for _ in 0..3 {
             assert!(l.blocked(&"k").is_none());
-            l.fail(&"k");
+            l.charge(&"k");
         }
         let wait = l.blocked(&"k").expect("blocked after the burst");
         assert!(wait <= Duration::from_millis(200));
@@ -124,12 +125,12 @@ mod tests {
             burst: 1,
             refill: Duration::from_secs(60),
         });
-        l.fail(&"k");
+        l.charge(&"k");
         assert!(l.blocked(&"k").is_some());
         l.refund(&"k");
         assert!(l.blocked(&"k").is_none());
         l.refund(&"k"); // never above the burst
-        l.fail(&"k");
+        l.charge(&"k");
         assert!(l.blocked(&"k").is_some());
     }
 }

@@ -164,8 +164,8 @@ pub async fn login(
     let body = json!({"username": user, "password": password}).to_string();
     let mut s = tls(port, cfg, src).await?;
     let req = format!(
-        "POST /api/login HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /api/login HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: https://localhost:{port}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await?;

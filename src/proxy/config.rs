@@ -1,5 +1,6 @@
 //! The proxy's configuration: command-line flags over `/etc/sapphire/proxy.toml`
-//! over built-in defaults. Every key is documented in `docs/proxy.toml`.
+//! over built-in defaults. Every key is documented in `docs/proxy.md`
+//! (section "Configuration").
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
