@@ -175,7 +175,7 @@ pub fn confine(settings: &config::BackendConfig, state_dir: &Path, bound: &Bound
         return;
     }
     match sandbox::confine(state_dir, bound.path.as_deref()) {
-        sandbox::Outcome::Full => tracing::debug!("landlock: confined to the state directory"),
+        sandbox::Outcome::Full => tracing::info!("landlock: confined to the state directory"),
         sandbox::Outcome::Partial => tracing::info!("landlock: partly enforced (older kernel ABI)"),
         sandbox::Outcome::None(why) => tracing::warn!("landlock not enforced: {why}"),
     }
