@@ -351,3 +351,78 @@ async fn ids_are_echoed_exactly_or_refused_and_nul_in_search_is_a_bad_request() 
     let r = c.request("search", json!({"query": "a\u{0}b"})).await;
     assert_eq!(code(&r), "bad_request", "{r}");
 }
+
+/// The purple thread of `pid` (named "purple").
+fn purple_tid(pid: u32) -> i32 {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "purple" {
+            return task.file_name().to_str().unwrap().parse().unwrap();
+        }
+    }
+    panic!("no purple thread in {pid}");
+}
+
+/// A plugin call that never returns, made real: the purple thread alone is
+/// stopped (ptrace interrupts one thread; the rest of the backend runs on).
+/// Requests answer `unavailable` instead of hanging, then the watchdog ends
+/// the process so that its launcher restarts it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_wedged_purple_thread_answers_unavailable_then_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("backend.toml");
+    std::fs::write(&conf, "stall_limit = 10\n").unwrap();
+    let mut backend = Backend::start_with_args(dir.path(), &["--config", conf.to_str().unwrap()]);
+    let mut c = backend.connect().await;
+    c.ok("protocols", json!({})).await;
+    let pid = backend.proc.as_ref().unwrap().0.id();
+    let tid = purple_tid(pid);
+    // SAFETY: plain ptrace calls on a thread of our own child; this test
+    // thread (current_thread runtime) stays the tracer throughout.
+    unsafe {
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0),
+            0,
+            "PTRACE_SEIZE"
+        );
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0),
+            0,
+            "PTRACE_INTERRUPT"
+        );
+    }
+    let t0 = std::time::Instant::now();
+    let r = c.request("protocols", json!({})).await;
+    assert_eq!(code(&r), "unavailable", "{r}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(9),
+        "{:?}",
+        t0.elapsed()
+    );
+    // Requests that do not need libpurple are still served meanwhile.
+    c.ok("ping", json!({})).await;
+    // The stopped thread is ours to reap once the process exits.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting on our tracee thread.
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::WNOHANG | libc::__WALL) };
+        if r == tid && (libc::WIFEXITED(status) || libc::WIFSIGNALED(status)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend did not restart itself"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = backend.proc.as_mut().unwrap().0.wait().unwrap();
+    assert_eq!(status.code(), Some(70), "{status}");
+    assert!(backend.log().contains("has not run its main loop"));
+    // Started again, it works.
+    backend.proc = None;
+    backend.restart();
+    let mut c = backend.connect().await;
+    c.ok("protocols", json!({})).await;
+}

@@ -43,6 +43,7 @@ pub mod purple;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod watchdog;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -204,7 +205,16 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     let listener = UnixListener::from_std(config.listen.listener)
         .map_err(|e| BackendError::Listen("socket".into(), e))?;
     let bound = config.listen.path;
-    let (purple, purple_thread) = purple::start(hub.clone(), purple_dir, config.settings.clone())?;
+    // Supervised from before libpurple's start: a plugin that blocks while
+    // restoring accounts must not keep the backend from ever listening.
+    let heartbeat = Arc::new(watchdog::Heartbeat::default());
+    heartbeat.beat();
+    let supervisor = tokio::spawn(watchdog::supervise(
+        heartbeat.clone(),
+        config.settings.stall_limit,
+    ));
+    let (purple, purple_thread) =
+        purple::start(hub.clone(), purple_dir, config.settings.clone(), heartbeat)?;
     tracing::debug!(
         store = ?(t1 - t0),
         libpurple = ?t1.elapsed(),
@@ -243,6 +253,7 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     }
     notify(&[sd_notify::NotifyState::Stopping]);
     status.abort();
+    supervisor.abort();
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_millis(1500), server).await;
     if tokio::time::timeout(Duration::from_secs(2), purple.shutdown())
