@@ -37,6 +37,7 @@
 
 pub mod config;
 pub mod hub;
+pub mod notify;
 pub mod policy;
 pub mod protocol;
 pub mod purple;
@@ -201,6 +202,7 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
 
     let t0 = std::time::Instant::now();
     let hub = hub::Hub::open(&state.join("sapphire.db"))?;
+    notify::init(&state.join("sapphire.db"))?;
     let t1 = std::time::Instant::now();
     let listener = UnixListener::from_std(config.listen.listener)
         .map_err(|e| BackendError::Listen("socket".into(), e))?;

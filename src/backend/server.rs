@@ -434,6 +434,8 @@ async fn handle(ctx: &Ctx, client: &mut Client, text: &str) -> Out {
         "history" => history(ctx, &req).await,
         "search" => search(ctx, &req).await,
         "mark_read" => mark_read(ctx, &req).await,
+        "notify.get" => super::notify::get(&req),
+        "notify.set" => super::notify::set(&ctx.hub, &req).await,
         op if super::purple::OPS.contains(&op) => ctx.purple.op(op.to_owned(), req).await,
         _ => Err(OpError::new("unknown_op", format!("unknown op '{op}'"))),
     };
@@ -481,6 +483,11 @@ fn hello(
     });
     if let (Value::Object(r), Value::Object(s)) = (&mut reply, sub.snapshot) {
         r.extend(s);
+    }
+    // Read after subscribing: a change racing with it is also in the
+    // events that follow, and applying it twice is harmless.
+    if let Some(n) = super::notify::settings() {
+        reply["notify"] = n.to_json();
     }
     Ok((reply, since, sub.last_seq))
 }

@@ -109,6 +109,10 @@ unsafe extern "C" fn write_conv(
     };
     let (text, truncated) = clean_incoming(unsafe { glue::markup_to_text(message) });
     let sender = unsafe { glue::string(name) };
+    // A highlight word of the user's counts as a mention in chats.
+    let highlight = direction == "in"
+        && conversation["kind"] == "chat"
+        && crate::backend::notify::highlighted(&text);
     let mut e = json!({
         "op": "message",
         "account": account,
@@ -125,8 +129,8 @@ unsafe extern "C" fn write_conv(
     if truncated {
         e["truncated"] = json!(true);
     }
-    if flags & ffi::PURPLE_MESSAGE_NICK != 0 && direction == "in" {
-        // Someone said our name in a chat.
+    if (flags & ffi::PURPLE_MESSAGE_NICK != 0 || highlight) && direction == "in" {
+        // Someone said our name (or a highlight word) in a chat.
         e["mention"] = json!(true);
     }
     if flags & ffi::PURPLE_MESSAGE_DELAYED != 0 {
