@@ -144,6 +144,9 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>, shutdown: watch::Receiver
             Some(Ok(Message::Close(_))) | None => break,
             Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
             Some(Err(WsError::Capacity(_))) => Out::Close(1009, "message too big"),
+            Some(Err(WsError::Protocol(
+                tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ))) => break,
             Some(Err(WsError::Protocol(e))) => {
                 tracing::debug!(client = id, "protocol error: {e}");
                 Out::Close(1002, "WebSocket protocol error")
@@ -269,7 +272,10 @@ async fn send(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Stop> {
     tokio::select! {
-        r = sink.send(Message::Text(text)) => r.map_err(|_| Stop::Gone),
+        r = sink.send(Message::Text(text)) => r.map_err(|e| {
+            tracing::debug!("send failed: {e}");
+            Stop::Gone
+        }),
         _ = kick.kicked() => Err(Stop::Close(1008, "too slow: resume with hello {since}")),
         _ = shutdown.changed() => Err(Stop::Close(1001, "backend shutting down")),
     }
@@ -319,6 +325,10 @@ async fn writer(
             }
         }
     };
+    match &stop {
+        Stop::Close(code, reason) => tracing::debug!("closing a client: {code} {reason}"),
+        Stop::Gone => tracing::debug!("a client's socket failed or closed"),
+    }
     if let Stop::Close(code, reason) = stop {
         let limit = if code == 1001 {
             SHUTDOWN_CLOSE_TIMEOUT
