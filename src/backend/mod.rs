@@ -38,6 +38,8 @@
 pub mod config;
 pub mod hub;
 pub mod policy;
+#[cfg(test)]
+mod proptests;
 pub mod protocol;
 pub mod purple;
 pub mod sandbox;
