@@ -11,6 +11,7 @@ use rustls::ServerConfig;
 use tokio::sync::{watch, Semaphore};
 use tracing::{error, info, warn};
 
+use super::admission::Admission;
 use super::config::{Config, LauncherKind};
 use super::error::{io_err, ProxyError};
 use super::launcher::{Launcher, Spawner};
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     accounts: Mutex<(Arc<Accounts>, FileId)>,
     pub(crate) sessions: Sessions,
     pub(crate) limits: SignInLimits,
+    /// Per-address connection caps, checked before the TLS handshake.
+    pub(crate) admission: Arc<Admission>,
     /// Argon2 runs on at most this many permits at a time.
     pub(crate) hashing: Arc<Semaphore>,
     /// Sign-ins waiting for a hashing permit.
@@ -88,6 +91,7 @@ impl Shared {
             accounts: Mutex::new((Arc::new(accounts), accounts_id)),
             sessions,
             limits: SignInLimits::new(),
+            admission: Admission::new(&config),
             // Half the cores at most (one on two cores): a flood of wrong
             // passwords from many addresses then leaves the other half to
             // relaying (benches/load: relay p99 3x its quiet value with one

@@ -35,7 +35,20 @@ pub(crate) async fn login(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let device = device_of(shared, req.headers());
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    // The body has its own deadline (hyper's covers the headers only): a
+    // client trickling bytes does not keep the connection.
+    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(body) = tokio::time::timeout(shared.config.request_timeout, collect).await else {
+        let mut resp = error(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "The request body took too long to arrive.",
+        );
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    };
+    let body = match body {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return error(
