@@ -100,10 +100,27 @@ impl Proxy {
         let notify = std::env::var_os("NOTIFY_SOCKET").is_some();
         // Notice sapphire-ctl's changes even when no request comes in.
         let mut accounts_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut prune_tick = tokio::time::interval(Duration::from_secs(60));
+        let mut renew_tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tokio::select! {
                 _ = accounts_tick.tick() => {
                     shared.accounts();
+                }
+                _ = renew_tick.tick() => {
+                    let s = Arc::clone(&shared);
+                    tokio::task::spawn_blocking(move || s.renew_generated_certificate());
+                }
+                _ = prune_tick.tick() => {
+                    // Revocations of expired tokens are moot: forget them.
+                    if shared.sessions.prune() {
+                        let s = Arc::clone(&shared);
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = s.sessions.persist_revocations() {
+                                warn!("could not write the pruned revocation list: {e}");
+                            }
+                        });
+                    }
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,

@@ -179,6 +179,23 @@ impl Shared {
         self.sessions.still_valid(s) && session_holds(&self.accounts(), s)
     }
 
+    /// With no certificate configured, makes the generated one again when
+    /// it is about to expire, and serves the new one.
+    pub(crate) fn renew_generated_certificate(&self) {
+        if self.config.tls.is_some() {
+            return;
+        }
+        let (cert, key) = &self.tls_files;
+        match crate::tls::ensure_self_signed(cert, key, &own_names()) {
+            Ok(true) => {
+                warn!("the generated certificate was about to expire: made a new one");
+                self.reload();
+            }
+            Ok(false) => {}
+            Err(e) => error!("could not renew the generated certificate: {e}"),
+        }
+    }
+
     /// SIGHUP: the certificate and the accounts are read again.
     pub(crate) fn reload(&self) {
         match crate::tls::server_config(&self.tls_files.0, &self.tls_files.1) {

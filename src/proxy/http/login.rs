@@ -174,13 +174,19 @@ fn device_of(shared: &Shared, headers: &HeaderMap) -> Option<Device> {
         .and_then(|t| shared.sessions.verify_device(t))
 }
 
-pub(crate) fn logout(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
+pub(crate) async fn logout(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
     if let Some(s) = shared.session_of(req.headers()) {
-        if let Err(e) = shared.sessions.revoke(&s) {
-            warn!(user = %s.user, "could not persist the logout: {e}");
-        }
+        // In memory at once (the session is refused from now on), then on
+        // disk on a blocking thread: the write fsyncs.
+        shared.sessions.mark_revoked(&s);
         shared.session_revoked(&s);
         info!(user = %s.user, "signed out");
+        let persist = Arc::clone(shared);
+        match tokio::task::spawn_blocking(move || persist.sessions.persist_revocations()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(user = %s.user, "could not persist the logout: {e}"),
+            Err(e) => warn!(user = %s.user, "could not persist the logout: {e}"),
+        }
     }
     let mut resp = json(StatusCode::OK, &serde_json::json!({}));
     resp.headers_mut().insert(
