@@ -283,3 +283,199 @@ async fn guessing_cannot_lock_a_user_out_of_their_own_browser() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// Reads until the server closes; the bytes read and how long it took.
+async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    limit: std::time::Duration,
+) -> (Vec<u8>, std::time::Duration) {
+    use tokio::io::AsyncReadExt;
+    let t = std::time::Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(t.elapsed()), r.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, t.elapsed()),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!(
+                "connection still open after {limit:?}: {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_bodies_and_idle_keep_alive_connections_are_cut() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let p = Proxy::start(ProxyOptions {
+        config_toml: "header_timeout_secs = 2\nrequest_timeout_secs = 2\n".into(),
+        ..ProxyOptions::default()
+    });
+    let c = p.client();
+    // a body that trickles in, one byte every 300 ms, would take 30 s
+    let s = c.tls().await.unwrap();
+    let (mut r, mut w) = tokio::io::split(s);
+    let head = format!(
+        "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:{0}\r\nOrigin: https://127.0.0.1:{0}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        p.port
+    );
+    w.write_all(head.as_bytes()).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if w.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let (answer, took) = read_until_closed(&mut r, Duration::from_secs(10)).await;
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+
+    // a keep-alive connection that goes quiet after one request
+    let mut s = c.tls().await.unwrap();
+    let req = format!(
+        "GET /api/session HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+        p.port
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let (answer, took) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "idle connection kept {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    use tokio::io::AsyncWriteExt;
+    let p = Proxy::start(ProxyOptions {
+        config_toml: "max_connections = 6\nmax_connections_per_address = 3\n".into(),
+        ..ProxyOptions::default()
+    });
+    let attacker = p.client().from("127.0.0.3");
+    // slow loris from one address: TLS, then half a request line, repeatedly
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..8 {
+        match attacker.tls().await {
+            Ok(mut s) => {
+                if s.write_all(b"GET / HT").await.is_ok() {
+                    held.push(s);
+                }
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    // the accepted ones stay open (within the header deadline)...
+    assert!(held.len() <= 3, "{} held", held.len());
+    assert!(refused >= 5, "{refused} refused");
+    // ...but everyone else is served
+    let other = p.client().from("127.0.0.4");
+    for _ in 0..3 {
+        assert_eq!(
+            other.request("GET", "/", None, &[]).await.status,
+            StatusCode::OK
+        );
+    }
+    drop(held);
+}
+
+#[tokio::test]
+async fn new_handshakes_per_address_are_rate_limited() {
+    let p = Proxy::start(ProxyOptions {
+        config_toml: "handshake_burst_per_address = 5\nhandshakes_per_second_per_address = 1\n"
+            .into(),
+        ..ProxyOptions::default()
+    });
+    let flood = p.client().from("127.0.0.5");
+    let mut ok = 0;
+    for _ in 0..20 {
+        if flood.tls().await.is_ok() {
+            ok += 1;
+        }
+    }
+    // the burst, and what refilled meanwhile (one a second)
+    assert!((5..=8).contains(&ok), "{ok} handshakes from one address");
+    // another address is not affected
+    let other = p.client().from("127.0.0.6");
+    for _ in 0..5 {
+        assert!(other.tls().await.is_ok());
+    }
+}
+
+#[tokio::test]
+async fn accept_errors_are_logged_once_in_a_while() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = dir.path().join("accounts.json");
+    add_user(&accounts, "alice", "alice-pw");
+    let config = dir.path().join("proxy.toml");
+    // connections that never start TLS stay for a minute
+    std::fs::write(&config, "header_timeout_secs = 60\n").unwrap();
+    let mut cmd = std::process::Command::new(PROXY);
+    cmd.args(["--listen", "127.0.0.1:0", "--launcher", "systemd"])
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--accounts", accounts.to_str().unwrap()])
+        .args(["--state-dir", dir.path().join("state").to_str().unwrap()])
+        .args(["--backend-dir", dir.path().join("run").to_str().unwrap()])
+        .env("RUST_LOG", "sapphire=warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, warnings) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("accept failed") {
+                let _ = tx.send((Instant::now(), line));
+            }
+        }
+    });
+    let port = listening_port(&mut child, Duration::from_secs(20));
+    // more connections than the proxy has file descriptors: the rest wait
+    // in the listen backlog, and every accept fails with EMFILE
+    let _held: Vec<_> = (0..80)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let (first, line) = warnings.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(line.contains("0 more failures"), "{line}");
+    let (second, line) = warnings.recv_timeout(Duration::from_secs(20)).unwrap();
+    // once in ten seconds, with the count of what was not logged
+    assert!(
+        second - first >= Duration::from_secs(9),
+        "{:?} apart",
+        second - first
+    );
+    let more: u64 = line
+        .rsplit_once(" more failures")
+        .and_then(|(head, _)| head.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line}"));
+    assert!(more >= 10, "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -11,6 +11,7 @@ use rustls::ServerConfig;
 use tokio::sync::{watch, Semaphore};
 use tracing::{error, info, warn};
 
+use super::admission::Admission;
 use super::config::{Config, LauncherKind};
 use super::error::{io_err, ProxyError};
 use super::launcher::{Launcher, Spawner};
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     accounts: Mutex<(Arc<Accounts>, FileId)>,
     pub(crate) sessions: Sessions,
     pub(crate) limits: SignInLimits,
+    /// Per-address connection caps, checked before the TLS handshake.
+    pub(crate) admission: Arc<Admission>,
     /// Argon2 runs on at most this many permits at a time.
     pub(crate) hashing: Arc<Semaphore>,
     /// Sign-ins waiting for a hashing permit.
@@ -88,6 +91,7 @@ impl Shared {
             accounts: Mutex::new((Arc::new(accounts), accounts_id)),
             sessions,
             limits: SignInLimits::new(),
+            admission: Admission::new(&config),
             // Half the cores at most (one on two cores): a flood of wrong
             // passwords from many addresses then leaves the other half to
             // relaying (benches/load: relay p99 3x its quiet value with one
@@ -173,6 +177,23 @@ impl Shared {
     /// exists, is enabled and has the same password.
     pub(crate) fn still_holds(&self, s: &Session) -> bool {
         self.sessions.still_valid(s) && session_holds(&self.accounts(), s)
+    }
+
+    /// With no certificate configured, makes the generated one again when
+    /// it is about to expire, and serves the new one.
+    pub(crate) fn renew_generated_certificate(&self) {
+        if self.config.tls.is_some() {
+            return;
+        }
+        let (cert, key) = &self.tls_files;
+        match crate::tls::ensure_self_signed(cert, key, &own_names()) {
+            Ok(true) => {
+                warn!("the generated certificate was about to expire: made a new one");
+                self.reload();
+            }
+            Ok(false) => {}
+            Err(e) => error!("could not renew the generated certificate: {e}"),
+        }
     }
 
     /// SIGHUP: the certificate and the accounts are read again.

@@ -228,6 +228,8 @@ pub struct Client {
     pub port: u16,
     connector: TlsConnector,
     pub cookie: Option<String>,
+    /// Local address to connect from (any of 127.0.0.0/8), if not the default.
+    pub source: Option<std::net::Ipv4Addr>,
 }
 
 pub struct Reply {
@@ -263,6 +265,27 @@ impl Client {
             port,
             connector: connector_for(cert),
             cookie: None,
+            source: None,
+        }
+    }
+
+    /// The same client, connecting from `source` (e.g. 127.0.0.2: another
+    /// client address for the proxy).
+    pub fn from(mut self, source: &str) -> Client {
+        self.source = Some(source.parse().unwrap());
+        self
+    }
+
+    /// A TCP connection to the proxy from our source address.
+    pub async fn tcp(&self) -> std::io::Result<TcpStream> {
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        match self.source {
+            None => TcpStream::connect(to).await,
+            Some(src) => {
+                let s = tokio::net::TcpSocket::new_v4()?;
+                s.bind((src, 0).into())?;
+                s.connect(to).await
+            }
         }
     }
 
@@ -277,7 +300,7 @@ impl Client {
     }
 
     pub async fn tls(&self) -> std::io::Result<TlsStream<TcpStream>> {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let tcp = self.tcp().await?;
         let name = ServerName::try_from("localhost").unwrap();
         self.connector.connect(name, tcp).await
     }

@@ -35,7 +35,20 @@ pub(crate) async fn login(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let device = device_of(shared, req.headers());
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    // The body has its own deadline (hyper's covers the headers only): a
+    // client trickling bytes does not keep the connection.
+    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(body) = tokio::time::timeout(shared.config.request_timeout, collect).await else {
+        let mut resp = error(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "The request body took too long to arrive.",
+        );
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    };
+    let body = match body {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return error(
@@ -161,13 +174,19 @@ fn device_of(shared: &Shared, headers: &HeaderMap) -> Option<Device> {
         .and_then(|t| shared.sessions.verify_device(t))
 }
 
-pub(crate) fn logout(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
+pub(crate) async fn logout(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
     if let Some(s) = shared.session_of(req.headers()) {
-        if let Err(e) = shared.sessions.revoke(&s) {
-            warn!(user = %s.user, "could not persist the logout: {e}");
-        }
+        // In memory at once (the session is refused from now on), then on
+        // disk on a blocking thread: the write fsyncs.
+        shared.sessions.mark_revoked(&s);
         shared.session_revoked(&s);
         info!(user = %s.user, "signed out");
+        let persist = Arc::clone(shared);
+        match tokio::task::spawn_blocking(move || persist.sessions.persist_revocations()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(user = %s.user, "could not persist the logout: {e}"),
+            Err(e) => warn!(user = %s.user, "could not persist the logout: {e}"),
+        }
     }
     let mut resp = json(StatusCode::OK, &serde_json::json!({}));
     resp.headers_mut().insert(
