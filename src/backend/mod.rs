@@ -37,6 +37,7 @@
 
 pub mod config;
 pub mod hub;
+pub mod pacing;
 pub mod policy;
 #[cfg(test)]
 mod proptests;
