@@ -36,12 +36,13 @@
 //!   [`prepare_env`] describe; DNS is resolved on short-lived threads.
 
 pub mod config;
-pub mod hub;
-pub mod policy;
+pub(crate) mod event;
+pub(crate) mod hub;
+pub(crate) mod policy;
 pub mod protocol;
-pub mod purple;
-pub mod server;
-pub mod store;
+pub(crate) mod purple;
+pub(crate) mod server;
+pub(crate) mod store;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
