@@ -7,10 +7,10 @@ use super::{check_text, param_account};
 use crate::backend::protocol::{ConvKind, OpError, OpResult, Params, MAX_TEXT};
 
 pub(super) fn send(p: &Params) -> OpResult {
-    let account = param_account(p)?;
     let (kind, name) = p.conversation()?;
     let text = p.str("text")?;
     check_text(text, "text", MAX_TEXT)?;
+    let account = param_account(p)?;
     accounts::connected(account)?;
     let markup = glue::text_to_markup(text);
     let (sent, seq) = events::capture_outgoing(|| match kind {
