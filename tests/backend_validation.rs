@@ -16,6 +16,10 @@ fn irc(user: &str) -> Value {
         "options": {"port": 6999}})
 }
 
+/// Before the fix the account was created (and leaked: never added to
+/// libpurple's list, so not visible here) before `alias` was checked; the
+/// protocol cannot see that leak, so this test guards the order of checks
+/// and the reply. `NewAccount` frees an account that is never added.
 #[tokio::test]
 async fn a_bad_alias_creates_no_account() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,7 +90,10 @@ async fn an_account_whose_durable_copy_cannot_be_written_is_refused() {
     let r = c.request("account.remove", json!({"account": id})).await;
     assert_eq!(code(&r), "internal");
     let r = c
-        .request("account.set_enabled", json!({"account": id, "enabled": false}))
+        .request(
+            "account.set_enabled",
+            json!({"account": id, "enabled": false}),
+        )
         .await;
     assert_eq!(code(&r), "internal");
     db.execute_batch("DROP TRIGGER refuse").unwrap();

@@ -67,7 +67,7 @@ struct Inner {
     status: String,
 }
 
-pub struct Hub {
+pub(crate) struct Hub {
     db_path: PathBuf,
     inner: Mutex<Inner>,
     /// Signalled when the status line may have changed.
@@ -90,7 +90,7 @@ pub(crate) fn now_ms() -> i64 {
 impl Hub {
     /// Opens the store at `db_path` and closes what a previous run left
     /// open (chats, requests, connected accounts) with events.
-    pub fn open(db_path: &Path) -> Result<Arc<Hub>, StoreError> {
+    pub(crate) fn open(db_path: &Path) -> Result<Arc<Hub>, StoreError> {
         let store = Store::open(db_path)?;
         let last_seq = store.last_seq()?;
         let leftovers = store.leftovers()?;

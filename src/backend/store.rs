@@ -30,7 +30,7 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
-pub type Result<T> = std::result::Result<T, StoreError>;
+pub(crate) type Result<T> = std::result::Result<T, StoreError>;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS autojoin (
 
 /// Identifies a conversation: an account, a kind (`im`/`chat`) and a name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConvKey {
+pub(crate) struct ConvKey {
     pub account: i64,
     pub kind: String,
     pub name: String,
@@ -98,13 +98,13 @@ impl ConvKey {
         }
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({"kind": self.kind, "name": self.name})
     }
 }
 
 /// Opens (creating if needed) the database at `path`.
-pub fn open(path: &Path) -> Result<Connection> {
+pub(crate) fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -117,30 +117,30 @@ pub fn open(path: &Path) -> Result<Connection> {
 }
 
 /// The writer side, owned by the hub.
-pub struct Store {
+pub(crate) struct Store {
     conn: Connection,
 }
 
 impl Store {
-    pub fn open(path: &Path) -> Result<Store> {
+    pub(crate) fn open(path: &Path) -> Result<Store> {
         Ok(Store { conn: open(path)? })
     }
 
-    pub fn last_seq(&self) -> Result<u64> {
+    pub(crate) fn last_seq(&self) -> Result<u64> {
         let seq: Option<i64> = self
             .conn
             .query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
         Ok(seq.unwrap_or(0) as u64)
     }
 
-    pub fn meta_get(&self, key: &str) -> Result<Option<i64>> {
+    pub(crate) fn meta_get(&self, key: &str) -> Result<Option<i64>> {
         Ok(self
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
     }
 
-    pub fn meta_set(&self, key: &str, value: i64) -> Result<()> {
+    pub(crate) fn meta_set(&self, key: &str, value: i64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -152,7 +152,7 @@ impl Store {
     /// Persists one event (and what it implies) in one transaction; returns
     /// the JSON sent to clients and, for an event that changed a
     /// conversation, its summary row (see [`Store::conversations`]).
-    pub fn persist(&mut self, seq: u64, time: i64, event: &Event) -> Result<Persisted> {
+    pub(crate) fn persist(&mut self, seq: u64, time: i64, event: &Event) -> Result<Persisted> {
         let wire = event.to_wire(seq, time);
         let body = serde_json::to_string(&wire)?;
         let tx = self.conn.transaction()?;
@@ -259,7 +259,7 @@ impl Store {
 
     /// Every conversation with its unread count and read marker (the
     /// snapshot's `conversations`), with its row id.
-    pub fn conversations(&self) -> Result<Vec<ConversationRow>> {
+    pub(crate) fn conversations(&self) -> Result<Vec<ConversationRow>> {
         let mut stmt = self.conn.prepare("SELECT id FROM conversations")?;
         let ids = stmt
             .query_map([], |r| r.get::<_, i64>(0))?
@@ -273,7 +273,7 @@ impl Store {
     /// Stores an account's configuration (protocol, username, password,
     /// alias, options, enabled): the durable copy of what libpurple saves
     /// with a delay, replayed into libpurple at start-up.
-    pub fn account_save(&self, id: i64, config: &Value) -> Result<()> {
+    pub(crate) fn account_save(&self, id: i64, config: &Value) -> Result<()> {
         self.conn.execute(
             "INSERT INTO accounts (id, config, removed) VALUES (?1, ?2, 0)
              ON CONFLICT (id) DO UPDATE SET config = excluded.config, removed = 0",
@@ -284,7 +284,7 @@ impl Store {
 
     /// Marks an account removed (kept as a tombstone so a start-up can
     /// remove it from libpurple if libpurple had not saved the removal).
-    pub fn account_remove(&self, id: i64) -> Result<()> {
+    pub(crate) fn account_remove(&self, id: i64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO accounts (id, config, removed) VALUES (?1, '{}', 1)
              ON CONFLICT (id) DO UPDATE SET config = '{}', removed = 1",
@@ -294,7 +294,7 @@ impl Store {
     }
 
     /// Every stored account: `(id, config, removed)`.
-    pub fn account_configs(&self) -> Result<Vec<(i64, Value, bool)>> {
+    pub(crate) fn account_configs(&self) -> Result<Vec<(i64, Value, bool)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, config, removed FROM accounts ORDER BY id")?;
@@ -314,7 +314,7 @@ impl Store {
     }
 
     /// Remembers a chat to join whenever `account` signs on.
-    pub fn autojoin_add(
+    pub(crate) fn autojoin_add(
         &self,
         account: i64,
         name: &str,
@@ -330,7 +330,7 @@ impl Store {
 
     /// Remembers a chat joined some other way (e.g. an accepted
     /// invitation), keeping the fields of a chat already remembered.
-    pub fn autojoin_add_if_absent(&self, account: i64, name: &str) -> Result<()> {
+    pub(crate) fn autojoin_add_if_absent(&self, account: i64, name: &str) -> Result<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO autojoin (account, name, fields) VALUES (?1, ?2, '{}')",
             params![account, name],
@@ -339,7 +339,7 @@ impl Store {
     }
 
     /// Forgets a chat (the user left it). Names compare case-insensitively.
-    pub fn autojoin_remove(&self, account: i64, name: &str) -> Result<bool> {
+    pub(crate) fn autojoin_remove(&self, account: i64, name: &str) -> Result<bool> {
         let n = self.conn.execute(
             "DELETE FROM autojoin WHERE account = ?1 AND name = ?2",
             params![account, name],
@@ -348,7 +348,7 @@ impl Store {
     }
 
     /// Chats to join when `account` signs on, with their join fields.
-    pub fn autojoin_list(&self, account: i64) -> Result<Vec<(String, Map<String, Value>)>> {
+    pub(crate) fn autojoin_list(&self, account: i64) -> Result<Vec<(String, Map<String, Value>)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT name, fields FROM autojoin WHERE account = ?1 ORDER BY name")?;
@@ -364,7 +364,7 @@ impl Store {
     }
 
     /// Chats, requests and account states a previous run left open.
-    pub fn leftovers(&self) -> Result<Leftovers> {
+    pub(crate) fn leftovers(&self) -> Result<Leftovers> {
         let mut chats = Vec::new();
         let mut stmt = self.conn.prepare("SELECT account, name FROM open_chats")?;
         for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
@@ -391,14 +391,14 @@ impl Store {
 }
 
 /// What a previous run left open (see [`Store::leftovers`]).
-pub struct Leftovers {
+pub(crate) struct Leftovers {
     pub chats: Vec<(i64, String)>,
     pub requests: Vec<i64>,
     pub accounts: Vec<i64>,
 }
 
 /// What [`Store::persist`] wrote.
-pub struct Persisted {
+pub(crate) struct Persisted {
     /// The event as sent to clients (with `seq` and `time`).
     pub wire: Map<String, Value>,
     /// `wire` serialised.
@@ -410,7 +410,7 @@ pub struct Persisted {
 /// One conversation's summary: its row id, key and the JSON the snapshot
 /// shows (`{account, conversation, last_seq, read_seq, unread}`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConversationRow {
+pub(crate) struct ConversationRow {
     pub id: i64,
     pub key: ConvKey,
     pub last_seq: i64,
@@ -458,13 +458,13 @@ fn upsert_conversation(conn: &Connection, key: &ConvKey) -> rusqlite::Result<i64
 }
 
 /// Read-only queries, used from any thread with its own connection.
-pub struct Reader {
+pub(crate) struct Reader {
     conn: Connection,
 }
 
 impl Reader {
     /// Opens a reader on a database the hub has already created.
-    pub fn open(path: &Path) -> Result<Reader> {
+    pub(crate) fn open(path: &Path) -> Result<Reader> {
         let conn = Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -474,7 +474,7 @@ impl Reader {
     }
 
     /// Events with `after < seq <= upto`, at most `limit`, in order.
-    pub fn events(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<(u64, String)>> {
+    pub(crate) fn events(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<(u64, String)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, body FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
         )?;
@@ -484,7 +484,7 @@ impl Reader {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn conversation_exists(&self, key: &ConvKey) -> Result<bool> {
+    pub(crate) fn conversation_exists(&self, key: &ConvKey) -> Result<bool> {
         Ok(self
             .conn
             .query_row(
@@ -498,7 +498,12 @@ impl Reader {
 
     /// Messages of one conversation with `seq < before`, newest `limit` of
     /// them, returned oldest first.
-    pub fn history(&self, key: &ConvKey, before: Option<u64>, limit: usize) -> Result<Vec<Value>> {
+    pub(crate) fn history(
+        &self,
+        key: &ConvKey,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Value>> {
         let before = before.map(|b| b as i64).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction
@@ -530,7 +535,7 @@ impl Reader {
     /// Full-text search over all messages, newest first. Every word of
     /// `query` must occur (each is matched as a quoted FTS5 string, so
     /// query syntax cannot be injected).
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Value>> {
+    pub(crate) fn search(&self, query: &str, limit: usize) -> Result<Vec<Value>> {
         let terms: Vec<String> = query
             .split_whitespace()
             .filter(|w| w.chars().any(char::is_alphanumeric))

@@ -30,9 +30,13 @@ use tokio::sync::oneshot;
 use super::config::BackendConfig;
 use super::hub::Hub;
 use super::protocol::{OpError, OpResult};
+use super::watchdog::{Heartbeat, BEAT_EVERY};
 
 pub(crate) use commands::is_op;
 use invoke::invoke;
+
+/// How long a request waits for the purple thread.
+pub(crate) const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Errors starting libpurple.
 #[derive(Debug, thiserror::Error)]
@@ -41,18 +45,23 @@ pub enum PurpleError {
     Init,
     #[error("the libpurple thread is gone")]
     Gone,
+    #[error("libpurple did not answer in time (a plugin is busy or stuck); try again")]
+    Stalled,
     #[error("cannot start the libpurple thread: {0}")]
     Spawn(#[from] std::io::Error),
 }
 
 /// Handle used by the async side to run operations on the purple thread.
 #[derive(Clone)]
-pub struct Purple {
+pub(crate) struct Purple {
     _private: (),
 }
 
 impl Purple {
-    /// Runs `f` on the purple thread and returns its result.
+    /// Runs `f` on the purple thread and returns its result, or
+    /// [`PurpleError::Stalled`] if it has not run within [`CALL_TIMEOUT`]
+    /// (it may still run later: callers answer `unavailable`, and the
+    /// watchdog restarts a backend whose purple thread stays stuck).
     pub(crate) async fn call<R, F>(&self, f: F) -> Result<R, PurpleError>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -62,7 +71,10 @@ impl Purple {
         invoke(move || {
             let _ = tx.send(f());
         });
-        rx.await.map_err(|_| PurpleError::Gone)
+        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+            Ok(r) => r.map_err(|_| PurpleError::Gone),
+            Err(_) => Err(PurpleError::Stalled),
+        }
     }
 
     /// Runs protocol operation `op` with `params` on the purple thread.
@@ -95,6 +107,7 @@ pub(crate) fn start(
     hub: Arc<Hub>,
     user_dir: PathBuf,
     config: BackendConfig,
+    heartbeat: Arc<Heartbeat>,
 ) -> Result<(Purple, std::thread::JoinHandle<()>), PurpleError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
@@ -114,6 +127,7 @@ pub(crate) fn start(
                 let _ = ready_tx.send(Err(e));
                 return;
             }
+            beat_from_main_loop(heartbeat);
             // SAFETY: a new loop on the context this thread owns.
             let main_loop = unsafe { ffi::g_main_loop_new(ctx, ffi::GFALSE) };
             state::with(|s| s.main_loop = std::ptr::NonNull::new(main_loop));
@@ -157,4 +171,20 @@ fn init(user_dir: &std::path::Path) -> Result<(), PurpleError> {
     accounts::startup();
     tracing::debug!(core_init = ?(t1 - t0), rest = ?t1.elapsed(), "libpurple started");
     Ok(())
+}
+
+/// Beats `heartbeat` from a GLib timeout on the purple thread's main loop,
+/// for the life of the process (see [`super::watchdog`]).
+fn beat_from_main_loop(heartbeat: Arc<Heartbeat>) {
+    unsafe extern "C" fn beat(data: ffi::gpointer) -> ffi::gboolean {
+        // SAFETY: `data` is the `Heartbeat` leaked below, alive forever.
+        let heartbeat = unsafe { &*(data as *const Heartbeat) };
+        heartbeat.beat();
+        ffi::GTRUE
+    }
+    heartbeat.beat();
+    let data = Arc::into_raw(heartbeat) as ffi::gpointer;
+    // SAFETY: on the purple thread, which owns the default context; the
+    // Arc is leaked on purpose (the timeout lives as long as the process).
+    unsafe { ffi::g_timeout_add(BEAT_EVERY.as_millis() as ffi::guint, Some(beat), data) };
 }
