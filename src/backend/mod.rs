@@ -35,16 +35,23 @@
 //!   forking DNS resolver) is set up as `docs/protocol.md` and
 //!   [`prepare_env`] describe; DNS is resolved on short-lived threads.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod config;
-pub mod hub;
-pub mod notify;
-pub mod policy;
+pub(crate) mod event;
+pub(crate) mod hub;
+pub(crate) mod notify;
+#[allow(dead_code)] // used by the IRC send path (issue #12), being wired
+pub(crate) mod pacing;
+pub(crate) mod policy;
+#[cfg(test)]
+mod proptests;
 pub mod protocol;
-pub mod purple;
-pub mod sandbox;
-pub mod server;
-pub mod store;
-pub mod watchdog;
+pub(crate) mod purple;
+pub(crate) mod sandbox;
+pub(crate) mod server;
+pub(crate) mod store;
+pub(crate) mod watchdog;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -21,6 +21,7 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use rusqlite::{params, Connection};
 use serde_json::{json, Map, Value};
 
+use super::event::Event;
 use super::hub::Hub;
 use super::protocol::{OpError, OpResult, Params};
 use super::store::StoreError;
@@ -37,21 +38,21 @@ CREATE TABLE IF NOT EXISTS notify_highlights (word TEXT PRIMARY KEY);
 ";
 
 /// Most highlight words a user may have.
-pub const MAX_HIGHLIGHTS: usize = 64;
+pub(crate) const MAX_HIGHLIGHTS: usize = 64;
 /// Longest highlight word (bytes).
-pub const MAX_HIGHLIGHT_LEN: usize = 128;
+pub(crate) const MAX_HIGHLIGHT_LEN: usize = 128;
 /// Most level settings kept (conversations, accounts and the global one).
-pub const MAX_LEVELS: usize = 10_000;
+pub(crate) const MAX_LEVELS: usize = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     All,
     Mentions,
     None,
 }
 
 impl Level {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Level::All => "all",
             Level::Mentions => "mentions",
@@ -64,14 +65,6 @@ impl Level {
             "mentions" => Some(Level::Mentions),
             "none" => Some(Level::None),
             _ => None,
-        }
-    }
-    /// Whether an incoming message notifies at this level.
-    pub fn notifies(self, mention: bool) -> bool {
-        match self {
-            Level::All => true,
-            Level::Mentions => mention,
-            Level::None => false,
         }
     }
 }
@@ -92,7 +85,7 @@ struct State {
 }
 
 /// The settings and the connection that keeps them.
-pub struct Settings {
+pub(crate) struct Settings {
     conn: Mutex<Connection>,
     state: RwLock<State>,
 }
@@ -101,7 +94,7 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 /// Opens the settings stored in the database at `db_path` (once per
 /// process; later calls return the first).
-pub fn init(db_path: &Path) -> Result<&'static Settings, StoreError> {
+pub(crate) fn init(db_path: &Path) -> Result<&'static Settings, StoreError> {
     if let Some(s) = SETTINGS.get() {
         return Ok(s);
     }
@@ -110,13 +103,13 @@ pub fn init(db_path: &Path) -> Result<&'static Settings, StoreError> {
 }
 
 /// The settings, once [`init`] ran.
-pub fn settings() -> Option<&'static Settings> {
+pub(crate) fn settings() -> Option<&'static Settings> {
     SETTINGS.get()
 }
 
 /// Whether `text` contains one of the user's highlight words (as a whole
 /// word, ignoring case). False before [`init`].
-pub fn highlighted(text: &str) -> bool {
+pub(crate) fn highlighted(text: &str) -> bool {
     settings().is_some_and(|s| s.highlighted(text))
 }
 
@@ -125,7 +118,7 @@ fn read_err(e: rusqlite::Error) -> StoreError {
 }
 
 impl Settings {
-    pub fn open(db_path: &Path) -> Result<Settings, StoreError> {
+    pub(crate) fn open(db_path: &Path) -> Result<Settings, StoreError> {
         let conn = super::store::open(db_path)?;
         conn.execute_batch(&format!("BEGIN;{SCHEMA}COMMIT;"))
             .map_err(read_err)?;
@@ -173,7 +166,7 @@ impl Settings {
     }
 
     /// The level that applies to a conversation (`kind` "im" or "chat").
-    pub fn level(&self, account: i64, kind: &str, name: &str) -> Level {
+    pub(crate) fn level(&self, account: i64, kind: &str, name: &str) -> Level {
         let state = self.read();
         let find = |account: i64, kind: &str, name: &str| {
             state
@@ -195,7 +188,7 @@ impl Settings {
             })
     }
 
-    pub fn highlighted(&self, text: &str) -> bool {
+    pub(crate) fn highlighted(&self, text: &str) -> bool {
         let state = self.read();
         if state.highlights.is_empty() {
             return false;
@@ -208,7 +201,7 @@ impl Settings {
     }
 
     /// Everything, as `notify.get`, the event and the snapshot show it.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let state = self.read();
         let levels: Vec<Value> = state
             .levels
@@ -302,7 +295,7 @@ fn settings_or_err() -> Result<&'static Settings, OpError> {
 
 /// `notify.get`: every setting; with `account` and `conversation`, also
 /// `level`, the one that applies there.
-pub fn get(req: &Map<String, Value>) -> OpResult {
+pub(crate) fn get(req: &Map<String, Value>) -> OpResult {
     let s = settings_or_err()?;
     let p = Params(req);
     let mut v = s.to_json();
@@ -317,7 +310,7 @@ pub fn get(req: &Map<String, Value>) -> OpResult {
 /// `notify.set {account?, conversation?, level}` (`level` `"default"`
 /// removes the setting) and/or `{highlights: [word]}`; emits
 /// `notify.changed` with the whole settings.
-pub async fn set(hub: &std::sync::Arc<Hub>, req: &Map<String, Value>) -> OpResult {
+pub(crate) async fn set(hub: &std::sync::Arc<Hub>, req: &Map<String, Value>) -> OpResult {
     let s = settings_or_err()?;
     let p = Params(req);
     let level = match p.opt_str("level")? {
@@ -404,9 +397,12 @@ pub async fn set(hub: &std::sync::Arc<Hub>, req: &Map<String, Value>) -> OpResul
         if let Some(words) = highlights {
             s.set_highlights(words)?;
         }
-        let mut event = s.to_json();
-        event["op"] = json!("notify.changed");
-        hub.emit(event).map_err(OpError::internal)
+        let v = s.to_json();
+        hub.emit(Event::NotifyChanged {
+            levels: v["levels"].clone(),
+            highlights: v["highlights"].clone(),
+        })
+        .map_err(OpError::internal)
     })
     .await
     .map_err(OpError::internal)??;
