@@ -48,6 +48,7 @@ pub(crate) mod policy;
 mod proptests;
 pub mod protocol;
 pub(crate) mod purple;
+pub mod push;
 pub(crate) mod sandbox;
 pub(crate) mod server;
 pub(crate) mod store;

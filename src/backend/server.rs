@@ -447,6 +447,10 @@ async fn handle(ctx: &Ctx, client: &mut Client, text: &str) -> Out {
         "mark_read" => mark_read(ctx, &req).await,
         "notify.get" => super::notify::get(&req),
         "notify.set" => super::notify::set(&ctx.hub, &req).await,
+        "push.vapid_key" => super::push::vapid_key(ctx.hub.db_path().to_owned()).await,
+        "push.subscribe" => super::push::subscribe(ctx.hub.db_path().to_owned(), &req).await,
+        "push.unsubscribe" => super::push::unsubscribe(ctx.hub.db_path().to_owned(), &req).await,
+        "push.list" => super::push::list(ctx.hub.db_path().to_owned()).await,
         op if super::purple::is_op(op) => ctx.purple.op(op.to_owned(), req).await,
         _ => Err(OpError::new("unknown_op", format!("unknown op '{op}'"))),
     };

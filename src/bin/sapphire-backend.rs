@@ -22,6 +22,11 @@ struct Args {
     /// then /etc/sapphire/backend.toml if it exists).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Accept Web Push endpoints on loopback and private networks (for
+    /// tests only: otherwise a subscription could aim the backend at
+    /// services inside the host or its network).
+    #[arg(long)]
+    push_allow_private_endpoints: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let settings = backend::config::BackendConfig::load(args.config.as_deref())?;
+    backend::push::allow_private_endpoints(args.push_allow_private_endpoints);
     let listen = backend::bind(listen)?;
     // Before any thread exists (Landlock confines this thread and the ones
     // it starts).
