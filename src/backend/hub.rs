@@ -665,6 +665,7 @@ mod tests {
                 direction,
                 truncated: false,
                 mention: false,
+                action: false,
                 delayed: false,
                 sent: None,
             })
