@@ -51,6 +51,10 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let settings = backend::config::BackendConfig::load(args.config.as_deref())?;
+    let listen = backend::bind(listen)?;
+    // Before any thread exists (Landlock confines this thread and the ones
+    // it starts).
+    backend::confine(&settings, &state_dir, &listen);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
