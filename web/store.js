@@ -406,3 +406,14 @@ export function sortedMembers(e, filter = '') {
     .filter((m) => !q || m.name.toLowerCase().includes(q) || (m.alias || '').toLowerCase().includes(q))
     .sort((a, b) => memberRank(a) - memberRank(b) || a.name.localeCompare(b.name, undefined, { sensitivity: 'base' }));
 }
+
+const KNOWN_PROTOCOLS = {
+  'prpl-irc': 'IRC', 'prpl-jabber': 'XMPP', 'prpl-simple': 'SIMPLE', 'prpl-zephyr': 'Zephyr',
+  'prpl-novell': 'GroupWise', 'prpl-bonjour': 'Bonjour', 'prpl-gg': 'Gadu-Gadu', 'prpl-meanwhile': 'Sametime',
+};
+
+export function protocolName(state, id) {
+  const p = state.protocols && state.protocols.find((x) => x.id === id);
+  if (p) return p.name;
+  return KNOWN_PROTOCOLS[id] || String(id).replace(/^prpl-/, '');
+}
