@@ -336,3 +336,15 @@ export function buildRows(messages, opts = {}) {
   closeRun();
   return rows;
 }
+
+/**
+ * libpurple writes times into some system lines in its own format
+ * ("set by bob at 22:16:31 on 12/01/26"): they are rewritten in the UI's.
+ */
+export function localizeTimes(text, clock = 'auto') {
+  return text.replace(/\b(\d{1,2}):(\d{2}):(\d{2}) on (\d{2})\/(\d{2})\/(\d{2})\b/g, (all, H, M, S, mo, d, y) => {
+    const t = new Date(2000 + Number(y), Number(mo) - 1, Number(d), Number(H), Number(M), Number(S));
+    if (Number.isNaN(t.getTime()) || t.getMonth() !== Number(mo) - 1) return all;
+    return `${fmtTime(t.getTime(), clock)} on ${fmtDate(t.getTime())}`;
+  });
+}

@@ -5,7 +5,7 @@
 
 import { $, h, clear, setText, show } from './dom.js';
 import {
-  buildRows, fmtFull, fmtTime, messageTime, nickColour, richSegments, segmentClasses, stripIrc,
+  buildRows, fmtFull, fmtTime, localizeTimes, messageTime, nickColour, richSegments, segmentClasses, stripIrc,
 } from './format.js';
 
 /** Messages rendered when a conversation opens, and added per step when scrolling up. */
@@ -144,10 +144,10 @@ export class MessageView {
 
   rowEl(row, clock) {
     if (row.type === 'day') {
-      return h('li', { class: 'day', role: 'separator' }, h('span', null, row.label));
+      return h('li', { class: 'day' }, h('span', null, row.label));
     }
     if (row.type === 'unread') {
-      return h('li', { class: 'unread-line', role: 'separator' }, h('span', null, 'New messages'));
+      return h('li', { class: 'unread-line' }, h('span', null, 'New messages'));
     }
     if (row.type === 'events') {
       const open = this.expanded.has(row.key);
@@ -182,7 +182,7 @@ export class MessageView {
       m.direction === 'system' ? null
         : h('span', { class: `sender ${nickClass(m.sender)}`, title: m.alias && m.alias !== m.sender ? m.sender : null },
           action ? `* ${who}` : who),
-      h('span', { class: 'text' }, richText(action ? m.text.slice(4) : m.text)),
+      h('span', { class: 'text' }, richText(action ? m.text.slice(4) : m.direction === 'system' ? localizeTimes(m.text, clock) : m.text)),
       m.truncated ? h('span', { class: 'muted' }, ' (cut: too long)') : null);
   }
 

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  IrcPeer, NetLink, Ngircd, Sapphire, WAIT, launchBrowser, screenshot, watchPage,
+  IrcPeer, NetLink, Ngircd, Sapphire, WAIT, appReady, convItem, launchBrowser, screenshot, signIn, until, waitText,
+  watchPage,
 } from './harness.js';
 
 const USER = 'alice';
@@ -21,9 +22,6 @@ let page2; // tab 2, through the NetLink
 let bob;
 const problems = [];
 
-/** Waits until fn(arg) is truthy in the page. */
-const until = (p, fn, arg, timeout = WAIT) => p.waitForFunction(fn, arg, { timeout, polling: 50 });
-
 /** The texts of the messages shown in the open conversation, in order. */
 // (System lines such as "The topic is ..." legitimately repeat after a rejoin.)
 const shownTexts = (p) => p.$$eval('#messages .msg:not(.system) .text', (els) => els.map((e) => e.textContent));
@@ -35,27 +33,11 @@ async function assertUniqueSeqs(p) {
   assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'messages in seq order');
 }
 
-const waitText = (p, text, timeout = WAIT) => until(p,
-  (t) => [...document.querySelectorAll('#messages .msg .text')].some((e) => e.textContent === t), text, timeout);
-
-const convItem = (p, name) => p.locator(`#conv-list li.conv-item[data-name="${name}"]`);
-
 async function unreadOf(p, name) {
   return p.$eval(`#conv-list li.conv-item[data-name="${name}"]`, (li) => {
     const b = li.querySelector('.badge.unread');
     return b ? Number(b.textContent) : 0;
   }).catch(() => null);
-}
-
-async function signIn(p, user, password) {
-  await p.fill('#username', user);
-  await p.fill('#password', password);
-  await p.press('#password', 'Enter');
-}
-
-async function appReady(p) {
-  await p.locator('#app-view').waitFor({ state: 'visible', timeout: WAIT });
-  await p.locator('#conn-banner').waitFor({ state: 'hidden', timeout: WAIT });
 }
 
 function assertNoDuplicates(texts) {

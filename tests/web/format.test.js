@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   NICK_COLOURS, buildRows, classifySystem, dayKey, dayLabel, fmtTime, linkify, messageTime, nickColour,
-  parseIrc, richSegments, segmentClasses, stripIrc, summarizeEvents,
+  localizeTimes, parseIrc, richSegments, segmentClasses, stripIrc, summarizeEvents,
 } from '../../web/format.js';
 
 describe('nick colours', () => {
@@ -91,6 +91,10 @@ describe('time', () => {
     assert.equal(dayLabel(t, t + 24 * 3600e3), 'Yesterday');
     assert.match(dayLabel(t, t + 5 * 24 * 3600e3), /2026/);
     assert.equal(dayKey(t), '2026-12-01');
+  });
+  it('rewrites libpurple\'s times in system lines', () => {
+    assert.match(localizeTimes('Topic for #x set by bob at 22:16:31 on 12/01/26', '12'), /^Topic for #x set by bob at 10.16\sPM on Dec 1, 2026$/);
+    assert.equal(localizeTimes('at 99:99:99 on 13/45/26'), 'at 99:99:99 on 13/45/26');
   });
   it('uses sent for delayed messages', () => {
     assert.equal(messageTime({ time: 5000, delayed: true, sent: 1000 }), 1000);
