@@ -8,10 +8,12 @@ import {
   buildRows, fmtFull, fmtTime, localizeTimes, messageTime, nickColour, richSegments, segmentClasses, stripIrc,
 } from './format.js';
 
-/** Messages rendered when a conversation opens, and added per step when scrolling up. */
-export const WINDOW = 150;
+/** Messages rendered when a conversation opens (a few screenfuls). */
+export const WINDOW = 60;
+/** Messages added to the window per step when scrolling up. */
+const STEP = 100;
 /** When following the newest messages, the window shrinks back once it is this big. */
-const MAX_RENDERED = 3 * WINDOW;
+const MAX_RENDERED = 400;
 
 /** Index of the first message with seq >= `seq` (messages are in seq order). */
 function lowerBound(messages, seq) {
@@ -99,7 +101,7 @@ export class MessageView {
     if (!e) return;
     const i = lowerBound(e.messages, this.startSeq);
     if (i > 0) {
-      this.startSeq = e.messages[Math.max(0, i - WINDOW)].seq;
+      this.startSeq = e.messages[Math.max(0, i - STEP)].seq;
       this.keepScroll = true;
       this.render(e);
     } else if (e.loaded && e.hasMore && !e.loading) {

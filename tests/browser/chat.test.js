@@ -192,7 +192,7 @@ describe('Sapphire in a real Chromium', () => {
     await assertUniqueSeqs(page);
     // Looking at the conversation marks it read.
     await until(page, (n) => !document.querySelector(`#conv-list li[data-name="${n}"] .badge.unread`), CHANNEL);
-    await screenshot(page, '05-channel', 'channel');
+    await screenshot(page, '05-channel');
   });
 
   it('follows topic and membership changes, and leaves and rejoins', async () => {
@@ -475,7 +475,7 @@ describe('Sapphire in a real Chromium', () => {
       await p.keyboard.press('Enter');
       await bob.expect(/PRIVMSG #sapphire :typed on a phone/);
       await waitText(p, 'typed on a phone');
-      await screenshot(p, '12-phone-conversation', 'phone-conversation');
+      await screenshot(p, '12-phone-conversation');
       await p.click('#btn-members');
       await p.locator('#member-list li', { hasText: 'bob' }).waitFor();
       await screenshot(p, '13-phone-members');
