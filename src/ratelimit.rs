@@ -1,4 +1,4 @@
-//! Rate limiting of failed logins, per client address and per user name.
+//! Rate limiting of sign-in attempts, per client address and per user name.
 //!
 //! Each key has a token bucket: a login attempt takes a token before its
 //! password is hashed (so concurrent attempts cannot slip past the limit),
@@ -17,7 +17,7 @@ const MAX_KEYS: usize = 100_000;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
-    /// Failures allowed in a burst.
+    /// Attempts allowed in a burst.
     pub burst: u32,
     /// Time for one token to come back.
     pub refill: Duration,
@@ -59,7 +59,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
     }
 
-    /// Gives back a token taken by [`Limiter::fail`] (the attempt it was
+    /// Gives back a token taken by [`Limiter::charge`] (the attempt it was
     /// charged for succeeded).
     pub fn refund(&self, key: &K) {
         let now = Instant::now();
@@ -70,10 +70,30 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
     }
 
-    /// Records one failure for `key`.
-    pub fn fail(&self, key: &K) {
+    /// Takes a token for `key` if it has one; else says how long until it
+    /// does (one lock: concurrent callers cannot both take the last token).
+    pub fn take(&self, key: &K) -> Result<(), Duration> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap();
+        if let Some(b) = buckets.get(key) {
+            let tokens = self.refilled(b, now);
+            if tokens < 1.0 {
+                return Err(self.policy.refill.mul_f64(1.0 - tokens));
+            }
+        }
+        self.charge_in(&mut buckets, key, now);
+        Ok(())
+    }
+
+    /// Takes a token for one attempt by `key` (before its outcome is known;
+    /// [`Limiter::refund`] gives it back if it succeeds).
+    pub fn charge(&self, key: &K) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap();
+        self.charge_in(&mut buckets, key, now);
+    }
+
+    fn charge_in(&self, buckets: &mut HashMap<K, Bucket>, key: &K, now: Instant) {
         if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
             let burst = self.policy.burst as f64;
             buckets.retain(|_, b| self.refilled(b, now) < burst);
@@ -109,7 +129,7 @@ mod tests {
         });
         for _ in 0..3 {
             assert!(l.blocked(&"k").is_none());
-            l.fail(&"k");
+            l.charge(&"k");
         }
         let wait = l.blocked(&"k").expect("blocked after the burst");
         assert!(wait <= Duration::from_millis(200));
@@ -119,17 +139,31 @@ mod tests {
     }
 
     #[test]
+    fn take_charges_only_when_a_token_is_left() {
+        let l = Limiter::new(Policy {
+            burst: 2,
+            refill: Duration::from_secs(60),
+        });
+        assert!(l.take(&"k").is_ok());
+        assert!(l.take(&"k").is_ok());
+        assert!(l.take(&"k").is_err());
+        l.refund(&"k");
+        assert!(l.take(&"k").is_ok());
+        assert!(l.take(&"other").is_ok());
+    }
+
+    #[test]
     fn refunds_give_a_token_back() {
         let l = Limiter::new(Policy {
             burst: 1,
             refill: Duration::from_secs(60),
         });
-        l.fail(&"k");
+        l.charge(&"k");
         assert!(l.blocked(&"k").is_some());
         l.refund(&"k");
         assert!(l.blocked(&"k").is_none());
         l.refund(&"k"); // never above the burst
-        l.fail(&"k");
+        l.charge(&"k");
         assert!(l.blocked(&"k").is_some());
     }
 }

@@ -9,6 +9,13 @@
 //! matches), when the user is disabled or deleted (checked by the caller
 //! against the accounts file), or after logout (its id is put on a small
 //! revocation list persisted next to the key until the token would expire).
+//!
+//! A *device token* (the `__Host-sapphire-device` cookie, OWASP's "device
+//! cookie") says that this browser signed in as a user before. It is signed
+//! with the same key but has its own format byte, so neither kind of token
+//! passes for the other. It grants nothing by itself: the sign-in limits use
+//! it to tell the user's own browsers from everyone else (see
+//! `proxy::limits`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +34,13 @@ use crate::username::Username;
 /// on `Secure`, `Path=/` and no `Domain`.
 pub const COOKIE_NAME: &str = "__Host-sapphire";
 
+/// Name of the device cookie.
+pub const DEVICE_COOKIE_NAME: &str = "__Host-sapphire-device";
+/// How long a device token lasts (renewed at every sign-in).
+pub const DEVICE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
 const FORMAT: u8 = 1;
+const DEVICE_FORMAT: u8 = 2;
 const ID_LEN: usize = 16;
 const FIXED_LEN: usize = 1 + 8 + 8 + ID_LEN;
 
@@ -42,12 +55,22 @@ pub struct Session {
     pub id: [u8; ID_LEN],
 }
 
+/// What a valid device token says: this browser signed in as `user`; `id`
+/// tells this browser from the user's others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub user: Username,
+    pub id: [u8; ID_LEN],
+}
+
 /// Mints, checks and revokes session tokens.
 pub struct Sessions {
     key: Vec<u8>,
     ttl: Duration,
     revoked_path: PathBuf,
     revoked: Mutex<HashMap<[u8; ID_LEN], u64>>,
+    /// Held while the revocation list is written.
+    persist_lock: Mutex<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +115,7 @@ impl Sessions {
             ttl,
             revoked_path,
             revoked: Mutex::new(revoked),
+            persist_lock: Mutex::new(()),
         })
     }
 
@@ -114,15 +138,11 @@ impl Sessions {
         payload.extend_from_slice(&stamp);
         payload.extend_from_slice(&id);
         payload.extend_from_slice(user.as_str().as_bytes());
-        let mut mac = self.mac();
-        mac.update(&payload);
-        let tag = mac.finalize().into_bytes();
-        format!("{}.{}", B64.encode(&payload), B64.encode(tag))
+        self.sign(&payload)
     }
 
-    /// Checks signature, format, expiry and revocation. The caller still
-    /// checks the password stamp and the account's state.
-    pub fn verify(&self, token: &str) -> Option<Session> {
+    /// The payload of a token signed with our key, if it is one.
+    fn signed_payload(&self, token: &str) -> Option<Vec<u8>> {
         if token.len() > 512 {
             return None;
         }
@@ -132,6 +152,49 @@ impl Sessions {
         let mut mac = self.mac();
         mac.update(&payload);
         mac.verify_slice(&tag).ok()?; // constant-time compare
+        Some(payload)
+    }
+
+    fn sign(&self, payload: &[u8]) -> String {
+        let mut mac = self.mac();
+        mac.update(payload);
+        let tag = mac.finalize().into_bytes();
+        format!("{}.{}", B64.encode(payload), B64.encode(tag))
+    }
+
+    /// A new device token for a browser that just signed in as `user`.
+    pub fn mint_device(&self, user: &Username) -> String {
+        let mut id = [0u8; ID_LEN];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+        let expires = now() + DEVICE_TTL.as_secs();
+        let mut payload = Vec::with_capacity(1 + 8 + ID_LEN + user.as_str().len());
+        payload.push(DEVICE_FORMAT);
+        payload.extend_from_slice(&expires.to_be_bytes());
+        payload.extend_from_slice(&id);
+        payload.extend_from_slice(user.as_str().as_bytes());
+        self.sign(&payload)
+    }
+
+    /// Checks a device token's signature, format and expiry.
+    pub fn verify_device(&self, token: &str) -> Option<Device> {
+        let payload = self.signed_payload(token)?;
+        const HEAD: usize = 1 + 8 + ID_LEN;
+        if payload.len() <= HEAD || payload[0] != DEVICE_FORMAT {
+            return None;
+        }
+        let expires = u64::from_be_bytes(payload[1..9].try_into().ok()?);
+        if expires <= now() {
+            return None;
+        }
+        let id: [u8; ID_LEN] = payload[9..HEAD].try_into().ok()?;
+        let user = Username::parse(std::str::from_utf8(&payload[HEAD..]).ok()?).ok()?;
+        Some(Device { user, id })
+    }
+
+    /// Checks signature, format, expiry and revocation. The caller still
+    /// checks the password stamp and the account's state.
+    pub fn verify(&self, token: &str) -> Option<Session> {
+        let payload = self.signed_payload(token)?;
         if payload.len() <= FIXED_LEN || payload[0] != FORMAT {
             return None;
         }
@@ -153,18 +216,55 @@ impl Sessions {
         })
     }
 
+    /// True while a session [`Sessions::verify`] returned earlier is still
+    /// good as far as the token goes: not expired, not revoked since.
+    pub fn still_valid(&self, session: &Session) -> bool {
+        session.expires > now() && !self.revoked.lock().unwrap().contains_key(&session.id)
+    }
+
     /// Revokes one session (logout) and persists the list.
     pub fn revoke(&self, session: &Session) -> std::io::Result<()> {
-        let snapshot: Vec<(String, u64)> = {
-            let mut revoked = self.revoked.lock().unwrap();
-            let t = now();
-            revoked.retain(|_, exp| *exp > t);
-            revoked.insert(session.id, session.expires);
-            revoked
-                .iter()
-                .map(|(id, exp)| (B64.encode(id), *exp))
-                .collect()
-        };
+        self.mark_revoked(session);
+        self.persist_revocations()
+    }
+
+    /// Revokes one session in memory (at once: `verify` refuses it from
+    /// now on), dropping entries that expired; the caller persists the list
+    /// with [`Sessions::persist_revocations`], off the async reactor.
+    pub fn mark_revoked(&self, session: &Session) {
+        let mut revoked = self.revoked.lock().unwrap();
+        let t = now();
+        revoked.retain(|_, exp| *exp > t);
+        revoked.insert(session.id, session.expires);
+    }
+
+    /// Forgets revocations of tokens that have expired anyway; true if
+    /// any were (then the list is worth persisting again).
+    pub fn prune(&self) -> bool {
+        let mut revoked = self.revoked.lock().unwrap();
+        let before = revoked.len();
+        let t = now();
+        revoked.retain(|_, exp| *exp > t);
+        revoked.len() != before
+    }
+
+    /// Revocations kept (not yet expired).
+    pub fn revoked_count(&self) -> usize {
+        self.revoked.lock().unwrap().len()
+    }
+
+    /// Writes the current revocation list (atomically, with fsyncs: this
+    /// blocks). Concurrent calls are serialised; each writes the list as it
+    /// is when it gets its turn, so the last write holds every revocation.
+    pub fn persist_revocations(&self) -> std::io::Result<()> {
+        let _turn = self.persist_lock.lock().unwrap();
+        let snapshot: Vec<(String, u64)> = self
+            .revoked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, exp)| (B64.encode(id), *exp))
+            .collect();
         let json = serde_json::to_vec(&snapshot).expect("serialise revocations");
         atomic_write(&self.revoked_path, &json, 0o600)
     }
@@ -172,10 +272,23 @@ impl Sessions {
 
 /// Finds the session cookie's value in a `Cookie:` header value.
 pub fn cookie_value(header: &str) -> Option<&str> {
+    named_cookie(header, COOKIE_NAME)
+}
+
+/// Finds cookie `name`'s value in a `Cookie:` header value.
+pub fn named_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').find_map(|part| {
-        let (name, value) = part.trim().split_once('=')?;
-        (name == COOKIE_NAME).then_some(value)
+        let (n, value) = part.trim().split_once('=')?;
+        (n == name).then_some(value)
     })
+}
+
+/// `Set-Cookie` value that stores a device token.
+pub fn set_device_cookie(token: &str) -> String {
+    format!(
+        "{DEVICE_COOKIE_NAME}={token}; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        DEVICE_TTL.as_secs()
+    )
 }
 
 /// `Set-Cookie` value that stores `token` for `ttl`.
@@ -235,6 +348,54 @@ mod tests {
         let s = Sessions::open(dir.path(), Duration::from_secs(60)).unwrap();
         assert!(s.verify(&t).is_none());
         assert!(s.verify(&s.mint(&alice(), [0; 8])).is_some());
+    }
+
+    #[test]
+    fn device_tokens_are_their_own_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Sessions::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let d = s.mint_device(&alice());
+        let got = s.verify_device(&d).unwrap();
+        assert_eq!(got.user, alice());
+        assert_ne!(
+            s.verify_device(&s.mint_device(&alice())).unwrap().id,
+            got.id
+        );
+        // neither passes for the other
+        assert!(s.verify(&d).is_none());
+        assert!(s.verify_device(&s.mint(&alice(), [0; 8])).is_none());
+        let other = tempfile::tempdir().unwrap();
+        let s2 = Sessions::open(other.path(), Duration::from_secs(60)).unwrap();
+        assert!(s2.verify_device(&d).is_none());
+        let c = set_device_cookie(&d);
+        assert_eq!(
+            named_cookie(
+                &format!("x=1; {}", c.split(';').next().unwrap()),
+                DEVICE_COOKIE_NAME
+            ),
+            Some(d.as_str())
+        );
+    }
+
+    #[test]
+    fn expired_revocations_are_pruned_and_the_file_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Sessions::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let live = s.verify(&s.mint(&alice(), [0; 8])).unwrap();
+        let mut old = live.clone();
+        old.id = [9; ID_LEN];
+        old.expires = now() - 1; // expired: revoking it is moot
+        s.mark_revoked(&live);
+        s.mark_revoked(&old);
+        s.persist_revocations().unwrap();
+        assert_eq!(s.revoked_count(), 2);
+        assert!(s.prune());
+        assert!(!s.prune());
+        assert_eq!(s.revoked_count(), 1);
+        s.persist_revocations().unwrap();
+        let s2 = Sessions::open(dir.path(), Duration::from_secs(60)).unwrap();
+        assert_eq!(s2.revoked_count(), 1);
+        assert!(!s2.still_valid(&live));
     }
 
     #[test]

@@ -14,10 +14,10 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test]
 async fn demo_signs_in_and_reaches_the_real_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     // No --backend-bin: the demo uses the sapphire-backend built next to it.
+    // Port 0: the demo prints the port the kernel chose.
     let mut child = std::process::Command::new(PROXY)
-        .args(["--demo", "--port", &port.to_string()])
+        .args(["--demo", "--port", "0"])
         .args(["--state-dir", dir.path().to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -35,6 +35,11 @@ async fn demo_signs_in_and_reaches_the_real_backend() {
         .find_map(|l| l.strip_prefix("password: "))
         .unwrap()
         .to_owned();
+    let port = text
+        .lines()
+        .find_map(|l| l.strip_prefix("url: https://127.0.0.1:"))
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .expect("url line with the bound port");
     let c = Client::new(port, &dir.path().join("tls.crt"))
         .signed_in("demo", &password)
         .await;

@@ -71,6 +71,15 @@ pub async fn tls(
         .await
 }
 
+/// Where the next relay client connects from: each its own address in
+/// 127.1.0.0/16, as users come from their own addresses (the proxy limits
+/// connections and handshakes per address).
+fn relay_source() -> IpAddr {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % (250 * 250);
+    IpAddr::V4(Ipv4Addr::new(127, 1, (n / 250) as u8, (n % 250) as u8 + 1))
+}
+
 pub async fn ws_connect(target: &Target, cfg: &Arc<ClientConfig>) -> Result<Ws> {
     let conf = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     match target {
@@ -85,7 +94,7 @@ pub async fn ws_connect(target: &Target, cfg: &Arc<ClientConfig>) -> Result<Ws> 
             Ok(ws)
         }
         Target::Tls { port, cookie } => {
-            let s = tls(*port, cfg, None).await?;
+            let s = tls(*port, cfg, Some(relay_source())).await?;
             let mut req = format!("wss://localhost:{port}/ws").into_client_request()?;
             let h = req.headers_mut();
             h.insert("origin", format!("https://localhost:{port}").parse()?);
@@ -164,8 +173,8 @@ pub async fn login(
     let body = json!({"username": user, "password": password}).to_string();
     let mut s = tls(port, cfg, src).await?;
     let req = format!(
-        "POST /api/login HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /api/login HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: https://localhost:{port}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await?;

@@ -35,11 +35,17 @@
 //!   forking DNS resolver) is set up as `docs/protocol.md` and
 //!   [`prepare_env`] describe; DNS is resolved on short-lived threads.
 
+pub mod config;
 pub mod hub;
+pub mod policy;
+#[cfg(test)]
+mod proptests;
 pub mod protocol;
 pub mod purple;
+pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod watchdog;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -59,8 +65,10 @@ pub enum Listen {
 }
 
 pub struct Config {
-    pub listen: Listen,
+    pub listen: Bound,
     pub state_dir: PathBuf,
+    /// `backend.toml`: what users may configure.
+    pub settings: config::BackendConfig,
 }
 
 /// Errors that stop the backend.
@@ -124,6 +132,58 @@ pub fn prepare_env(state_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The backend's listening socket, bound before the sandbox is applied
+/// (its directory may be outside the state directory).
+pub struct Bound {
+    listener: std::os::unix::net::UnixListener,
+    /// The socket file to remove at exit (`--listen PATH`).
+    path: Option<PathBuf>,
+}
+
+/// Binds `--listen PATH` (replacing a stale socket file) or takes the
+/// socket systemd passed.
+pub fn bind(listen: Listen) -> Result<Bound, BackendError> {
+    Ok(match listen {
+        Listen::Inherited(l) => {
+            l.set_nonblocking(true)
+                .map_err(|e| BackendError::Listen("LISTEN_FDS".into(), e))?;
+            Bound {
+                listener: l,
+                path: None,
+            }
+        }
+        Listen::Path(path) => {
+            if std::os::unix::net::UnixStream::connect(&path).is_err() {
+                let _ = std::fs::remove_file(&path);
+            }
+            let l = std::os::unix::net::UnixListener::bind(&path)
+                .map_err(|e| BackendError::Listen(path.clone(), e))?;
+            l.set_nonblocking(true)
+                .map_err(|e| BackendError::Listen(path.clone(), e))?;
+            Bound {
+                listener: l,
+                path: Some(path),
+            }
+        }
+    })
+}
+
+/// Applies the Landlock sandbox ([`sandbox`]) unless `backend.toml` turns
+/// it off. Call it after [`bind`] and before any thread starts (tokio's
+/// included): Landlock confines the calling thread and the threads it
+/// creates afterwards, not threads that already exist.
+pub fn confine(settings: &config::BackendConfig, state_dir: &Path, bound: &Bound) {
+    if !settings.landlock {
+        tracing::info!("landlock: off (backend.toml)");
+        return;
+    }
+    match sandbox::confine(state_dir, bound.path.as_deref()) {
+        sandbox::Outcome::Full => tracing::info!("landlock: confined to the state directory"),
+        sandbox::Outcome::Partial => tracing::info!("landlock: partly enforced (older kernel ABI)"),
+        sandbox::Outcome::None(why) => tracing::warn!("landlock not enforced: {why}"),
+    }
+}
+
 fn notify(state: &[sd_notify::NotifyState]) {
     if let Err(e) = sd_notify::notify(false, state) {
         tracing::debug!("sd_notify: {e}");
@@ -144,29 +204,24 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     let t0 = std::time::Instant::now();
     let hub = hub::Hub::open(&state.join("sapphire.db"))?;
     let t1 = std::time::Instant::now();
-    let (purple, purple_thread) = purple::start(hub.clone(), purple_dir)?;
+    let listener = UnixListener::from_std(config.listen.listener)
+        .map_err(|e| BackendError::Listen("socket".into(), e))?;
+    let bound = config.listen.path;
+    // Supervised from before libpurple's start: a plugin that blocks while
+    // restoring accounts must not keep the backend from ever listening.
+    let heartbeat = Arc::new(watchdog::Heartbeat::default());
+    heartbeat.beat();
+    let supervisor = tokio::spawn(watchdog::supervise(
+        heartbeat.clone(),
+        config.settings.stall_limit,
+    ));
+    let (purple, purple_thread) =
+        purple::start(hub.clone(), purple_dir, config.settings.clone(), heartbeat)?;
     tracing::debug!(
         store = ?(t1 - t0),
         libpurple = ?t1.elapsed(),
         "initialised"
     );
-
-    let (listener, bound) = match config.listen {
-        Listen::Inherited(l) => {
-            l.set_nonblocking(true)
-                .map_err(|e| BackendError::Listen("LISTEN_FDS".into(), e))?;
-            let l = UnixListener::from_std(l)
-                .map_err(|e| BackendError::Listen("LISTEN_FDS".into(), e))?;
-            (l, None)
-        }
-        Listen::Path(path) => {
-            if std::os::unix::net::UnixStream::connect(&path).is_err() {
-                let _ = std::fs::remove_file(&path);
-            }
-            let l = UnixListener::bind(&path).map_err(|e| BackendError::Listen(path.clone(), e))?;
-            (l, Some(path))
-        }
-    };
 
     let mut term = signal(SignalKind::terminate()).map_err(BackendError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(BackendError::Signal)?;
@@ -200,6 +255,7 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     }
     notify(&[sd_notify::NotifyState::Stopping]);
     status.abort();
+    supervisor.abort();
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_millis(1500), server).await;
     if tokio::time::timeout(Duration::from_secs(2), purple.shutdown())

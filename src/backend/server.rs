@@ -83,8 +83,13 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>, shutdown: watch::Receiver
     let config = WebSocketConfig {
         max_message_size: Some(MAX_FRAME),
         max_frame_size: Some(MAX_FRAME),
+        // A client that sends pings and never reads would otherwise grow
+        // tungstenite's write buffer with pongs without bound: past this
+        // the connection fails and is dropped.
+        max_write_buffer_size: MAX_WRITE_BUFFER,
         ..Default::default()
     };
+    let (stream, pending) = PendingBytes::wrap(stream);
     // Any path is accepted: the proxy decides who gets here.
     let ws = match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
         Ok(ws) => ws,
@@ -113,8 +118,24 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>, shutdown: watch::Receiver
         event_tx: Some(event_tx),
         kick,
     };
+    pending.reset();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let out = match source.next().await {
+        let next = tokio::select! {
+            next = source.next() => next,
+            _ = tick.tick() => {
+                if pending.older_than(INCOMPLETE_MESSAGE_DEADLINE) {
+                    tracing::debug!(client = id, "incomplete message for too long");
+                    let _ = out_tx.send(Out::Close(1008, "message not completed in time")).await;
+                    break;
+                }
+                continue;
+            }
+        };
+        // A whole frame arrived (a data message, its last fragment, or a
+        // control frame): whatever was read so far is accounted for.
+        pending.reset();
+        let out = match next {
             Some(Ok(Message::Text(text))) => handle(&ctx, &mut client, &text).await,
             Some(Ok(Message::Binary(_))) => Out::Text(reply_err(
                 &Value::Null,
@@ -123,6 +144,14 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>, shutdown: watch::Receiver
             Some(Ok(Message::Close(_))) | None => break,
             Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
             Some(Err(WsError::Capacity(_))) => Out::Close(1009, "message too big"),
+            Some(Err(WsError::Protocol(
+                tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ))) => break,
+            Some(Err(WsError::Protocol(e))) => {
+                tracing::debug!(client = id, "protocol error: {e}");
+                Out::Close(1002, "WebSocket protocol error")
+            }
+            Some(Err(WsError::Utf8)) => Out::Close(1007, "text frame is not UTF-8"),
             Some(Err(e)) => {
                 tracing::debug!(client = id, "read failed: {e}");
                 break;
@@ -139,6 +168,89 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>, shutdown: watch::Receiver
     tracing::debug!(client = id, "client gone");
 }
 
+/// Largest amount of outgoing data buffered for one client (bytes).
+const MAX_WRITE_BUFFER: usize = 4 * MAX_FRAME;
+
+/// How long a client may take to finish a message it started (a frame
+/// sent byte by byte, or a fragmented message without its last fragment)
+/// before it is closed with 1008: otherwise each such connection would hold
+/// up to a megabyte for as long as it likes.
+const INCOMPLETE_MESSAGE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A stream that remembers when bytes arrived that have not yet made up a
+/// whole frame (the connection loop resets it after each frame).
+struct PendingBytes<S> {
+    inner: S,
+    since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+/// The connection loop's view of [`PendingBytes`].
+#[derive(Clone)]
+struct Pending(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl<S> PendingBytes<S> {
+    fn wrap(inner: S) -> (PendingBytes<S>, Pending) {
+        let since = Arc::new(std::sync::Mutex::new(None));
+        (
+            PendingBytes {
+                inner,
+                since: since.clone(),
+            },
+            Pending(since),
+        )
+    }
+}
+
+impl Pending {
+    fn reset(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+    fn older_than(&self, limit: Duration) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() > limit)
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for PendingBytes<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+            since.get_or_insert_with(std::time::Instant::now);
+        }
+        r
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for PendingBytes<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 struct Client {
     id: u64,
     subscribed: bool,
@@ -151,7 +263,7 @@ enum Stop {
     Close(u16, &'static str),
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocketStream<UnixStream>, Message>;
+type Sink = futures_util::stream::SplitSink<WebSocketStream<PendingBytes<UnixStream>>, Message>;
 
 async fn send(
     sink: &mut Sink,
@@ -160,7 +272,10 @@ async fn send(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Stop> {
     tokio::select! {
-        r = sink.send(Message::Text(text)) => r.map_err(|_| Stop::Gone),
+        r = sink.send(Message::Text(text)) => r.map_err(|e| {
+            tracing::debug!("send failed: {e}");
+            Stop::Gone
+        }),
         _ = kick.kicked() => Err(Stop::Close(1008, "too slow: resume with hello {since}")),
         _ = shutdown.changed() => Err(Stop::Close(1001, "backend shutting down")),
     }
@@ -210,6 +325,10 @@ async fn writer(
             }
         }
     };
+    match &stop {
+        Stop::Close(code, reason) => tracing::debug!("closing a client: {code} {reason}"),
+        Stop::Gone => tracing::debug!("a client's socket failed or closed"),
+    }
     if let Stop::Close(code, reason) = stop {
         let limit = if code == 1001 {
             SHUTDOWN_CLOSE_TIMEOUT
@@ -267,6 +386,9 @@ async fn replay(
     Ok(())
 }
 
+/// Longest request id accepted (bytes).
+const MAX_ID_LEN: usize = 256;
+
 /// Handles one request frame; always produces exactly one reply.
 async fn handle(ctx: &Ctx, client: &mut Client, text: &str) -> Out {
     let value: Value = match serde_json::from_str(text) {
@@ -285,11 +407,16 @@ async fn handle(ctx: &Ctx, client: &mut Client, text: &str) -> Out {
         ));
     };
     let id = match req.get("id") {
-        Some(id @ (Value::Number(_) | Value::String(_))) => id.clone(),
+        // Integers that JSON numbers hold exactly (serde_json reads larger
+        // ones as floats, which would be echoed rounded).
+        Some(id @ Value::Number(n)) if n.is_i64() || n.is_u64() => id.clone(),
+        Some(id @ Value::String(s)) if s.len() <= MAX_ID_LEN => id.clone(),
         _ => {
             return Out::Text(reply_err(
                 &Value::Null,
-                &OpError::bad_request("'id' (a number or string) is required"),
+                &OpError::bad_request(format!(
+                    "'id' (an integer of 64 bits or a string of at most {MAX_ID_LEN} bytes) is required"
+                )),
             ))
         }
     };
@@ -417,6 +544,9 @@ async fn search(ctx: &Ctx, req: &Map<String, Value>) -> OpResult {
             "too_long",
             "'query' is longer than 1024 bytes",
         ));
+    }
+    if query.contains('\0') {
+        return Err(OpError::bad_request("'query' contains NUL"));
     }
     let limit = limit(&p)?;
     let messages = read_db(ctx, move |r| r.search(&query, limit)).await?;

@@ -18,6 +18,10 @@ struct Args {
     /// Directory for history, libpurple's files and the rest of the state.
     #[arg(long, env = "STATE_DIRECTORY")]
     state_dir: PathBuf,
+    /// Configuration file (default: `$CREDENTIALS_DIRECTORY/backend.toml`,
+    /// then /etc/sapphire/backend.toml if it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,12 +50,21 @@ fn main() -> anyhow::Result<()> {
             }
         }
     };
+    let settings = backend::config::BackendConfig::load(args.config.as_deref())?;
+    let listen = backend::bind(listen)?;
+    // Before any thread exists (Landlock confines this thread and the ones
+    // it starts).
+    backend::confine(&settings, &state_dir, &listen);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    runtime.block_on(backend::run(Config { listen, state_dir }))?;
+    runtime.block_on(backend::run(Config {
+        listen,
+        state_dir,
+        settings,
+    }))?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     Ok(())
 }

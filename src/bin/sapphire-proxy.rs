@@ -24,7 +24,7 @@ fn main() -> Result<()> {
         let proxy = Proxy::new(config)?;
         let addr = proxy.local_addrs().first().copied();
         proxy
-            .run_with(|| {
+            .run(|| {
                 if let (Some(password), Some(addr)) = (demo_password, addr) {
                     // Whoever reads this may go away: a closed stdout is no
                     // reason to stop.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rand::distributions::{Alphanumeric, DistString};
 
 use super::config::{Args, Config, FileConfig, LauncherKind};
-use super::ProxyError;
+use super::error::{io_err, ProxyError};
 use crate::accounts::{self, Accounts};
 use crate::fsutil::atomic_write;
 use crate::username::Username;
@@ -32,7 +32,7 @@ fn absolute(p: &Path) -> std::io::Result<PathBuf> {
 
 /// Prepares the demo's state directory and the configuration to run it.
 pub fn prepare(args: &Args) -> Result<Demo, ProxyError> {
-    let io = |what: &str| super::io_err(what.to_string());
+    let io = |what: &str| io_err(what.to_string());
     let dir = absolute(
         args.state_dir
             .as_deref()

@@ -20,7 +20,7 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::stopped;
+use super::shutdown::stopped;
 use crate::username::Username;
 
 /// How long a connection waits for a freshly spawned backend's socket.
@@ -34,7 +34,7 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
-pub enum LaunchError {
+pub(crate) enum LaunchError {
     #[error("backend socket {path}: {source}")]
     Connect {
         path: PathBuf,
@@ -47,13 +47,13 @@ pub enum LaunchError {
     PathTooLong(PathBuf),
 }
 
-pub enum Launcher {
+pub(crate) enum Launcher {
     Systemd { backend_dir: PathBuf },
     Spawn(Arc<Spawner>),
 }
 
 impl Launcher {
-    pub fn socket_path(&self, user: &Username) -> PathBuf {
+    pub(crate) fn socket_path(&self, user: &Username) -> PathBuf {
         match self {
             Launcher::Systemd { backend_dir } => socket_path(backend_dir, user),
             Launcher::Spawn(s) => socket_path(&s.backend_dir, user),
@@ -61,7 +61,7 @@ impl Launcher {
     }
 
     /// A connection to `user`'s backend.
-    pub async fn connect(&self, user: &Username) -> Result<UnixStream, LaunchError> {
+    pub(crate) async fn connect(&self, user: &Username) -> Result<UnixStream, LaunchError> {
         let path = self.socket_path(user);
         if path.as_os_str().len() >= 108 {
             return Err(LaunchError::PathTooLong(path));
@@ -75,7 +75,7 @@ impl Launcher {
     }
 
     /// Number of backends the proxy is supervising (spawn launcher only).
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         match self {
             Launcher::Systemd { .. } => 0,
             Launcher::Spawn(s) => s.instances.lock().unwrap().len(),
@@ -83,7 +83,7 @@ impl Launcher {
     }
 
     /// Stops supervised backends (spawn launcher); returns when they exited.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         if let Launcher::Spawn(s) = self {
             s.shutdown().await;
         }
@@ -95,7 +95,7 @@ fn socket_path(dir: &Path, user: &Username) -> PathBuf {
 }
 
 /// The spawn launcher's state.
-pub struct Spawner {
+pub(crate) struct Spawner {
     bin: PathBuf,
     backend_dir: PathBuf,
     state_root: PathBuf,
@@ -110,7 +110,11 @@ struct Instance {
 }
 
 impl Spawner {
-    pub fn new(bin: PathBuf, backend_dir: PathBuf, state_root: PathBuf) -> io::Result<Spawner> {
+    pub(crate) fn new(
+        bin: PathBuf,
+        backend_dir: PathBuf,
+        state_root: PathBuf,
+    ) -> io::Result<Spawner> {
         std::fs::create_dir_all(&backend_dir)?;
         std::fs::create_dir_all(&state_root)?;
         for dir in [&backend_dir, &state_root] {

@@ -162,21 +162,37 @@ pub struct Backend {
     pub sock: PathBuf,
     pub state: PathBuf,
     pub proc: Option<Proc>,
+    /// Extra command-line arguments (kept across restarts).
+    pub args: Vec<String>,
 }
 
 impl Backend {
     /// Starts a backend in `dir` (socket `dir/backend.sock`, state
     /// `dir/state`) and waits until its socket accepts connections.
     pub fn start(dir: &Path) -> Backend {
+        Backend::start_with_args(dir, &[])
+    }
+
+    /// Like [`Backend::start`], with extra command-line arguments.
+    pub fn start_with_args(dir: &Path, args: &[&str]) -> Backend {
         let sock = dir.join("backend.sock");
         let state = dir.join("state");
         let mut b = Backend {
             sock,
             state,
             proc: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         b.restart();
         b
+    }
+
+    /// Whether the process is still running (false once it crashed).
+    pub fn alive(&mut self) -> bool {
+        match &mut self.proc {
+            Some(p) => p.0.try_wait().unwrap().is_none(),
+            None => false,
+        }
     }
 
     /// The backend's stderr (its log and anything GLib prints), kept
@@ -203,6 +219,7 @@ impl Backend {
             .arg(&self.sock)
             .arg("--state-dir")
             .arg(&self.state)
+            .args(&self.args)
             .env("RUST_LOG", "sapphire=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::from(self.log_file()))

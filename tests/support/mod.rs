@@ -39,8 +39,32 @@ pub fn echo_backend() -> PathBuf {
     p
 }
 
-mod net;
-pub use net::free_port;
+/// Reads `child`'s stdout until the proxy's `listening on https://ADDR/`
+/// line and returns ADDR's port; the rest of its stdout is passed on to
+/// ours (so the proxy never blocks on a full pipe). Panics if the proxy
+/// exits first or takes longer than `limit`.
+pub fn listening_port(child: &mut Child, limit: Duration) -> u16 {
+    let out = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            println!("{line}");
+            if let Some(addr) = line.strip_prefix("listening on https://") {
+                let addr: std::net::SocketAddr = addr.trim_end_matches('/').parse().unwrap();
+                let _ = tx.send(addr.port());
+            }
+        }
+    });
+    match rx.recv_timeout(limit) {
+        Ok(port) => port,
+        Err(e) => {
+            let status = child.try_wait().ok().flatten();
+            panic!("proxy did not say where it listens ({e}); exit status {status:?}")
+        }
+    }
+}
 
 /// Runs sapphire-ctl with `args` against `accounts`, feeding `stdin`.
 pub fn ctl(accounts: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
@@ -140,7 +164,7 @@ impl Proxy {
         extra.extend(opts.extra_args);
         let mut p = Proxy {
             dir,
-            port: free_port(),
+            port: 0,
             child: Command::new("true").spawn().unwrap(),
             extra_args: extra,
         };
@@ -148,17 +172,19 @@ impl Proxy {
         p
     }
 
-    /// (Re)starts the proxy process on the same port and state.
+    /// (Re)starts the proxy process on the same state. It listens on port 0
+    /// and the port it bound is read from its stdout (a restart gets a new
+    /// port: move clients over with [`Client::at`]).
     pub fn spawn(&mut self) {
         let _ = self.child.wait();
         self.child = Command::new(PROXY)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["--listen", "127.0.0.1:0"])
             .args(&self.extra_args)
             .env("RUST_LOG", "sapphire=debug")
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        net::wait_tcp(self.port, &mut self.child, "proxy", Duration::from_secs(20));
+        self.port = listening_port(&mut self.child, Duration::from_secs(20));
     }
 
     pub fn signal(&self, sig: i32) {
@@ -202,6 +228,8 @@ pub struct Client {
     pub port: u16,
     connector: TlsConnector,
     pub cookie: Option<String>,
+    /// Local address to connect from (any of 127.0.0.0/8), if not the default.
+    pub source: Option<std::net::Ipv4Addr>,
 }
 
 pub struct Reply {
@@ -237,7 +265,34 @@ impl Client {
             port,
             connector: connector_for(cert),
             cookie: None,
+            source: None,
         }
+    }
+
+    /// The same client, connecting from `source` (e.g. 127.0.0.2: another
+    /// client address for the proxy).
+    pub fn from(mut self, source: &str) -> Client {
+        self.source = Some(source.parse().unwrap());
+        self
+    }
+
+    /// A TCP connection to the proxy from our source address.
+    pub async fn tcp(&self) -> std::io::Result<TcpStream> {
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        match self.source {
+            None => TcpStream::connect(to).await,
+            Some(src) => {
+                let s = tokio::net::TcpSocket::new_v4()?;
+                s.bind((src, 0).into())?;
+                s.connect(to).await
+            }
+        }
+    }
+
+    /// The same client (certificate, cookie) for a proxy on `port`.
+    pub fn at(mut self, port: u16) -> Client {
+        self.port = port;
+        self
     }
 
     pub fn origin(&self) -> String {
@@ -245,7 +300,7 @@ impl Client {
     }
 
     pub async fn tls(&self) -> std::io::Result<TlsStream<TcpStream>> {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let tcp = self.tcp().await?;
         let name = ServerName::try_from("localhost").unwrap();
         self.connector.connect(name, tcp).await
     }
@@ -269,10 +324,17 @@ impl Client {
         if let Some(c) = &self.cookie {
             req = req.header("cookie", c);
         }
-        if body.is_some() {
+        // What the web client's fetch() sends: JSON, and (a browser adds it
+        // to every POST) its page's Origin; a caller's own value wins.
+        let given = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        if body.is_some() && !given("content-type") {
             req = req.header("content-type", "application/json");
         }
-        for (k, v) in headers {
+        if method == "POST" && !given("origin") {
+            req = req.header("origin", self.origin());
+        }
+        // An empty value means "do not send this header at all".
+        for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
             req = req.header(*k, *v);
         }
         let req = req
@@ -298,8 +360,15 @@ impl Client {
     pub async fn signed_in(mut self, user: &str, password: &str) -> Client {
         let r = self.login(user, password).await;
         assert_eq!(r.status, StatusCode::OK, "login {user}: {:?}", r.body);
-        let set = r.headers["set-cookie"].to_str().unwrap();
-        self.cookie = Some(set.split(';').next().unwrap().to_owned());
+        // Every cookie set (the session's and the device's), as a browser
+        // keeps them.
+        let cookies: Vec<&str> = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap())
+            .collect();
+        self.cookie = Some(cookies.join("; "));
         self
     }
 

@@ -1,10 +1,14 @@
-//! Loopback helpers shared by every test harness (`tests/support` and
-//! `tests/backend_support` include this file).
+//! Loopback helpers for harnesses whose servers cannot bind port 0 and say
+//! which port they got (ngircd, prosody: `tests/backend_support` includes
+//! this file). The proxy can: its harness (`tests/support`) starts it on
+//! port 0 and reads the port from its stdout instead.
 
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// A loopback TCP port that was free a moment ago.
+/// A loopback TCP port that was free a moment ago (check-then-bind: another
+/// process may take it before the server binds it; use only for servers
+/// that cannot bind port 0 themselves).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

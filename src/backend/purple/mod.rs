@@ -20,15 +20,26 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::config::BackendConfig;
 use super::hub::Hub;
 use super::protocol::{OpError, OpResult};
+use super::watchdog::{Heartbeat, BEAT_EVERY};
 use glue::cstring;
 pub use ops::OPS;
+
+/// How long a request waits for the purple thread.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The UI id libpurple knows us by (accounts are enabled per UI).
 pub const UI_ID: &str = "sapphire";
 
 static HUB: OnceLock<Arc<Hub>> = OnceLock::new();
+static CONFIG: OnceLock<BackendConfig> = OnceLock::new();
+
+/// The backend's configuration (which protocols users may add).
+fn config() -> &'static BackendConfig {
+    CONFIG.get_or_init(BackendConfig::default)
+}
 
 /// The hub, for code on the purple thread.
 fn hub() -> &'static Arc<Hub> {
@@ -42,6 +53,8 @@ pub enum PurpleError {
     Init,
     #[error("the libpurple thread is gone")]
     Gone,
+    #[error("libpurple did not answer in time (a plugin is busy or stuck); try again")]
+    Stalled,
     #[error("cannot start the libpurple thread: {0}")]
     Spawn(#[from] std::io::Error),
 }
@@ -88,7 +101,10 @@ pub struct Purple {
 }
 
 impl Purple {
-    /// Runs `f` on the purple thread and returns its result.
+    /// Runs `f` on the purple thread and returns its result, or
+    /// [`PurpleError::Stalled`] if it has not run within [`CALL_TIMEOUT`]
+    /// (it may still run later: callers answer `unavailable`, and the
+    /// watchdog restarts a backend whose purple thread stays stuck).
     pub async fn call<R, F>(&self, f: F) -> Result<R, PurpleError>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -98,7 +114,10 @@ impl Purple {
         invoke(move || {
             let _ = tx.send(f());
         });
-        rx.await.map_err(|_| PurpleError::Gone)
+        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+            Ok(r) => r.map_err(|_| PurpleError::Gone),
+            Err(_) => Err(PurpleError::Stalled),
+        }
     }
 
     /// Runs protocol operation `op` with `params` on the purple thread.
@@ -136,8 +155,11 @@ thread_local! {
 pub fn start(
     hub: Arc<Hub>,
     user_dir: PathBuf,
+    config: BackendConfig,
+    heartbeat: Arc<Heartbeat>,
 ) -> Result<(Purple, std::thread::JoinHandle<()>), PurpleError> {
     let _ = HUB.set(hub);
+    let _ = CONFIG.set(config);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("purple".into())
@@ -156,6 +178,7 @@ pub fn start(
                     return;
                 }
             }
+            beat_from_main_loop(heartbeat);
             let main_loop = unsafe { ffi::g_main_loop_new(ctx, ffi::GFALSE) };
             MAIN_LOOP.with(|l| {
                 let _ = l.set(main_loop);
@@ -192,4 +215,20 @@ unsafe fn init(user_dir: &std::path::Path) -> Result<(), PurpleError> {
         tracing::debug!(core_init = ?(t1 - t0), rest = ?t1.elapsed(), "libpurple started");
     }
     Ok(())
+}
+
+/// Beats `heartbeat` from a GLib timeout on the purple thread's main loop,
+/// for the life of the process (see [`super::watchdog`]).
+fn beat_from_main_loop(heartbeat: Arc<Heartbeat>) {
+    unsafe extern "C" fn beat(data: ffi::gpointer) -> ffi::gboolean {
+        // SAFETY: `data` is the `Heartbeat` leaked below, alive forever.
+        let heartbeat = unsafe { &*(data as *const Heartbeat) };
+        heartbeat.beat();
+        ffi::GTRUE
+    }
+    heartbeat.beat();
+    let data = Arc::into_raw(heartbeat) as ffi::gpointer;
+    // SAFETY: on the purple thread, which owns the default context; the
+    // Arc is leaked on purpose (the timeout lives as long as the process).
+    unsafe { ffi::g_timeout_add(BEAT_EVERY.as_millis() as ffi::guint, Some(beat), data) };
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::glue::{cstring, glist, string, text_to_markup, UI_ID_C};
 use super::{ffi, hub, request, uiops};
+use crate::backend::policy;
 use crate::backend::protocol::{ConvKind, OpError, OpResult, Params, MAX_TEXT};
 
 const ID_KEY: &std::ffi::CStr = c"id";
@@ -92,9 +93,13 @@ unsafe fn options_of(account: *mut ffi::PurpleAccount) -> Map<String, Value> {
         if info.is_null() {
             return out;
         }
+        let protocol = string(ffi::purple_account_get_protocol_id(account));
         for opt in glist::<ffi::PurpleAccountOption>((*info).protocol_options) {
             let setting = ffi::purple_account_option_get_setting(opt);
             let key = string(setting);
+            if policy::option_refused(&protocol, &key).is_some() {
+                continue;
+            }
             let v = match ffi::purple_account_option_get_type(opt) {
                 ffi::PURPLE_PREF_BOOLEAN => json!(
                     ffi::purple_account_get_bool(
@@ -218,6 +223,9 @@ pub unsafe fn startup() {
 /// every reply (libpurple saves `accounts.xml` up to 5 s later, so a crash
 /// can lose an addition, change or removal there).
 unsafe fn restore_accounts() {
+    for account in all_accounts() {
+        unsafe { enforce_policy(account) };
+    }
     for (id, config, removed) in hub().account_configs() {
         let existing = all_accounts()
             .into_iter()
@@ -226,7 +234,7 @@ unsafe fn restore_accounts() {
             if removed {
                 if let Some(account) = existing {
                     tracing::info!(account = id, "removing an account libpurple kept");
-                    ffi::purple_accounts_delete(account);
+                    delete_account(account);
                 }
                 continue;
             }
@@ -237,11 +245,61 @@ unsafe fn restore_accounts() {
                     None => continue,
                 },
             };
-            let enabled = config["enabled"].as_bool().unwrap_or(true);
+            enforce_policy(account);
+            let enabled = config["enabled"].as_bool().unwrap_or(true)
+                && check_protocol_allowed(account).is_ok();
             if (ffi::purple_account_get_enabled(account, UI_ID_C.as_ptr()) != 0) != enabled {
                 ffi::purple_account_set_enabled(account, UI_ID_C.as_ptr(), enabled.into());
             }
         }
+    }
+}
+
+/// Refused if the admin does not allow the account's protocol
+/// (`backend.toml`).
+fn check_protocol_allowed(account: *mut ffi::PurpleAccount) -> Result<(), OpError> {
+    let protocol = unsafe { string(ffi::purple_account_get_protocol_id(account)) };
+    if super::config().protocols.allows(&protocol) {
+        return Ok(());
+    }
+    Err(OpError::new(
+        "protocol_not_allowed",
+        format!("the administrator does not allow accounts for '{protocol}' here"),
+    ))
+}
+
+/// At start-up, before anything signs on: removes every option the policy
+/// refuses (an older version, or libpurple's own files, may hold one such
+/// as zephyr's `use_tzc`) and disables accounts whose protocol the admin no
+/// longer allows.
+///
+/// # Safety
+/// Purple thread; `account` is live.
+unsafe fn enforce_policy(account: *mut ffi::PurpleAccount) {
+    let id = unsafe { account_id(account) };
+    let protocol = unsafe { string(ffi::purple_account_get_protocol_id(account)) };
+    let info = unsafe {
+        prpl_info(ffi::purple_find_prpl(ffi::purple_account_get_protocol_id(
+            account,
+        )))
+    };
+    if !info.is_null() {
+        for opt in unsafe { glist::<ffi::PurpleAccountOption>((*info).protocol_options) } {
+            let setting_ptr = unsafe { ffi::purple_account_option_get_setting(opt) };
+            let setting = unsafe { string(setting_ptr) };
+            if policy::option_refused(&protocol, &setting).is_some() {
+                unsafe { ffi::purple_account_remove_setting(account, setting_ptr) };
+            }
+        }
+    }
+    if check_protocol_allowed(account).is_err()
+        && unsafe { ffi::purple_account_get_enabled(account, UI_ID_C.as_ptr()) } != 0
+    {
+        tracing::warn!(
+            account = id,
+            "protocol {protocol} is not allowed: account disabled"
+        );
+        unsafe { ffi::purple_account_set_enabled(account, UI_ID_C.as_ptr(), ffi::GFALSE) };
     }
 }
 
@@ -260,7 +318,12 @@ unsafe fn recreate_account(id: i64, config: &Value) -> Option<*mut ffi::PurpleAc
         if account.is_null() {
             account = ffi::purple_account_new(cuser.as_ptr(), cproto.as_ptr());
             if let Some(options) = config["options"].as_object() {
-                if let Err(e) = apply_options(account, info, options) {
+                let options: Map<String, Value> = options
+                    .iter()
+                    .filter(|(k, _)| policy::option_refused(protocol, k).is_none())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if let Err(e) = apply_options(account, info, &options) {
                     tracing::warn!(account = id, "stored options: {e}");
                 }
             }
@@ -413,6 +476,10 @@ fn protocols() -> OpResult {
             if info.is_null() {
                 continue;
             }
+            let protocol_id = string(ffi::purple_plugin_get_id(plugin));
+            if !super::config().protocols.allows(&protocol_id) {
+                continue;
+            }
             let mut splits = Vec::new();
             for split in glist::<ffi::PurpleAccountUserSplit>((*info).user_splits) {
                 splits.push(json!({
@@ -423,8 +490,12 @@ fn protocols() -> OpResult {
             }
             let mut options = Vec::new();
             for opt in glist::<ffi::PurpleAccountOption>((*info).protocol_options) {
+                let setting = string(ffi::purple_account_option_get_setting(opt));
+                if policy::option_refused(&protocol_id, &setting).is_some() {
+                    continue; // never offered (see backend::policy)
+                }
                 let mut o = json!({
-                    "setting": string(ffi::purple_account_option_get_setting(opt)),
+                    "setting": setting,
                     "text": string(ffi::purple_account_option_get_text(opt)),
                     "masked": false,
                 });
@@ -462,7 +533,7 @@ fn protocols() -> OpResult {
             }
             let flags = (*info).options;
             out.push(json!({
-                "id": string(ffi::purple_plugin_get_id(plugin)),
+                "id": protocol_id,
                 "name": string(ffi::purple_plugin_get_name(plugin)),
                 "user_splits": splits,
                 "options": options,
@@ -484,8 +555,15 @@ unsafe fn apply_options(
     options: &Map<String, Value>,
 ) -> Result<(), OpError> {
     let declared = unsafe { glist::<ffi::PurpleAccountOption>((*info).protocol_options) };
+    let protocol = unsafe { string(ffi::purple_account_get_protocol_id(account)) };
     let mut todo = Vec::new();
     for (key, value) in options {
+        if let Some(why) = policy::option_refused(&protocol, key) {
+            return Err(OpError::new(
+                "bad_option",
+                format!("option '{key}' cannot be set: it {why}"),
+            ));
+        }
         let opt = declared
             .iter()
             .copied()
@@ -553,6 +631,12 @@ fn account_add(p: &Params) -> OpResult {
         None => true,
         Some(_) => p.bool("enabled")?,
     };
+    if !super::config().protocols.allows(protocol) {
+        return Err(OpError::new(
+            "protocol_not_allowed",
+            format!("the administrator does not allow accounts for '{protocol}' here"),
+        ));
+    }
     let cproto = cstring(protocol);
     let cuser = cstring(username);
     unsafe {
@@ -615,11 +699,32 @@ fn account_add(p: &Params) -> OpResult {
     }
 }
 
+/// Deletes an account, first closing its connection if it has one.
+///
+/// A fatal connection error (`INVALID_SETTINGS`, a wrong password) leaves
+/// the connection in place with `wants_to_die` set and a zero-delay
+/// `purple_connection_disconnect_cb` timeout holding the account pointer;
+/// `purple_accounts_delete` then skips the disconnect (disabling returns
+/// early for a connection that wants to die) and frees the account, and the
+/// timeout reads freed memory. Disconnecting first destroys the connection,
+/// which removes that timeout.
+///
+/// # Safety
+/// Purple thread; `account` is live and is freed by this call.
+unsafe fn delete_account(account: *mut ffi::PurpleAccount) {
+    unsafe {
+        if !ffi::purple_account_get_connection(account).is_null() {
+            ffi::purple_account_disconnect(account);
+        }
+        ffi::purple_accounts_delete(account);
+    }
+}
+
 fn account_remove(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let id = unsafe { account_id(account) };
     hub().account_remove(id);
-    unsafe { ffi::purple_accounts_delete(account) };
+    unsafe { delete_account(account) };
     uiops::forget_account(id);
     uiops::emit(json!({"op": "account.removed", "account": id}));
     Ok(json!({}))
@@ -635,6 +740,9 @@ fn emit_updated(account: *mut ffi::PurpleAccount) -> Value {
 fn account_set_enabled(p: &Params) -> OpResult {
     let account = param_account(p)?;
     let enabled = p.bool("enabled")?;
+    if enabled {
+        check_protocol_allowed(account)?;
+    }
     let mut config = stored_config(account);
     config["enabled"] = json!(enabled);
     hub().account_save(unsafe { account_id(account) }, &config);

@@ -6,9 +6,9 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::Response;
 
-use super::http::Body;
+use super::response::Body;
 
-pub struct Asset {
+pub(crate) struct Asset {
     bytes: &'static [u8],
     content_type: &'static str,
 }
@@ -16,7 +16,7 @@ pub struct Asset {
 macro_rules! assets {
     ($($path:literal => $file:literal, $ty:literal;)*) => {
         /// The asset served at `path`, if any.
-        pub fn asset(path: &str) -> Option<Asset> {
+        pub(crate) fn asset(path: &str) -> Option<Asset> {
             match path {
                 $($path => Some(Asset {
                     bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/web/", $file)),
@@ -42,7 +42,7 @@ assets! {
 }
 
 impl Asset {
-    pub fn response(&self) -> Response<Body> {
+    pub(crate) fn response(&self) -> Response<Body> {
         let mut resp = Response::new(Full::new(Bytes::from_static(self.bytes)));
         let h = resp.headers_mut();
         h.insert(

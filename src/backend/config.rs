@@ -1,0 +1,162 @@
+//! The backend's configuration file, `backend.toml` (documented in
+//! `docs/deploy.md`). Every key is optional; a missing file means the
+//! defaults; an unknown key or a value of the wrong type is an error at
+//! start that names it.
+//!
+//! Where it is read from, first match wins:
+//! 1. `--config FILE` (then the file must exist);
+//! 2. `$CREDENTIALS_DIRECTORY/backend.toml`: under systemd the unit passes
+//!    `/etc/sapphire/backend.toml` with `LoadCredential=` (the sandbox makes
+//!    `/etc/sapphire` itself inaccessible to backends);
+//! 3. `/etc/sapphire/backend.toml` (spawn mode on a host with the package).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::policy::ProtocolAllowList;
+
+/// The file read when nothing else is named.
+pub const DEFAULT_PATH: &str = "/etc/sapphire/backend.toml";
+
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct File {
+    /// Protocol ids users may add accounts for (default: every installed
+    /// protocol).
+    protocols: Option<Vec<String>>,
+    /// Confine the backend with Landlock (default true; see
+    /// `backend::sandbox`).
+    landlock: Option<bool>,
+    /// Seconds the purple thread may stall before the backend restarts
+    /// (default 30, from 10 to 3600: longer than a request's deadline; see `backend::watchdog`).
+    stall_limit: Option<u64>,
+}
+
+/// What the backend was configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    pub protocols: ProtocolAllowList,
+    /// Whether the backend confines itself with Landlock.
+    pub landlock: bool,
+    /// How long the purple thread may stall before the backend restarts.
+    pub stall_limit: std::time::Duration,
+}
+
+impl Default for BackendConfig {
+    fn default() -> BackendConfig {
+        BackendConfig {
+            protocols: ProtocolAllowList::default(),
+            landlock: true,
+            stall_limit: super::watchdog::STALE,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("{0}: key 'protocols': {1}")]
+    Protocols(PathBuf, String),
+    #[error("{0}: key 'stall_limit': {1} is out of range (10 to 3600 seconds)")]
+    StallLimit(PathBuf, u64),
+}
+
+impl BackendConfig {
+    /// Finds and reads the configuration (see the module docs).
+    pub fn load(explicit: Option<&Path>) -> Result<BackendConfig, ConfigError> {
+        if let Some(path) = explicit {
+            return BackendConfig::read(path, true);
+        }
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            let path = Path::new(&dir).join("backend.toml");
+            if path.exists() {
+                return BackendConfig::read(&path, true);
+            }
+        }
+        BackendConfig::read(Path::new(DEFAULT_PATH), false)
+    }
+
+    fn read(path: &Path, required: bool) -> Result<BackendConfig, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(BackendConfig::default())
+            }
+            Err(e) => return Err(ConfigError::Read(path.to_owned(), e)),
+        };
+        BackendConfig::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<BackendConfig, ConfigError> {
+        let file: File =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(path.to_owned(), e))?;
+        if let Some(list) = &file.protocols {
+            if let Some(bad) = list
+                .iter()
+                .find(|p| p.is_empty() || p.len() > 128 || p.contains(char::is_whitespace))
+            {
+                return Err(ConfigError::Protocols(
+                    path.to_owned(),
+                    format!("'{bad}' is not a protocol id (e.g. \"prpl-irc\")"),
+                ));
+            }
+        }
+        let stall_limit = match file.stall_limit {
+            None => super::watchdog::STALE,
+            Some(s) if (10..=3600).contains(&s) => std::time::Duration::from_secs(s),
+            Some(s) => return Err(ConfigError::StallLimit(path.to_owned(), s)),
+        };
+        Ok(BackendConfig {
+            protocols: ProtocolAllowList(file.protocols),
+            landlock: file.landlock.unwrap_or(true),
+            stall_limit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = BackendConfig::parse(Path::new("x"), "").unwrap();
+        assert_eq!(c, BackendConfig::default());
+        assert!(c.protocols.allows("prpl-zephyr"));
+    }
+
+    #[test]
+    fn protocols_limit_what_users_may_add() {
+        let c = BackendConfig::parse(Path::new("x"), "protocols = [\"prpl-irc\"]").unwrap();
+        assert!(c.protocols.allows("prpl-irc"));
+        assert!(!c.protocols.allows("prpl-jabber"));
+    }
+
+    #[test]
+    fn bad_keys_and_values_name_the_key() {
+        let e = BackendConfig::parse(Path::new("b.toml"), "protocol = []").unwrap_err();
+        assert!(e.to_string().contains("protocol"), "{e}");
+        let e = BackendConfig::parse(Path::new("b.toml"), "protocols = \"prpl-irc\"").unwrap_err();
+        assert!(e.to_string().contains("protocols"), "{e}");
+        let e = BackendConfig::parse(Path::new("b.toml"), "protocols = [\"a b\"]").unwrap_err();
+        assert!(e.to_string().contains("'protocols'"), "{e}");
+    }
+
+    #[test]
+    fn stall_limit_is_bounded() {
+        let c = BackendConfig::parse(Path::new("x"), "stall_limit = 10").unwrap();
+        assert_eq!(c.stall_limit, std::time::Duration::from_secs(10));
+        let e = BackendConfig::parse(Path::new("b.toml"), "stall_limit = 5").unwrap_err();
+        assert!(e.to_string().contains("'stall_limit'"), "{e}");
+    }
+
+    #[test]
+    fn an_explicit_file_must_exist() {
+        let e = BackendConfig::load(Some(Path::new("/nonexistent/backend.toml"))).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/backend.toml"));
+    }
+}
