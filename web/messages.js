@@ -203,8 +203,9 @@ export class MessageView {
     const rows = buildRows(e.messages.slice(from), {
       hideJoins: s.hideJoins, markerSeq: this.markerSeq, isChat: e.kind === 'chat',
     });
-    const oldHeight = scroller.scrollHeight;
-    const oldTop = scroller.scrollTop;
+    // (Reading the geometry forces a layout: only when it is needed.)
+    const oldHeight = this.keepScroll ? scroller.scrollHeight : 0;
+    const oldTop = this.keepScroll ? scroller.scrollTop : 0;
     const sigBase = `${s.clock}|`;
     const keep = new Set();
     let cursor = list.firstChild;

@@ -57,9 +57,9 @@ export function currentConv(state) {
   return state.current ? state.convs.get(state.current) || null : null;
 }
 
-/** Adds a message in seq order; false if it is already there. */
+/** Adds a message in seq order; returns it, or null if it is already there. */
 export function addMessage(e, m) {
-  if (e.seqs.has(m.seq)) return false;
+  if (e.seqs.has(m.seq)) return null;
   e.seqs.add(m.seq);
   const msg = {
     seq: m.seq, time: m.time, sender: m.sender, alias: m.alias, text: m.text,
@@ -72,7 +72,7 @@ export function addMessage(e, m) {
     while (i > 0 && list[i - 1].seq > m.seq) i--;
     list.splice(i, 0, msg);
   }
-  return true;
+  return msg;
 }
 
 export function recountUnread(e) {
@@ -192,7 +192,7 @@ export function applyEvent(state, ev, { replayed = false, now = Date.now() } = {
       state.hidden.delete(e.key);
       fx.push({ type: 'hiddenChanged' });
     }
-    if (added) fx.push({ type: 'newMessage', key: e.key, message: e.messages.find((m) => m.seq === ev.seq), live: !replayed });
+    if (added) fx.push({ type: 'newMessage', key: e.key, message: added, live: !replayed });
     return fx;
   }
   if (replayed) return fx; // the snapshot already reflects it

@@ -81,6 +81,29 @@ async function bytesDuring(page, fn) {
   return { bytes, requests };
 }
 
+/** SAPPHIRE_PERF_PROFILE=1: where one switch spends its time (CPU profile, top self times). */
+async function profileSwitch(page) {
+  await convItem(page, '#quiet').locator('button').click();
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
+  await cdp.send('Profiler.start');
+  await page.evaluate(() => document.querySelector('#conv-list li[data-name="#perf"] button').click());
+  const { profile } = await cdp.send('Profiler.stop');
+  await cdp.detach();
+  const self = new Map();
+  const dt = new Map();
+  profile.samples.forEach((id, i) => dt.set(id, (dt.get(id) || 0) + (profile.timeDeltas[i] || 0)));
+  for (const n of profile.nodes) {
+    const f = n.callFrame;
+    const k = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}`;
+    self.set(k, (self.get(k) || 0) + (dt.get(n.id) || 0));
+  }
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15);
+  console.log('profile of one switch (self time):');
+  for (const [k, us] of top) console.log(`  ${(us / 1000).toFixed(1).padStart(7)} ms  ${k}`);
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
@@ -119,6 +142,7 @@ async function main() {
       switches.push(r.sync);
       frames.push(r.frame);
     }
+    if (process.env.SAPPHIRE_PERF_PROFILE) await profileSwitch(page);
     const rendered = await page.locator('#messages > li').count();
     console.log(`switch into #perf (${N} loaded messages, ${rendered} rows rendered): median ${median(switches).toFixed(1)} ms `
       + `(click to layout), ${median(frames).toFixed(1)} ms to the next frame; all: ${switches.map((x) => x.toFixed(1)).join(', ')}`);
