@@ -184,6 +184,89 @@ fn der_not_after(der: &[u8]) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
+/// The names a certificate is valid for: the DNS names (lower-case,
+/// wildcards as `*.example.org`) and IP addresses of the first
+/// certificate's subjectAltName extension.
+pub fn certificate_names(cert: &Path) -> Vec<String> {
+    CertificateDer::from_pem_file(cert)
+        .ok()
+        .and_then(|der| der_alt_names(der.as_ref()))
+        .unwrap_or_default()
+}
+
+fn der_alt_names(der: &[u8]) -> Option<Vec<String>> {
+    let (_, cert, _) = der_tlv(der)?;
+    let (_, tbs, _) = der_tlv(cert)?;
+    let mut rest = tbs;
+    // version? serial, signature, issuer, validity, subject, public key,
+    // then optional [1] [2] unique ids and [3] extensions
+    let mut fields = 0;
+    let mut extensions = None;
+    while !rest.is_empty() {
+        let (tag, body, r) = der_tlv(rest)?;
+        rest = r;
+        match tag {
+            0xa0 => continue,
+            0xa3 => extensions = Some(body),
+            _ => fields += 1,
+        }
+    }
+    if fields < 6 {
+        return None;
+    }
+    let (_, mut list, _) = der_tlv(extensions?)?;
+    const SAN_OID: &[u8] = &[0x55, 0x1d, 0x11]; // 2.5.29.17
+    while !list.is_empty() {
+        let (_, ext, r) = der_tlv(list)?;
+        list = r;
+        let (_, oid, mut e) = der_tlv(ext)?;
+        if oid != SAN_OID {
+            continue;
+        }
+        let (mut tag, mut value, r) = der_tlv(e)?;
+        if tag == 0x01 {
+            // critical flag
+            e = r;
+            (tag, value, _) = der_tlv(e)?;
+        }
+        if tag != 0x04 {
+            return None;
+        }
+        let (_, mut names, _) = der_tlv(value)?;
+        let mut out = Vec::new();
+        while !names.is_empty() {
+            let (tag, name, r) = der_tlv(names)?;
+            names = r;
+            match (tag, name.len()) {
+                (0x82, _) => out.push(std::str::from_utf8(name).ok()?.to_ascii_lowercase()),
+                (0x87, 4) => {
+                    let ip: [u8; 4] = name.try_into().ok()?;
+                    out.push(std::net::Ipv4Addr::from(ip).to_string());
+                }
+                (0x87, 16) => {
+                    let ip: [u8; 16] = name.try_into().ok()?;
+                    out.push(std::net::Ipv6Addr::from(ip).to_string());
+                }
+                _ => {}
+            }
+        }
+        return Some(out);
+    }
+    Some(Vec::new())
+}
+
+/// True when `host` (a name or an IP address, no port) is one the
+/// certificate `names` cover (a wildcard covers exactly one label).
+pub fn covers(names: &[String], host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    names.iter().any(|n| match n.strip_prefix("*.") {
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => *n == host,
+    })
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
 /// algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -238,6 +321,29 @@ mod tests {
         assert!(ensure_self_signed(&c, &k, &names).unwrap());
         assert_ne!(fingerprint(&c).unwrap(), fp);
         assert!(!ensure_self_signed(&c, &k, &names).unwrap());
+    }
+
+    #[test]
+    fn certificate_names_are_read_and_matched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        let names: Vec<String> = ["chat.example.org", "*.Example.net", "127.0.0.1", "::1"]
+            .map(String::from)
+            .into();
+        ensure_self_signed(&c, &k, &names).unwrap();
+        let got = certificate_names(&c);
+        assert_eq!(
+            got,
+            ["chat.example.org", "*.example.net", "127.0.0.1", "::1"]
+        );
+        assert!(covers(&got, "Chat.Example.org"));
+        assert!(covers(&got, "a.example.net"));
+        assert!(!covers(&got, "example.net"));
+        assert!(!covers(&got, "a.b.example.net"));
+        assert!(covers(&got, "127.0.0.1"));
+        assert!(covers(&got, "::1"));
+        assert!(!covers(&got, "evil.example"));
+        assert!(certificate_names(&dir.path().join("missing")).is_empty());
     }
 
     #[test]

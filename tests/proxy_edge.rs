@@ -479,3 +479,98 @@ async fn accept_errors_are_logged_once_in_a_while() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn without_a_configured_origin_only_hosts_the_certificate_names_are_trusted() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let p = Proxy::start(ProxyOptions::default());
+    let alice = p.client().signed_in("alice", "alice-pw").await;
+    // A page on a host the certificate does not name (DNS rebinding: the
+    // attacker's name pointed at the proxy) sends its own Host and Origin.
+    let evil = [("host", "evil.example"), ("origin", "https://evil.example")];
+    let r = p
+        .client()
+        .request("POST", "/api/login", Some(LOGIN), &evil)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["error"]["code"], "cross_site");
+    let r = alice
+        .request("POST", "/api/logout", Some("{}"), &evil)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let mut req = "wss://evil.example/ws".into_client_request().unwrap();
+    let h = req.headers_mut();
+    h.insert("cookie", alice.cookie.as_deref().unwrap().parse().unwrap());
+    h.insert("origin", "https://evil.example".parse().unwrap());
+    let refused = tokio_tungstenite::client_async(req, alice.tls().await.unwrap())
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(ws_status(refused), StatusCode::FORBIDDEN);
+    // the names it does hold work, by name or address
+    for host in ["localhost", "127.0.0.1"] {
+        let hp = format!("{host}:{}", p.port);
+        let origin = format!("https://{hp}");
+        let r = p
+            .client()
+            .request(
+                "POST",
+                "/api/login",
+                Some(LOGIN),
+                &[("host", &hp), ("origin", &origin)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{host}");
+    }
+    let mut ws = alice.websocket(Some(&alice.origin())).await.unwrap();
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(tokio_tungstenite::tungstenite::Message::text("hi"))
+        .await
+        .unwrap();
+    assert!(ws.next().await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_flood_from_many_addresses_leaves_known_browsers_signing_in() {
+    use std::time::{Duration, Instant};
+    let p = Proxy::start(ProxyOptions::default());
+    // alice's browser has signed in before; one quiet sign-in is the yardstick
+    let own = p.client().signed_in("alice", "alice-pw").await;
+    let t = Instant::now();
+    assert_eq!(own.login("alice", "alice-pw").await.status, StatusCode::OK);
+    let quiet = t.elapsed();
+    // 40 wrong passwords at once, each from its own address, for names that
+    // are not limited yet: every one would cost a hash
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let c = p.client().from(&format!("127.0.3.{}", i + 1));
+            tokio::spawn(async move {
+                let r = c.login(&format!("guess{i}"), "wrong").await;
+                (r.status, r.headers.get("retry-after").cloned())
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    let r = own.login("alice", "alice-pw").await;
+    let during = t.elapsed();
+    assert_eq!(r.status, StatusCode::OK);
+    let mut busy = 0;
+    for f in flood {
+        match f.await.unwrap() {
+            (StatusCode::UNAUTHORIZED, _) => {}
+            (StatusCode::SERVICE_UNAVAILABLE, retry) => {
+                assert!(retry.is_some());
+                busy += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // what could not be hashed soon was answered at once, not queued
+    assert!(busy > 0, "every flood attempt was queued for a hash");
+    // and the known browser went ahead of the queue: a few hashes' time,
+    // not forty
+    assert!(
+        during < quiet * 8 + Duration::from_millis(500),
+        "sign-in took {during:?} during the flood, {quiet:?} quiet"
+    );
+}

@@ -36,16 +36,19 @@
 //!   [`prepare_env`] describe; DNS is resolved on short-lived threads.
 
 pub mod config;
-pub mod hub;
-pub mod policy;
+pub(crate) mod event;
+pub(crate) mod hub;
+#[allow(dead_code)] // used by the IRC send path (issue #12), being wired
+pub(crate) mod pacing;
+pub(crate) mod policy;
 #[cfg(test)]
 mod proptests;
 pub mod protocol;
-pub mod purple;
-pub mod sandbox;
-pub mod server;
-pub mod store;
-pub mod watchdog;
+pub(crate) mod purple;
+pub(crate) mod sandbox;
+pub(crate) mod server;
+pub(crate) mod store;
+pub(crate) mod watchdog;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -26,7 +26,7 @@
 
 /// Options refused by name, per protocol id: they run a program or read or
 /// write files in the backend's home.
-pub const DENIED: &[(&str, &str)] = &[
+pub(crate) const DENIED: &[(&str, &str)] = &[
     ("prpl-zephyr", "use_tzc"),
     ("prpl-zephyr", "tzc_command"),
     ("prpl-zephyr", "write_anyone"),
@@ -36,7 +36,7 @@ pub const DENIED: &[(&str, &str)] = &[
 ];
 
 /// Words that make an option name a program, a command or a path.
-pub const DENIED_WORDS: &[&str] = &[
+pub(crate) const DENIED_WORDS: &[&str] = &[
     "command",
     "commands",
     "cmd",
@@ -63,13 +63,13 @@ pub const DENIED_WORDS: &[&str] = &[
 
 /// Options whose names contain a denied word but which were read in the
 /// plugin's source and name no program or local path.
-pub const ALLOWED_EXCEPTIONS: &[(&str, &str)] = &[
+pub(crate) const ALLOWED_EXCEPTIONS: &[(&str, &str)] = &[
     // Gadu-Gadu: receive file transfers over HTTP (a network feature).
     ("prpl-gg", "http_file_transfers"),
 ];
 
 /// Why an option is refused, or `None` if a client may set it.
-pub fn option_refused(protocol: &str, setting: &str) -> Option<&'static str> {
+pub(crate) fn option_refused(protocol: &str, setting: &str) -> Option<&'static str> {
     if DENIED.iter().any(|&(p, s)| p == protocol && s == setting) {
         return Some("runs a program or uses local files");
     }

@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use hyper::header::{self, HeaderMap};
 use rustls::ServerConfig;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::admission::Admission;
 use super::config::{Config, LauncherKind};
 use super::error::{io_err, ProxyError};
+use super::hashing::Hashing;
 use super::launcher::{Launcher, Spawner};
 use super::limits::SignInLimits;
 use super::relay::frames::{Close, SESSION_ENDED};
@@ -34,16 +35,16 @@ fn file_id(path: &Path) -> FileId {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     tls: RwLock<Arc<ServerConfig>>,
+    /// The names the served certificate covers (for the default origin rule).
+    cert_names: RwLock<Vec<String>>,
     tls_files: (PathBuf, PathBuf),
     accounts: Mutex<(Arc<Accounts>, FileId)>,
     pub(crate) sessions: Sessions,
     pub(crate) limits: SignInLimits,
     /// Per-address connection caps, checked before the TLS handshake.
     pub(crate) admission: Arc<Admission>,
-    /// Argon2 runs on at most this many permits at a time.
-    pub(crate) hashing: Arc<Semaphore>,
-    /// Sign-ins waiting for a hashing permit.
-    pub(crate) login_queue: AtomicUsize,
+    /// Slots for argon2, known browsers first.
+    pub(crate) hashing: Arc<Hashing>,
     pub(crate) launcher: Launcher,
     /// Client connections being served (not counting relays).
     pub(crate) connections: AtomicUsize,
@@ -85,8 +86,17 @@ impl Shared {
         };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let accounts_id = file_id(&config.accounts);
+        let cert_names = crate::tls::certificate_names(&tls_files.0);
+        if config.origins.is_empty() && cert_names.is_empty() {
+            warn!(
+                "the certificate {} names no host (subjectAltName): set `origin`, or every \
+                 sign-in and WebSocket will be refused as cross-site",
+                tls_files.0.display()
+            );
+        }
         Ok(Shared {
             tls: RwLock::new(tls),
+            cert_names: RwLock::new(cert_names),
             tls_files,
             accounts: Mutex::new((Arc::new(accounts), accounts_id)),
             sessions,
@@ -97,8 +107,7 @@ impl Shared {
             // relaying (benches/load: relay p99 3x its quiet value with one
             // slot per core on 2 cores). Argon2 runs on the blocking pool,
             // never on the reactor.
-            hashing: Arc::new(Semaphore::new((cores / 2).max(1))),
-            login_queue: AtomicUsize::new(0),
+            hashing: Hashing::new((cores / 2).max(1)),
             launcher,
             connections: AtomicUsize::new(0),
             relays: Arc::new(Registry::default()),
@@ -110,6 +119,11 @@ impl Shared {
     /// The certificate new connections get.
     pub(crate) fn tls_config(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.tls.read().unwrap())
+    }
+
+    /// True when the served certificate is valid for `host` (no port).
+    pub(crate) fn certificate_covers(&self, host: &str) -> bool {
+        crate::tls::covers(&self.cert_names.read().unwrap(), host)
     }
 
     /// The accounts, re-read when the file changed on disk (sapphire-ctl
@@ -201,6 +215,8 @@ impl Shared {
         match crate::tls::server_config(&self.tls_files.0, &self.tls_files.1) {
             Ok(c) => {
                 *self.tls.write().unwrap() = c;
+                *self.cert_names.write().unwrap() =
+                    crate::tls::certificate_names(&self.tls_files.0);
                 info!(
                     "TLS certificate reloaded from {}",
                     self.tls_files.0.display()

@@ -295,8 +295,10 @@ impl Client {
         self
     }
 
+    /// The page's origin, as a browser that opened `https://localhost:PORT/`
+    /// has it (the name the client checks the certificate against).
     pub fn origin(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://localhost:{}", self.port)
     }
 
     pub async fn tls(&self) -> std::io::Result<TlsStream<TcpStream>> {
@@ -317,16 +319,16 @@ impl Client {
             .await
             .unwrap();
         tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", format!("127.0.0.1:{}", self.port));
+        let mut req = Request::builder().method(method).uri(path);
         if let Some(c) = &self.cookie {
             req = req.header("cookie", c);
         }
         // What the web client's fetch() sends: JSON, and (a browser adds it
         // to every POST) its page's Origin; a caller's own value wins.
         let given = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        if !given("host") {
+            req = req.header("host", format!("localhost:{}", self.port));
+        }
         if body.is_some() && !given("content-type") {
             req = req.header("content-type", "application/json");
         }
@@ -377,7 +379,7 @@ impl Client {
         &self,
         origin: Option<&str>,
     ) -> Result<WebSocketStream<TlsStream<TcpStream>>, tokio_tungstenite::tungstenite::Error> {
-        let mut req = format!("wss://127.0.0.1:{}/ws", self.port)
+        let mut req = format!("wss://localhost:{}/ws", self.port)
             .into_client_request()
             .unwrap();
         if let Some(c) = &self.cookie {

@@ -15,6 +15,7 @@ unsafe extern "C" fn timeout_add(
     function: ffi::GSourceFunc,
     data: ffi::gpointer,
 ) -> ffi::guint {
+    // SAFETY: libpurple's function and data, as GLib expects them.
     unsafe { ffi::g_timeout_add(interval, function, data) }
 }
 
@@ -23,10 +24,12 @@ unsafe extern "C" fn timeout_add_seconds(
     function: ffi::GSourceFunc,
     data: ffi::gpointer,
 ) -> ffi::guint {
+    // SAFETY: libpurple's function and data, as GLib expects them.
     unsafe { ffi::g_timeout_add_seconds(interval, function, data) }
 }
 
 unsafe extern "C" fn source_remove(handle: ffi::guint) -> ffi::gboolean {
+    // SAFETY: a source id GLib gave us (GLib warns about unknown ids).
     unsafe { ffi::g_source_remove(handle) }
 }
 
@@ -45,6 +48,7 @@ unsafe extern "C" fn io_invoke(
         cond |= ffi::PURPLE_INPUT_WRITE;
     }
     if let Some(func) = watch.func {
+        // SAFETY: libpurple's input function with its own data.
         unsafe { func(watch.data, watch.fd, cond) };
     }
     ffi::GTRUE
@@ -73,19 +77,22 @@ unsafe extern "C" fn input_add(
         data: user_data,
         fd,
     });
-    unsafe {
-        let channel = ffi::g_io_channel_unix_new(fd);
-        let id = ffi::g_io_add_watch_full(
+    // SAFETY: a new channel on libpurple's descriptor (not closed by us).
+    let channel = unsafe { ffi::g_io_channel_unix_new(fd) };
+    // SAFETY: our channel; `io_invoke` and `io_free` own the box from here.
+    let id = unsafe {
+        ffi::g_io_add_watch_full(
             channel,
             ffi::G_PRIORITY_DEFAULT,
             gcond,
             Some(io_invoke),
             Box::into_raw(watch) as ffi::gpointer,
             Some(io_free),
-        );
-        ffi::g_io_channel_unref(channel);
-        id
-    }
+        )
+    };
+    // SAFETY: the watch holds its own reference now.
+    unsafe { ffi::g_io_channel_unref(channel) };
+    id
 }
 
 static mut EVENTLOOP_OPS: ffi::PurpleEventLoopUiOps = ffi::PurpleEventLoopUiOps {
@@ -100,12 +107,11 @@ static mut EVENTLOOP_OPS: ffi::PurpleEventLoopUiOps = ffi::PurpleEventLoopUiOps 
     _purple_reserved4: None,
 };
 
-/// Installs the event loop operations (before `purple_core_init`).
-///
-/// # Safety
-/// Purple thread only.
-pub unsafe fn install() {
+/// Installs the event loop operations (before `purple_core_init`; purple
+/// thread).
+pub(crate) fn install() {
+    let ops = &raw mut EVENTLOOP_OPS;
     // SAFETY: the struct is static (lives for the process) and libpurple
     // only reads it.
-    unsafe { ffi::purple_eventloop_set_ui_ops(std::ptr::addr_of_mut!(EVENTLOOP_OPS)) };
+    unsafe { ffi::purple_eventloop_set_ui_ops(ops) };
 }

@@ -1,7 +1,6 @@
 //! Sign-in and sign-out.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Limited};
@@ -13,6 +12,7 @@ use tracing::{info, warn};
 
 use super::response::{error, json, Body};
 use crate::accounts::{self, MAX_PASSWORD_LEN};
+use crate::proxy::hashing::Class;
 use crate::proxy::limits::Payer;
 use crate::proxy::state::Shared;
 use crate::session::{self, Device};
@@ -20,8 +20,6 @@ use crate::username::Username;
 
 /// Largest accepted request body (the login form), in bytes.
 const MAX_BODY: usize = 8 * 1024;
-/// Most login attempts waiting for a hashing slot before new ones get 503.
-const MAX_LOGIN_QUEUE: usize = 256;
 
 #[derive(Deserialize)]
 struct LoginForm {
@@ -92,22 +90,23 @@ pub(crate) async fn login(
     let name_key: String = form.username.chars().take(64).collect();
     let refund = || shared.limits.refund(&payer);
 
-    // Bounded hashing: a few slots (see `Shared::hashing`); a bounded queue
-    // behind them.
-    if shared.login_queue.fetch_add(1, Ordering::SeqCst) >= MAX_LOGIN_QUEUE {
-        shared.login_queue.fetch_sub(1, Ordering::SeqCst);
+    // Bounded hashing (see `proxy::hashing`): known browsers first; a
+    // stranger who would wait long is answered at once.
+    let class = if payer.known_device() {
+        Class::Known
+    } else {
+        Class::Stranger
+    };
+    let Some(permit) = shared.hashing.acquire(class).await else {
         refund();
-        return error(
+        let mut resp = error(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             "Too many sign-ins at once; try again shortly.",
         );
-    }
-    let permit = shared.hashing.clone().acquire_owned().await;
-    shared.login_queue.fetch_sub(1, Ordering::SeqCst);
-    let Ok(permit) = permit else {
-        refund();
-        return error(StatusCode::SERVICE_UNAVAILABLE, "busy", "Shutting down.");
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
     };
 
     // Unknown users, invalid names and disabled users are verified against
