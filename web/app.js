@@ -88,6 +88,23 @@ function saveHidden() {
   } catch (_) { /* storage disabled: closed for this tab only */ }
 }
 
+// Unsent drafts survive a reload of this tab (sessionStorage: not other tabs, not after closing it).
+const draftsKey = () => `sapphire.drafts.${state.user}`;
+
+function loadDrafts() {
+  try {
+    const list = JSON.parse(sessionStorage.getItem(draftsKey()) || '[]');
+    state.drafts = new Map(list.filter((d) => Array.isArray(d) && typeof d[0] === 'string' && typeof d[1] === 'string'));
+  } catch (_) { /* none */ }
+}
+
+window.addEventListener('pagehide', () => {
+  if (!state.user) return;
+  try {
+    sessionStorage.setItem(draftsKey(), JSON.stringify([...state.drafts.entries()]));
+  } catch (_) { /* storage disabled */ }
+});
+
 // Closed in another tab of this browser.
 window.addEventListener('storage', (ev) => {
   if (state.user && ev.key === hiddenKey()) {
@@ -163,6 +180,7 @@ function showLogin(message = '') {
 function showApp(user) {
   state.user = user;
   loadHidden();
+  loadDrafts();
   document.body.classList.add('signed-in');
   show($('login-view'), false);
   show($('app-view'), true);
@@ -225,6 +243,7 @@ $('logout').addEventListener('click', async () => {
   }
   try {
     sessionStorage.removeItem('sapphire.current');
+    sessionStorage.removeItem(draftsKey());
     // Tell this browser's other tabs (they share the cookie that is going),
     // before the proxy closes their connections.
     localStorage.setItem('sapphire.signed-out', String(Date.now()));

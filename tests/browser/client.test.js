@@ -193,6 +193,18 @@ describe('Reading and driving the web client', () => {
     await convItem(page, 'bob').locator('button').click();
     assert.equal(await page.inputValue('#compose'), 'draft for bob');
     await page.fill('#compose', '');
+    // A reload of the tab keeps the drafts too.
+    await openChannel(page);
+    await page.reload();
+    await appReady(page);
+    await until(page, (c) => document.querySelector('#conv-name').textContent === c, CHANNEL);
+    assert.equal(await page.inputValue('#compose'), 'half-written thought', 'the draft survived a reload');
+    await page.fill('#compose', '');
+    // (Back to bob: a conversation without messages is not kept by the server.)
+    await page.click('#btn-members');
+    await page.fill('#member-filter', 'bob');
+    await page.click('#member-list li button');
+    await until(page, () => document.querySelector('#conv-name').textContent === 'bob');
   });
 
   it('closes a conversation; it stays closed after a reload and comes back with a message', async () => {
