@@ -126,7 +126,8 @@ mod tests {
     fn empty_file_is_the_defaults() {
         let c = BackendConfig::parse(Path::new("x"), "").unwrap();
         assert_eq!(c, BackendConfig::default());
-        assert!(c.protocols.allows("prpl-zephyr"));
+        assert!(c.protocols.allows("prpl-irc"));
+        assert!(!c.protocols.allows("prpl-zephyr"));
     }
 
     #[test]

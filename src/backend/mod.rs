@@ -35,6 +35,8 @@
 //!   forking DNS resolver) is set up as `docs/protocol.md` and
 //!   [`prepare_env`] describe; DNS is resolved on short-lived threads.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod config;
 pub(crate) mod event;
 pub(crate) mod hub;

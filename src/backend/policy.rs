@@ -111,14 +111,22 @@ fn words(setting: &str) -> impl Iterator<Item = String> + '_ {
     out.into_iter()
 }
 
-/// The admin's limit on protocols (`None`: every installed protocol).
+/// Protocols users may not add unless the admin names them in
+/// `protocols`: zephyr's sign-on blocks libpurple's thread (and with it every
+/// account and request of the user) for 10 s at each attempt on a host
+/// without a Zephyr host manager, which is every host Sapphire runs on
+/// outside a campus that still uses it.
+pub const OFF_BY_DEFAULT: &[&str] = &["prpl-zephyr"];
+
+/// The admin's limit on protocols (`None`: every installed protocol but
+/// [`OFF_BY_DEFAULT`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProtocolAllowList(pub Option<Vec<String>>);
 
 impl ProtocolAllowList {
     pub fn allows(&self, protocol: &str) -> bool {
         match &self.0 {
-            None => true,
+            None => !OFF_BY_DEFAULT.contains(&protocol),
             Some(list) => list.iter().any(|p| p == protocol),
         }
     }
@@ -193,7 +201,10 @@ mod tests {
 
     #[test]
     fn allow_list_of_protocols() {
-        assert!(ProtocolAllowList(None).allows("prpl-zephyr"));
+        assert!(ProtocolAllowList(None).allows("prpl-irc"));
+        assert!(!ProtocolAllowList(None).allows("prpl-zephyr"));
+        let z = ProtocolAllowList(Some(vec!["prpl-zephyr".into()]));
+        assert!(z.allows("prpl-zephyr"));
         let l = ProtocolAllowList(Some(vec!["prpl-irc".into()]));
         assert!(l.allows("prpl-irc"));
         assert!(!l.allows("prpl-zephyr"));

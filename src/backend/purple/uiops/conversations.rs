@@ -9,13 +9,18 @@ use crate::backend::event::{Direction, Event, Member, Message, Renamed};
 use crate::backend::protocol::{clean_incoming, ConvKind};
 
 /// A C string argument of a callback.
-fn arg(p: *const c_char) -> String {
-    // SAFETY: libpurple passes NULL or valid strings for the call.
+///
+/// # Safety
+/// `p` is NULL or a valid C string.
+unsafe fn arg(p: *const c_char) -> String {
+    // SAFETY: the caller's contract.
     unsafe { glue::string(p) }
 }
 
-fn opt_arg(p: *const c_char) -> Option<String> {
-    // SAFETY: as for `arg`.
+/// # Safety
+/// As for [`arg`].
+unsafe fn opt_arg(p: *const c_char) -> Option<String> {
+    // SAFETY: the caller's contract.
     unsafe { glue::opt_string(p) }
 }
 
@@ -46,8 +51,10 @@ unsafe extern "C" fn write_conv(
     };
     // SAFETY: NULL or the message markup, valid for the call.
     let (text, truncated) = clean_incoming(unsafe { glue::markup_to_text(message) });
-    let sender = arg(name);
-    let alias = opt_arg(alias).filter(|a| *a != sender && !a.is_empty());
+    // SAFETY: libpurple's string arguments, NULL or valid for the call.
+    let sender = unsafe { arg(name) };
+    // SAFETY: libpurple's string arguments, NULL or valid for the call.
+    let alias = unsafe { opt_arg(alias) }.filter(|a| *a != sender && !a.is_empty());
     let delayed = flags & ffi::PURPLE_MESSAGE_DELAYED != 0;
     let seq = events::emit(Event::Message(Message {
         account,
@@ -132,8 +139,10 @@ unsafe extern "C" fn chat_rename_user(
     // SAFETY: libpurple passes NULL or its live conversation.
     let conv = unsafe { Conversation::from_ptr(conv) };
     let item = Renamed {
-        from: arg(old_name),
-        to: arg(new_name),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        from: unsafe { arg(old_name) },
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        to: unsafe { arg(new_name) },
     };
     members(conv, |c| c.renamed = vec![item]);
 }
@@ -141,7 +150,8 @@ unsafe extern "C" fn chat_rename_user(
 unsafe extern "C" fn chat_update_user(conv: *mut ffi::PurpleConversation, user: *const c_char) {
     // SAFETY: libpurple passes NULL or its live conversation.
     let conv = unsafe { Conversation::from_ptr(conv) };
-    let Some(member) = conv.and_then(|c| c.member(&arg(user))) else {
+    // SAFETY: libpurple's string arguments, NULL or valid for the call.
+    let Some(member) = conv.and_then(|c| c.member(&unsafe { arg(user) })) else {
         return;
     };
     members(conv, |c| c.updated = vec![view::member(member)]);

@@ -8,12 +8,17 @@ use crate::backend::event::{Event, Notice};
 use crate::backend::protocol::clean_incoming;
 
 /// A C string argument, cleaned (`None` for NULL).
-fn text(p: *const c_char) -> Option<String> {
-    // SAFETY: libpurple passes NULL or valid strings for the call.
+///
+/// # Safety
+/// `p` is NULL or a valid C string.
+unsafe fn text(p: *const c_char) -> Option<String> {
+    // SAFETY: the caller's contract.
     unsafe { glue::opt_string(p) }.map(|s| clean_incoming(s).0)
 }
 
-fn titled(
+/// # Safety
+/// The strings are NULL or valid C strings.
+unsafe fn titled(
     level: &'static str,
     title: *const c_char,
     primary: *const c_char,
@@ -21,9 +26,12 @@ fn titled(
 ) -> Notice {
     Notice {
         level,
-        title: text(title),
-        primary: text(primary),
-        secondary: text(secondary),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        title: unsafe { text(title) },
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        primary: unsafe { text(primary) },
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        secondary: unsafe { text(secondary) },
         ..Notice::default()
     }
 }
@@ -39,7 +47,10 @@ unsafe extern "C" fn notify_message(
         ffi::PURPLE_NOTIFY_MSG_WARNING => "warning",
         _ => "info",
     };
-    events::emit(Event::Notice(titled(level, title, primary, secondary)));
+    // SAFETY: libpurple's string arguments, NULL or valid for the call.
+    events::emit(Event::Notice(unsafe {
+        titled(level, title, primary, secondary)
+    }));
     std::ptr::null_mut()
 }
 
@@ -49,7 +60,8 @@ unsafe extern "C" fn notify_formatted(
     secondary: *const c_char,
     body: *const c_char,
 ) -> *mut c_void {
-    let mut n = titled("info", title, primary, secondary);
+    // SAFETY: libpurple's string arguments, NULL or valid for the call.
+    let mut n = unsafe { titled("info", title, primary, secondary) };
     // SAFETY: NULL or valid markup for the call.
     n.text = Some(clean_incoming(unsafe { glue::markup_to_text(body) }).0);
     events::emit(Event::Notice(n));

@@ -16,8 +16,11 @@ use super::super::{events, ffi, glue, requests};
 use crate::backend::event::{Action, Choice, Event, Notice, RequestDetails, RequestOpen};
 
 /// A C string argument of a callback (`None` for NULL).
-fn opt(p: *const c_char) -> Option<String> {
-    // SAFETY: libpurple passes NULL or valid strings for the call.
+///
+/// # Safety
+/// `p` is NULL or a valid C string.
+unsafe fn opt(p: *const c_char) -> Option<String> {
+    // SAFETY: the caller's contract.
     unsafe { glue::opt_string(p) }
 }
 
@@ -28,15 +31,19 @@ unsafe fn account_id(account: *mut ffi::PurpleAccount) -> Option<i64> {
     unsafe { Account::from_ptr(account) }.map(Account::id)
 }
 
-fn ok_cancel(ok_text: *const c_char, cancel_text: *const c_char) -> Vec<Action> {
+/// # Safety
+/// Both are NULL or valid C strings.
+unsafe fn ok_cancel(ok_text: *const c_char, cancel_text: *const c_char) -> Vec<Action> {
     vec![
         Action {
             id: 0,
-            label: opt(ok_text).unwrap_or_else(|| "OK".into()),
+            // SAFETY: the caller's contract.
+            label: unsafe { opt(ok_text) }.unwrap_or_else(|| "OK".into()),
         },
         Action {
             id: 1,
-            label: opt(cancel_text).unwrap_or_else(|| "Cancel".into()),
+            // SAFETY: the caller's contract.
+            label: unsafe { opt(cancel_text) }.unwrap_or_else(|| "Cancel".into()),
         },
     ]
 }
@@ -60,12 +67,16 @@ unsafe fn common(
     who: *const c_char,
 ) -> Common {
     Common {
-        title: opt(title),
-        primary: opt(primary),
-        secondary: opt(secondary),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        title: unsafe { opt(title) },
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        primary: unsafe { opt(primary) },
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        secondary: unsafe { opt(secondary) },
         // SAFETY: the caller's contract.
         account: unsafe { account_id(account) },
-        who: opt(who),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        who: unsafe { opt(who) },
     }
 }
 
@@ -130,10 +141,12 @@ unsafe extern "C" fn request_input(
     user_data: *mut c_void,
 ) -> *mut c_void {
     let details = RequestDetails::Input {
-        default_value: opt(default_value),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        default_value: unsafe { opt(default_value) },
         multiline: multiline != 0,
         masked: masked != 0,
-        hint: opt(hint),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        hint: unsafe { opt(hint) },
     };
     let pending = Pending::Text {
         // SAFETY: input callbacks are PurpleRequestInputCb.
@@ -144,7 +157,8 @@ unsafe extern "C" fn request_input(
     open(
         // SAFETY: the callback\'s own arguments.
         unsafe { common(title, primary, secondary, account, who) },
-        ok_cancel(ok_text, cancel_text),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        unsafe { ok_cancel(ok_text, cancel_text) },
         details,
         entry(Some(ffi::PURPLE_REQUEST_INPUT), pending),
     )
@@ -178,7 +192,8 @@ unsafe extern "C" fn sapphire_request_choice_rs(
     for (&text, &value) in texts.iter().zip(values) {
         choices.push(Choice {
             value,
-            label: opt(text).unwrap_or_default(),
+            // SAFETY: libpurple's string arguments, NULL or valid for the call.
+            label: unsafe { opt(text) }.unwrap_or_default(),
         });
         vals.push(value);
     }
@@ -194,7 +209,8 @@ unsafe extern "C" fn sapphire_request_choice_rs(
     open(
         // SAFETY: the callback\'s own arguments.
         unsafe { common(title, primary, secondary, account, who) },
-        ok_cancel(ok_text, cancel_text),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        unsafe { ok_cancel(ok_text, cancel_text) },
         RequestDetails::Choice {
             choices,
             default: default_value,
@@ -225,7 +241,8 @@ unsafe extern "C" fn sapphire_request_action_rs(
     // SAFETY: and `count` callbacks.
     let callbacks = unsafe { std::slice::from_raw_parts(callbacks, count) };
     for (i, (&text, &cb)) in texts.iter().zip(callbacks).enumerate() {
-        let label = opt(text).unwrap_or_default().replace('_', "");
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        let label = unsafe { opt(text) }.unwrap_or_default().replace('_', "");
         actions.push(Action { id: i, label });
         // SAFETY: action callbacks are PurpleRequestActionCb.
         cbs.push(unsafe { callback(cb, user_data) });
@@ -333,7 +350,8 @@ unsafe extern "C" fn request_fields(
     open(
         // SAFETY: the callback\'s own arguments.
         unsafe { common(title, primary, secondary, account, who) },
-        ok_cancel(ok_text, cancel_text),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        unsafe { ok_cancel(ok_text, cancel_text) },
         RequestDetails::Fields { groups },
         entry(Some(ffi::PURPLE_REQUEST_FIELDS), pending),
     )
@@ -360,9 +378,11 @@ unsafe extern "C" fn request_file(
     open(
         // SAFETY: the callback\'s own arguments.
         unsafe { common(title, null, null, account, who) },
-        ok_cancel(null, null),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        unsafe { ok_cancel(null, null) },
         RequestDetails::File {
-            filename: opt(filename),
+            // SAFETY: libpurple's string arguments, NULL or valid for the call.
+            filename: unsafe { opt(filename) },
             save: savedialog != 0,
         },
         entry(Some(ffi::PURPLE_REQUEST_FILE), pending),
@@ -389,9 +409,11 @@ unsafe extern "C" fn request_folder(
     open(
         // SAFETY: the callback\'s own arguments.
         unsafe { common(title, null, null, account, who) },
-        ok_cancel(null, null),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        unsafe { ok_cancel(null, null) },
         RequestDetails::Folder {
-            dirname: opt(dirname),
+            // SAFETY: libpurple's string arguments, NULL or valid for the call.
+            dirname: unsafe { opt(dirname) },
         },
         entry(Some(ffi::PURPLE_REQUEST_FOLDER), pending),
     )
@@ -434,14 +456,16 @@ unsafe extern "C" fn request_authorize(
     deny: ffi::PurpleAccountRequestAuthorizationCb,
     user_data: *mut c_void,
 ) -> *mut c_void {
-    let who = opt(remote_user).unwrap_or_default();
+    // SAFETY: libpurple's string arguments, NULL or valid for the call.
+    let who = unsafe { opt(remote_user) }.unwrap_or_default();
     let c = Common {
         title: Some("Authorization request".into()),
         primary: Some(format!("{who} wants to add you to their contact list")),
         secondary: None,
         // SAFETY: the callback's own account.
         account: unsafe { account_id(account) },
-        who: opt(remote_user),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        who: unsafe { opt(remote_user) },
     };
     let pending = Pending::Authorize {
         // SAFETY: libpurple's callbacks for this request with its data.
@@ -462,8 +486,10 @@ unsafe extern "C" fn request_authorize(
             },
         ],
         RequestDetails::Authorize {
-            alias: opt(alias),
-            message: opt(message),
+            // SAFETY: libpurple's string arguments, NULL or valid for the call.
+            alias: unsafe { opt(alias) },
+            // SAFETY: libpurple's string arguments, NULL or valid for the call.
+            message: unsafe { opt(message) },
             on_list: on_list != 0,
         },
         entry(None, pending),
@@ -486,9 +512,12 @@ unsafe extern "C" fn request_add(
         kind: Some("added_you"),
         // SAFETY: the callback's own account.
         account: unsafe { account_id(account) },
-        who: opt(remote_user),
-        alias: opt(alias),
-        message: opt(message),
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        who: unsafe { opt(remote_user) },
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        alias: unsafe { opt(alias) },
+        // SAFETY: libpurple's string arguments, NULL or valid for the call.
+        message: unsafe { opt(message) },
         ..Notice::default()
     }));
 }
