@@ -109,6 +109,11 @@ pub(crate) fn startup() {
         }
     }
     let hub = state::hub();
+    match hub.scrub_account_secrets(view::protocol_masks) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed secret option values from {n} stored events"),
+        Err(e) => tracing::error!("cannot scrub secrets from stored events: {e}"),
+    }
     hub.set_accounts(Account::all().into_iter().map(view::account_json).collect());
     let buddies = handles::Buddy::all()
         .into_iter()
