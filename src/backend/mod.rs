@@ -41,7 +41,6 @@ pub mod config;
 pub(crate) mod event;
 pub(crate) mod hub;
 pub(crate) mod notify;
-#[allow(dead_code)] // used by the IRC send path (issue #12), being wired
 pub(crate) mod pacing;
 pub(crate) mod policy;
 #[cfg(test)]

@@ -56,6 +56,12 @@ unsafe extern "C" fn write_conv(
     // SAFETY: libpurple's string arguments, NULL or valid for the call.
     let alias = unsafe { opt_arg(alias) }.filter(|a| *a != sender && !a.is_empty());
     let delayed = flags & ffi::PURPLE_MESSAGE_DELAYED != 0;
+    // libpurple writes actions (IRC's CTCP ACTION both ways, XMPP's
+    // XEP-0245) as text starting with "/me ".
+    let (text, action) = match text.strip_prefix("/me ") {
+        Some(rest) if direction != Direction::System => (rest.to_owned(), true),
+        _ => (text, false),
+    };
     // A highlight word of the user's counts as a mention in chats.
     let highlight = direction == Direction::In
         && conversation.kind == ConvKind::Chat
@@ -70,6 +76,7 @@ unsafe extern "C" fn write_conv(
         truncated,
         // Someone said our name (or a highlight word) in a chat.
         mention: (flags & ffi::PURPLE_MESSAGE_NICK != 0 || highlight) && direction == Direction::In,
+        action,
         // Server-replayed history: when it was originally sent.
         delayed,
         sent: delayed.then(|| mtime.saturating_mul(1000)),
