@@ -48,6 +48,10 @@ pub(crate) struct Message {
     pub(crate) truncated: bool,
     #[serde(skip_serializing_if = "is_false")]
     pub(crate) mention: bool,
+    /// A `/me` action (IRC CTCP ACTION, XMPP `/me`): `text` is without the
+    /// `/me ` prefix.
+    #[serde(skip_serializing_if = "is_false")]
+    pub(crate) action: bool,
     #[serde(skip_serializing_if = "is_false")]
     pub(crate) delayed: bool,
     /// Unix ms it was originally sent (with `delayed`).
@@ -341,6 +345,7 @@ mod tests {
             direction: Direction::In,
             truncated: false,
             mention: true,
+            action: false,
             delayed: false,
             sent: None,
         });

@@ -673,6 +673,7 @@ mod tests {
                 direction,
                 truncated: false,
                 mention: false,
+                action: false,
                 delayed: false,
                 sent: None,
             })

@@ -40,7 +40,6 @@
 pub mod config;
 pub(crate) mod event;
 pub(crate) mod hub;
-#[allow(dead_code)] // used by the IRC send path (issue #12), being wired
 pub(crate) mod pacing;
 pub(crate) mod policy;
 #[cfg(test)]

@@ -10,13 +10,16 @@
 //! every two seconds (see `docs/irc.md`). Sapphire turns the plugin's own
 //! limit off for the accounts it paces and applies a real token bucket
 //! here: a burst of [`DEFAULT_BURST`] lines at once, then one line per
-//! [`DEFAULT_INTERVAL`] — the classic allowance of IRC servers (RFC 1459
-//! §8.10: 2 s a message, 10 s of credit).
+//! [`DEFAULT_INTERVAL`] — the steady rate of RFC 1459 §8.10 (2 s a
+//! message).
 
 use std::time::{Duration, Instant};
 
-/// Lines that may go at once after a quiet spell.
-pub const DEFAULT_BURST: u32 = 5;
+/// Lines that may go at once after a quiet spell. Ten: a conversation of
+/// short lines typed in a row never waits (each reply then carries its
+/// message's `seq`), and common servers' flood limits (a 10-second
+/// allowance at 2 s a line, or a receive queue of several KiB) take it.
+pub const DEFAULT_BURST: u32 = 10;
 /// Steady rate once the burst is spent: one line per interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(2000);
 

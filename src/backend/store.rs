@@ -645,6 +645,7 @@ mod tests {
             direction,
             truncated: false,
             mention: false,
+            action: false,
             delayed: false,
             sent: None,
         })

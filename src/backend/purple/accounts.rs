@@ -130,6 +130,7 @@ pub(crate) fn startup() {
 fn restore() {
     for account in Account::all() {
         enforce_policy(account);
+        take_over_irc_pacing(account);
     }
     let configs = match state::hub().account_configs() {
         Ok(c) => c,
@@ -155,11 +156,21 @@ fn restore() {
             },
         };
         enforce_policy(account);
+        take_over_irc_pacing(account);
         let enabled = config["enabled"].as_bool().unwrap_or(true)
             && check_protocol_allowed(&account.protocol_id()).is_ok();
         if account.enabled() != enabled {
             account.set_enabled(enabled);
         }
+    }
+}
+
+/// For IRC accounts: turns libpurple's own send pacing off
+/// (`ratelimit-interval` 0): `purple::sending` paces IRC lines itself with
+/// a token bucket and hands each to the network at once (`docs/irc.md`).
+pub(crate) fn take_over_irc_pacing(account: Account) {
+    if account.protocol_id() == "prpl-irc" {
+        account.set_int_setting("ratelimit-interval", 0);
     }
 }
 

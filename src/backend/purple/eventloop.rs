@@ -10,13 +10,69 @@ struct Watch {
     fd: c_int,
 }
 
+/// A libpurple timeout: its function and data. Every timeout is registered
+/// with one of these as its GLib user data, never with libpurple's own
+/// data pointer, so that a plugin's direct `g_timeout_add*` is the only
+/// source carrying the plugin's data (`docs/irc.md` relies on that).
+struct Timeout {
+    function: ffi::GSourceFunc,
+    data: ffi::gpointer,
+}
+
+unsafe extern "C" fn timeout_invoke(data: ffi::gpointer) -> ffi::gboolean {
+    // SAFETY: `data` is the Timeout boxed in add_timeout, alive until
+    // timeout_free.
+    let t = unsafe { &*(data as *const Timeout) };
+    match t.function {
+        // SAFETY: libpurple's callback with libpurple's data.
+        Some(f) => unsafe { f(t.data) },
+        None => ffi::GFALSE,
+    }
+}
+
+unsafe extern "C" fn timeout_free(data: ffi::gpointer) {
+    // SAFETY: created by Box::into_raw in add_timeout, freed once here.
+    drop(unsafe { Box::from_raw(data as *mut Timeout) });
+}
+
+fn add_timeout(
+    interval: ffi::guint,
+    seconds: bool,
+    function: ffi::GSourceFunc,
+    data: ffi::gpointer,
+) -> ffi::guint {
+    let boxed = Box::into_raw(Box::new(Timeout { function, data })) as ffi::gpointer;
+    if seconds {
+        // SAFETY: our trampoline and box, freed by GLib through timeout_free.
+        unsafe {
+            ffi::g_timeout_add_seconds_full(
+                ffi::G_PRIORITY_DEFAULT,
+                interval,
+                Some(timeout_invoke),
+                boxed,
+                Some(timeout_free),
+            )
+        }
+    } else {
+        // SAFETY: as above.
+        unsafe {
+            ffi::g_timeout_add_full(
+                ffi::G_PRIORITY_DEFAULT,
+                interval,
+                Some(timeout_invoke),
+                boxed,
+                Some(timeout_free),
+            )
+        }
+    }
+}
+
 unsafe extern "C" fn timeout_add(
     interval: ffi::guint,
     function: ffi::GSourceFunc,
     data: ffi::gpointer,
 ) -> ffi::guint {
-    // SAFETY: libpurple's function and data, as GLib expects them.
-    unsafe { ffi::g_timeout_add(interval, function, data) }
+    add_timeout(interval, false, function, data)
 }
 
 unsafe extern "C" fn timeout_add_seconds(
@@ -24,8 +80,7 @@ unsafe extern "C" fn timeout_add_seconds(
     function: ffi::GSourceFunc,
     data: ffi::gpointer,
 ) -> ffi::guint {
-    // SAFETY: libpurple's function and data, as GLib expects them.
-    unsafe { ffi::g_timeout_add_seconds(interval, function, data) }
+    add_timeout(interval, true, function, data)
 }
 
 unsafe extern "C" fn source_remove(handle: ffi::guint) -> ffi::gboolean {

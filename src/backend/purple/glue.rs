@@ -112,6 +112,13 @@ pub(crate) unsafe fn markup_to_text(p: *const c_char) -> String {
     unsafe { take_gstring(stripped) }.unwrap_or_default()
 }
 
+/// Plain text from libpurple markup held in a Rust string.
+pub(crate) fn markup_str_to_text(markup: &str) -> String {
+    let c = cstring(markup);
+    // SAFETY: a valid C string that outlives the call.
+    unsafe { markup_to_text(c.as_ptr()) }
+}
+
 /// libpurple markup from plain text: escaped, newlines as `<br>`.
 pub(crate) fn text_to_markup(text: &str) -> CString {
     let mut out = String::with_capacity(text.len() + 16);

@@ -304,6 +304,13 @@ impl Account {
         }
     }
 
+    /// Sets an integer setting (a plugin's, whether or not it is offered).
+    pub(crate) fn set_int_setting(self, setting: &str, value: c_int) {
+        let key = cstring(setting);
+        // SAFETY: a live account and a valid setting name.
+        unsafe { ffi::purple_account_set_int(self.raw(), key.as_ptr(), value) };
+    }
+
     /// Removes a setting from the account's stored settings.
     pub(crate) fn remove_setting(self, setting: &str) {
         let key = cstring(setting);
@@ -684,6 +691,29 @@ impl UserSplit {
 // ---- connections ------------------------------------------------------
 
 impl Connection {
+    /// Makes the IRC plugin's send-queue timer fire now instead of at its
+    /// next one-second tick (see `docs/irc.md`): the plugin's
+    /// `g_timeout_add_seconds(1, irc_send_handler_cb, irc)` is the only
+    /// GLib source whose user data is the connection's `proto_data` (the
+    /// event-loop UI ops wrap every timeout libpurple asks for). Returns
+    /// whether the source was found. Only meaningful for `prpl-irc`.
+    pub(crate) fn kick_irc_send_queue(self) -> bool {
+        // SAFETY: a live connection; reading its plugin data pointer.
+        let data = unsafe { (*self.raw()).proto_data };
+        if data.is_null() {
+            return false;
+        }
+        // SAFETY: the default context (NULL) and an opaque pointer.
+        let source =
+            unsafe { ffi::g_main_context_find_source_by_user_data(std::ptr::null_mut(), data) };
+        if source.is_null() {
+            return false;
+        }
+        // SAFETY: a live source of the default context, on its owner thread.
+        unsafe { ffi::g_source_set_ready_time(source, 0) };
+        true
+    }
+
     pub(crate) fn account(self) -> Option<Account> {
         // SAFETY: a live connection.
         let a = unsafe { ffi::purple_connection_get_account(self.raw()) };
@@ -803,6 +833,29 @@ const ROLES: &[(ffi::PurpleConvChatBuddyFlags, &str)] = &[
     (ffi::PURPLE_CBFLAGS_AWAY, "away"),
 ];
 
+/// What libpurple's command table did with a slash command.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CmdResult {
+    Ok,
+    NotFound,
+    WrongArgs,
+    /// Registered, but not for this protocol or this kind of conversation.
+    NotHere,
+    Failed(Option<String>),
+}
+
+/// Every conversation libpurple has open, all accounts.
+pub(crate) fn all_conversations() -> Vec<Conversation> {
+    // SAFETY: libpurple's own list of live conversations (not ours to free).
+    let list = unsafe { ffi::purple_get_conversations() };
+    // SAFETY: a valid GList of PurpleConversation.
+    let ptrs = unsafe { glue::glist::<ffi::PurpleConversation>(list) };
+    ptrs.into_iter()
+        // SAFETY: members of the list are live conversations.
+        .filter_map(|p| unsafe { Conversation::from_ptr(p) })
+        .collect()
+}
+
 impl Conversation {
     pub(crate) fn account(self) -> Option<Account> {
         // SAFETY: a live conversation.
@@ -912,6 +965,53 @@ impl Conversation {
         // SAFETY: a joined chat's live data and a valid C string.
         unsafe { ffi::purple_conv_chat_send(self.chat_data(), markup.as_ptr()) };
         true
+    }
+
+    /// Runs `cmdline` (without its leading `/`) through libpurple's command
+    /// table for this conversation's protocol.
+    pub(crate) fn run_command(self, cmdline: &str, markup: &str) -> CmdResult {
+        let cmd = cstring(cmdline);
+        let m = cstring(markup);
+        let mut error: *mut c_char = std::ptr::null_mut();
+        // SAFETY: a live conversation, valid C strings, and an out pointer
+        // libpurple may set to a string we then own.
+        let status =
+            unsafe { ffi::purple_cmd_do_command(self.raw(), cmd.as_ptr(), m.as_ptr(), &mut error) };
+        // SAFETY: NULL or a string allocated for us.
+        let message = unsafe { glue::take_gstring(error) };
+        match status {
+            ffi::PURPLE_CMD_STATUS_OK => CmdResult::Ok,
+            ffi::PURPLE_CMD_STATUS_NOT_FOUND => CmdResult::NotFound,
+            ffi::PURPLE_CMD_STATUS_WRONG_ARGS => CmdResult::WrongArgs,
+            ffi::PURPLE_CMD_STATUS_WRONG_PRPL | ffi::PURPLE_CMD_STATUS_WRONG_TYPE => {
+                CmdResult::NotHere
+            }
+            _ => CmdResult::Failed(message),
+        }
+    }
+
+    /// Help texts of command `name` here (empty if there is none).
+    pub(crate) fn command_help(self, name: &str) -> Vec<String> {
+        let n = cstring(name);
+        // SAFETY: a live conversation and a valid C string; a new list of
+        // libpurple's own strings, ours to free (not its strings).
+        let list = unsafe { ffi::purple_cmd_help(self.raw(), n.as_ptr()) };
+        // SAFETY: a valid GList of valid C strings.
+        let out = unsafe { glue::glist_strings(list) };
+        // SAFETY: the list (not its data) is ours.
+        unsafe { ffi::g_list_free(list) };
+        out
+    }
+
+    /// Names of the commands available here.
+    pub(crate) fn command_names(self) -> Vec<String> {
+        // SAFETY: a live conversation; a new list of libpurple's strings.
+        let list = unsafe { ffi::purple_cmd_list(self.raw()) };
+        // SAFETY: a valid GList of valid C strings.
+        let out = unsafe { glue::glist_strings(list) };
+        // SAFETY: the list (not its data) is ours.
+        unsafe { ffi::g_list_free(list) };
+        out
     }
 
     /// Closes the conversation (leaving a chat); frees it.

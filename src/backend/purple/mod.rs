@@ -17,6 +17,7 @@ mod glue;
 mod handles;
 mod invoke;
 mod requests;
+pub(crate) mod sending;
 mod state;
 mod uiops;
 mod view;

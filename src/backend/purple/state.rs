@@ -91,6 +91,8 @@ pub(crate) struct PurpleState {
     pub(crate) outgoing: Option<Option<u64>>,
     /// The purple thread's main loop (GLib), once it exists.
     pub(crate) main_loop: Option<NonNull<ffi::GMainLoop>>,
+    /// Paced outgoing lines per account (IRC), see `sending`.
+    pub(crate) send_queues: HashMap<i64, crate::backend::purple::sending::SendQueue>,
 }
 
 impl PurpleState {
@@ -108,6 +110,7 @@ impl PurpleState {
             next_dns: 1,
             outgoing: None,
             main_loop: None,
+            send_queues: HashMap::new(),
         }
     }
 }

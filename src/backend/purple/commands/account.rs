@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::super::handles::{Account, NewAccount, Protocol};
-use super::super::{accounts, events, state, view};
+use super::super::{accounts, events, sending, state, view};
 use super::{check_text, param_account};
 use crate::backend::event::Event;
 use crate::backend::protocol::{OpError, OpResult, Params};
@@ -66,6 +66,7 @@ pub(super) fn add(p: &Params) -> OpResult {
         account.set_alias(alias);
     }
     account.set_id(id);
+    accounts::take_over_irc_pacing(account);
     let account = new.add();
     let mut info = view::account_json(account);
     info["enabled"] = json!(enabled);
@@ -87,6 +88,7 @@ pub(super) fn remove(p: &Params) -> OpResult {
         .map_err(accounts::store_failed)?;
     account.delete();
     accounts::forget(id);
+    sending::forget(id);
     events::emit(Event::AccountRemoved { account: id });
     Ok(json!({}))
 }

@@ -20,15 +20,22 @@ pub(super) fn join(p: &Params) -> OpResult {
     if fields.values().any(|v| !v.is_string()) {
         return Err(OpError::bad_request("chat fields must be strings"));
     }
+    // IRC channel names start with one of these; "sapphire" means
+    // "#sapphire" (as in The Lounge and every IRC client).
+    let name = if account.protocol_id() == "prpl-irc" && !name.starts_with(['#', '&', '+', '!']) {
+        format!("#{name}")
+    } else {
+        name.to_owned()
+    };
     let gc = accounts::connected(account)?;
-    if !gc.join_chat(name, fields) {
+    if !gc.join_chat(&name, fields) {
         return Err(unsupported("has no chats"));
     }
     // Joined again whenever the account signs on, until chat.leave.
     state::hub()
-        .autojoin_add(account.id(), name, fields)
+        .autojoin_add(account.id(), &name, fields)
         .map_err(accounts::store_failed)?;
-    Ok(json!({}))
+    Ok(json!({"name": name}))
 }
 
 fn find_chat(p: &Params) -> Result<(Account, Conversation), OpError> {

@@ -1,32 +1,27 @@
 //! `conversation.send`, `typing`.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::super::{accounts, events, ffi, glue};
+use super::super::{accounts, ffi, sending};
 use super::{check_text, param_account};
 use crate::backend::protocol::{ConvKind, OpError, OpResult, Params, MAX_TEXT};
 
+/// `conversation.send`: text, or a `/command` (see `purple::sending`).
 pub(super) fn send(p: &Params) -> OpResult {
     let (kind, name) = p.conversation()?;
     let text = p.str("text")?;
     check_text(text, "text", MAX_TEXT)?;
     let account = param_account(p)?;
     accounts::connected(account)?;
-    let markup = glue::text_to_markup(text);
-    let (sent, seq) = events::capture_outgoing(|| match kind {
-        ConvKind::Im => account.im(name).is_some_and(|c| c.send_im(&markup)),
-        ConvKind::Chat => account
-            .find_conversation(ConvKind::Chat, name)
-            .is_some_and(|c| c.send_chat(&markup)),
-    });
-    if !sent {
-        return Err(match kind {
-            ConvKind::Chat => OpError::new("not_joined", "not in this chat"),
-            ConvKind::Im => OpError::internal("cannot open the conversation"),
-        });
-    }
-    // `null`: some protocols echo sent chat messages from the server instead.
-    Ok(json!({"seq": seq.map_or(Value::Null, Value::from)}))
+    sending::send(account, kind, name, text)
+}
+
+/// `commands`: what `/` offers in a conversation, for completion.
+pub(super) fn commands(p: &Params) -> OpResult {
+    let (kind, name) = p.conversation()?;
+    let account = param_account(p)?;
+    accounts::connected(account)?;
+    sending::commands(account, kind, name)
 }
 
 pub(super) fn typing(p: &Params) -> OpResult {

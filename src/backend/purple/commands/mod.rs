@@ -31,6 +31,7 @@ const OPS: &[(&str, Command)] = &[
     ("buddy.add", buddy::add),
     ("buddy.remove", buddy::remove),
     ("conversation.send", conversation::send),
+    ("commands", conversation::commands),
     ("chat.join", chat::join),
     ("chat.leave", chat::leave),
     ("chat.topic", chat::topic),

@@ -59,6 +59,12 @@ unsafe extern "C" fn write_conv(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let delayed = events::delayed(flags & ffi::PURPLE_MESSAGE_DELAYED != 0, mtime, now);
+    // libpurple writes actions (IRC's CTCP ACTION both ways, XMPP's
+    // XEP-0245) as text starting with "/me ".
+    let (text, action) = match text.strip_prefix("/me ") {
+        Some(rest) if direction != Direction::System => (rest.to_owned(), true),
+        _ => (text, false),
+    };
     let seq = events::emit(Event::Message(Message {
         account,
         conversation,
@@ -69,6 +75,7 @@ unsafe extern "C" fn write_conv(
         truncated,
         // Someone said our name in a chat.
         mention: flags & ffi::PURPLE_MESSAGE_NICK != 0 && direction == Direction::In,
+        action,
         // Server-replayed history: when it was originally sent.
         delayed,
         sent: delayed.then(|| mtime.saturating_mul(1000)),
