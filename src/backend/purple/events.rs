@@ -16,6 +16,18 @@ pub(crate) fn emit(event: Event) -> Option<u64> {
     }
 }
 
+/// How much older than now a message's time must be to count as replayed.
+pub(crate) const DELAYED_AFTER_S: i64 = 60;
+
+/// Whether a message libpurple delivers is replayed history (`delayed`,
+/// with its original time as `sent`): libpurple flagged it
+/// `PURPLE_MESSAGE_DELAYED`, or its time (`mtime`, seconds) is more than
+/// [`DELAYED_AFTER_S`] before `now` — XMPP offline messages carry their
+/// `<delay>` stamp as the time without the flag (issue #13).
+pub(crate) fn delayed(flagged: bool, mtime: i64, now: i64) -> bool {
+    flagged || (mtime > 0 && now.saturating_sub(mtime) > DELAYED_AFTER_S)
+}
+
 /// Emits the event built from its `seq` (requests use it as their id).
 pub(crate) fn emit_with(make: impl FnOnce(u64) -> Event) -> Result<u64, StoreError> {
     state::hub().emit_with(make)
@@ -63,4 +75,18 @@ pub(crate) fn note_outgoing(seq: u64) {
             *slot = Some(seq);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn old_message_times_are_delayed() {
+        let now = 1_700_000_000;
+        assert!(super::delayed(true, now, now));
+        assert!(!super::delayed(false, now, now));
+        assert!(!super::delayed(false, now - 60, now));
+        assert!(super::delayed(false, now - 61, now));
+        assert!(!super::delayed(false, now + 5, now)); // a fast clock
+        assert!(!super::delayed(false, 0, now)); // no time at all
+    }
 }

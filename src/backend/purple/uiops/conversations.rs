@@ -55,7 +55,10 @@ unsafe extern "C" fn write_conv(
     let sender = unsafe { arg(name) };
     // SAFETY: libpurple's string arguments, NULL or valid for the call.
     let alias = unsafe { opt_arg(alias) }.filter(|a| *a != sender && !a.is_empty());
-    let delayed = flags & ffi::PURPLE_MESSAGE_DELAYED != 0;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let delayed = events::delayed(flags & ffi::PURPLE_MESSAGE_DELAYED != 0, mtime, now);
     // libpurple writes actions (IRC's CTCP ACTION both ways, XMPP's
     // XEP-0245) as text starting with "/me ".
     let (text, action) = match text.strip_prefix("/me ") {
