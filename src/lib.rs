@@ -6,6 +6,7 @@
 //! `ARCHITECTURE`-level notes in `README.md` and `docs/`.
 
 pub mod accounts;
+pub mod acme;
 pub mod backend;
 pub mod fsutil;
 pub mod logging;

@@ -97,6 +97,8 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub header_timeout_secs: Option<u64>,
     pub max_frame_bytes: Option<u64>,
+    /// `[acme]`: certificates from an ACME CA (see `crate::acme`).
+    pub acme: Option<crate::acme::AcmeFile>,
 }
 
 /// The resolved configuration the proxy runs with.
@@ -117,6 +119,8 @@ pub struct Config {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub max_frame_bytes: u64,
+    /// ACME is on: the proxy answers its challenges.
+    pub acme: Option<crate::acme::AcmeConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +237,12 @@ impl Config {
                 "max_connections must be at least 1".into(),
             ));
         }
+        let acme = match file.acme {
+            Some(a) => a.check().map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            None => None,
+        };
         Ok(Config {
+            acme,
             listen,
             tls,
             accounts: args
