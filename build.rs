@@ -34,6 +34,7 @@ fn main() {
         .allowlist_function("serv_.*")
         .allowlist_function("sapphire_request_(choice|action|action_with_icon)")
         .allowlist_type("Purple.*")
+        .allowlist_type("SapphireRequest(Choice|Action)Rs")
         .allowlist_var("PURPLE_.*")
         // GLib and GObject types come from glib-sys / gobject-sys.
         .blocklist_type("_?G[A-Z].*")

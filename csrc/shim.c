@@ -6,24 +6,11 @@
  * and hand plain arrays to the Rust implementations (src/backend/purple/).
  * The arrays (and the strings they point to) are only valid during the call.
  */
-#include <purple.h>
-#include <stdarg.h>
+#include "purple-wrapper.h"
 
-void *sapphire_request_choice_rs(const char *title, const char *primary,
-                                 const char *secondary, int default_value,
-                                 const char *ok_text, GCallback ok_cb,
-                                 const char *cancel_text, GCallback cancel_cb,
-                                 PurpleAccount *account, const char *who,
-                                 PurpleConversation *conv, void *user_data,
-                                 size_t count, const char *const *texts,
-                                 const int *values);
-
-void *sapphire_request_action_rs(const char *title, const char *primary,
-                                 const char *secondary, int default_action,
-                                 PurpleAccount *account, const char *who,
-                                 PurpleConversation *conv, void *user_data,
-                                 size_t count, const char *const *texts,
-                                 const GCallback *callbacks);
+/* The Rust callbacks have the types the header gives them. */
+__attribute__((unused)) static SapphireRequestChoiceRs const check_choice = sapphire_request_choice_rs;
+__attribute__((unused)) static SapphireRequestActionRs const check_action = sapphire_request_action_rs;
 
 /* Choices: pairs of (const char *text, int value), ended by a NULL text. */
 void *sapphire_request_choice(const char *title, const char *primary,

@@ -82,13 +82,28 @@ pub struct Account {
     pub hash: String,
     #[serde(default)]
     pub disabled: bool,
+    /// Bumped each time the user is disabled, so that sessions opened
+    /// before stay dead after `enable` (absent while 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Account {
-    /// A short fingerprint of the password hash. Sessions carry it, so a
-    /// password change (a new hash, new salt) invalidates them.
+    /// A short fingerprint of the password hash and the generation.
+    /// Sessions carry it, so a password change (a new hash, new salt) or a
+    /// disable invalidates them for good.
     pub fn password_stamp(&self) -> [u8; 8] {
-        let digest = Sha256::digest(self.hash.as_bytes());
+        let mut sha = Sha256::new();
+        sha.update(self.hash.as_bytes());
+        if self.generation != 0 {
+            sha.update(b"\0");
+            sha.update(self.generation.to_be_bytes());
+        }
+        let digest = sha.finalize();
         let mut out = [0u8; 8];
         out.copy_from_slice(&digest[..8]);
         out
@@ -174,6 +189,7 @@ impl Accounts {
             Account {
                 hash,
                 disabled: false,
+                generation: 0,
             },
         );
         Ok(())
@@ -186,7 +202,11 @@ impl Accounts {
     }
 
     pub fn set_disabled(&mut self, user: &Username, disabled: bool) -> Result<(), AccountsError> {
-        self.get_mut(user)?.disabled = disabled;
+        let account = self.get_mut(user)?;
+        if disabled && !account.disabled {
+            account.generation += 1;
+        }
+        account.disabled = disabled;
         Ok(())
     }
 
@@ -296,6 +316,23 @@ mod tests {
         let alice = loaded.get(&u("alice")).unwrap();
         assert!(verify_password(&alice.hash, "pw"));
         assert!(!alice.disabled);
+    }
+
+    #[test]
+    fn disable_changes_the_stamp_for_good() {
+        let mut a = Accounts::default();
+        a.add(u("bob"), "one").unwrap();
+        let before = a.get(&u("bob")).unwrap().password_stamp();
+        a.set_disabled(&u("bob"), false).unwrap();
+        assert_eq!(before, a.get(&u("bob")).unwrap().password_stamp());
+        a.set_disabled(&u("bob"), true).unwrap();
+        a.set_disabled(&u("bob"), true).unwrap();
+        let disabled = a.get(&u("bob")).unwrap().password_stamp();
+        assert_ne!(before, disabled);
+        a.set_disabled(&u("bob"), false).unwrap();
+        let enabled = a.get(&u("bob")).unwrap().password_stamp();
+        assert_ne!(before, enabled);
+        assert_eq!(disabled, enabled);
     }
 
     #[test]

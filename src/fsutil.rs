@@ -37,7 +37,9 @@ pub fn atomic_write(path: &Path, data: &[u8], new_mode: u32) -> io::Result<()> {
         if let Some(m) = &existing {
             // Keep ownership (e.g. root:sapphire-proxy 0640). Only root can
             // give a file away; other callers keep their own ownership.
+            // SAFETY: fchown on a descriptor we own.
             let rc = unsafe { libc::fchown(f.as_raw_fd(), m.uid(), m.gid()) };
+            // SAFETY: geteuid has no preconditions.
             if rc != 0 && unsafe { libc::geteuid() } == 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -79,6 +81,7 @@ impl LockFile {
             .mode(0o600)
             .open(path)?;
         loop {
+            // SAFETY: flock on a descriptor we own.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
             if rc == 0 {
                 return Ok(LockFile { _file: file });

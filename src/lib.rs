@@ -5,6 +5,11 @@
 //! daemon per user) and `sapphire-ctl` (the admin CLI). See
 //! `ARCHITECTURE`-level notes in `README.md` and `docs/`.
 
+#![deny(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block
+)]
+
 pub mod accounts;
 pub mod acme;
 pub mod backend;

@@ -70,11 +70,30 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
     }
 
+    /// Takes a token for `key` if it has one; else says how long until it
+    /// does (one lock: concurrent callers cannot both take the last token).
+    pub fn take(&self, key: &K) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap();
+        if let Some(b) = buckets.get(key) {
+            let tokens = self.refilled(b, now);
+            if tokens < 1.0 {
+                return Err(self.policy.refill.mul_f64(1.0 - tokens));
+            }
+        }
+        self.charge_in(&mut buckets, key, now);
+        Ok(())
+    }
+
     /// Takes a token for one attempt by `key` (before its outcome is known;
     /// [`Limiter::refund`] gives it back if it succeeds).
     pub fn charge(&self, key: &K) {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap();
+        self.charge_in(&mut buckets, key, now);
+    }
+
+    fn charge_in(&self, buckets: &mut HashMap<K, Bucket>, key: &K, now: Instant) {
         if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
             let burst = self.policy.burst as f64;
             buckets.retain(|_, b| self.refilled(b, now) < burst);
@@ -117,6 +136,20 @@ mod tests {
         assert!(l.blocked(&"other").is_none());
         std::thread::sleep(Duration::from_millis(250));
         assert!(l.blocked(&"k").is_none());
+    }
+
+    #[test]
+    fn take_charges_only_when_a_token_is_left() {
+        let l = Limiter::new(Policy {
+            burst: 2,
+            refill: Duration::from_secs(60),
+        });
+        assert!(l.take(&"k").is_ok());
+        assert!(l.take(&"k").is_ok());
+        assert!(l.take(&"k").is_err());
+        l.refund(&"k");
+        assert!(l.take(&"k").is_ok());
+        assert!(l.take(&"other").is_ok());
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct Sessions {
     ttl: Duration,
     revoked_path: PathBuf,
     revoked: Mutex<HashMap<[u8; ID_LEN], u64>>,
+    /// Held while the revocation list is written.
+    persist_lock: Mutex<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,7 @@ impl Sessions {
             ttl,
             revoked_path,
             revoked: Mutex::new(revoked),
+            persist_lock: Mutex::new(()),
         })
     }
 
@@ -221,16 +224,47 @@ impl Sessions {
 
     /// Revokes one session (logout) and persists the list.
     pub fn revoke(&self, session: &Session) -> std::io::Result<()> {
-        let snapshot: Vec<(String, u64)> = {
-            let mut revoked = self.revoked.lock().unwrap();
-            let t = now();
-            revoked.retain(|_, exp| *exp > t);
-            revoked.insert(session.id, session.expires);
-            revoked
-                .iter()
-                .map(|(id, exp)| (B64.encode(id), *exp))
-                .collect()
-        };
+        self.mark_revoked(session);
+        self.persist_revocations()
+    }
+
+    /// Revokes one session in memory (at once: `verify` refuses it from
+    /// now on), dropping entries that expired; the caller persists the list
+    /// with [`Sessions::persist_revocations`], off the async reactor.
+    pub fn mark_revoked(&self, session: &Session) {
+        let mut revoked = self.revoked.lock().unwrap();
+        let t = now();
+        revoked.retain(|_, exp| *exp > t);
+        revoked.insert(session.id, session.expires);
+    }
+
+    /// Forgets revocations of tokens that have expired anyway; true if
+    /// any were (then the list is worth persisting again).
+    pub fn prune(&self) -> bool {
+        let mut revoked = self.revoked.lock().unwrap();
+        let before = revoked.len();
+        let t = now();
+        revoked.retain(|_, exp| *exp > t);
+        revoked.len() != before
+    }
+
+    /// Revocations kept (not yet expired).
+    pub fn revoked_count(&self) -> usize {
+        self.revoked.lock().unwrap().len()
+    }
+
+    /// Writes the current revocation list (atomically, with fsyncs: this
+    /// blocks). Concurrent calls are serialised; each writes the list as it
+    /// is when it gets its turn, so the last write holds every revocation.
+    pub fn persist_revocations(&self) -> std::io::Result<()> {
+        let _turn = self.persist_lock.lock().unwrap();
+        let snapshot: Vec<(String, u64)> = self
+            .revoked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, exp)| (B64.encode(id), *exp))
+            .collect();
         let json = serde_json::to_vec(&snapshot).expect("serialise revocations");
         atomic_write(&self.revoked_path, &json, 0o600)
     }
@@ -341,6 +375,27 @@ mod tests {
             ),
             Some(d.as_str())
         );
+    }
+
+    #[test]
+    fn expired_revocations_are_pruned_and_the_file_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Sessions::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let live = s.verify(&s.mint(&alice(), [0; 8])).unwrap();
+        let mut old = live.clone();
+        old.id = [9; ID_LEN];
+        old.expires = now() - 1; // expired: revoking it is moot
+        s.mark_revoked(&live);
+        s.mark_revoked(&old);
+        s.persist_revocations().unwrap();
+        assert_eq!(s.revoked_count(), 2);
+        assert!(s.prune());
+        assert!(!s.prune());
+        assert_eq!(s.revoked_count(), 1);
+        s.persist_revocations().unwrap();
+        let s2 = Sessions::open(dir.path(), Duration::from_secs(60)).unwrap();
+        assert_eq!(s2.revoked_count(), 1);
+        assert!(!s2.still_valid(&live));
     }
 
     #[test]

@@ -158,6 +158,7 @@ async fn frames_over_one_mib_close_with_1009_and_others_are_unaffected() {
         )
         .await;
     assert_eq!(r["ok"], false);
+    assert_eq!(r["error"]["code"], "too_long", "{r}");
 
     let big = format!(
         r#"{{"id": 1, "op": "ping", "pad": "{}"}}"#,

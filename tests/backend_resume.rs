@@ -304,11 +304,14 @@ async fn kill_9_right_after_adding_or_removing_an_account_keeps_that() {
     assert_eq!(account["id"], alice, "{hello}");
     assert_eq!(account["username"], "alice@127.0.0.1");
     assert_eq!(account["options"]["port"], irc.port);
-    c.event_op(
-        "account.status",
-        json!({"account": alice, "status": "connected"}),
-    )
-    .await;
+    // It may have signed on before the hello (then the snapshot says so).
+    if account["status"] != "connected" {
+        c.event_op(
+            "account.status",
+            json!({"account": alice, "status": "connected"}),
+        )
+        .await;
+    }
 
     // A removal right before a crash stays removed too.
     c.ok("account.remove", json!({"account": alice})).await;

@@ -17,7 +17,11 @@ fn code(v: &Value) -> &str {
 async fn plugin_options_that_run_programs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pwned");
-    let backend = Backend::start(dir.path());
+    // Zephyr is off by default; an admin who turns it on still cannot let
+    // users set its program options.
+    let conf = dir.path().join("backend.toml");
+    std::fs::write(&conf, "protocols = [\"prpl-zephyr\", \"prpl-irc\"]\n").unwrap();
+    let backend = Backend::start_with_args(dir.path(), &["--config", conf.to_str().unwrap()]);
     let mut c = backend.connect().await;
 
     let protocols = c.ok("protocols", json!({})).await;
@@ -109,16 +113,65 @@ async fn a_stored_program_option_is_removed_at_start() {
         ),
     )
     .unwrap();
-    let mut backend = Backend::start(dir.path());
+    let conf = dir.path().join("backend.toml");
+    std::fs::write(&conf, "protocols = [\"prpl-zephyr\"]\n").unwrap();
+    let mut backend = Backend::start_with_args(dir.path(), &["--config", conf.to_str().unwrap()]);
     let mut c = backend.connect().await;
     let hello = c.ok("hello", json!({"since": 0})).await;
     assert_eq!(hello["accounts"][0]["protocol"], "prpl-zephyr", "{hello}");
     assert!(hello["accounts"][0]["options"].get("tzc_command").is_none());
-    // The purple thread still answers (a tzc sign-on would block it) and
-    // the command never ran.
-    c.ok("protocols", json!({})).await;
+    // The purple thread answers again: a tzc sign-on would block it for
+    // good; zephyr's own sign-on without a host manager blocks it for 10 s
+    // an attempt (why zephyr is off by default).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let r = c.request("protocols", json!({})).await;
+        if r["ok"] == true {
+            break;
+        }
+        assert_eq!(r["error"]["code"], "unavailable", "{r}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "libpurple stayed stuck"
+        );
+    }
     assert!(backend.alive());
     assert!(!out.exists(), "the command ran");
+}
+
+/// Without configuration zephyr is off (its sign-on blocks libpurple):
+/// a stored zephyr account is disabled at start and never signs on.
+#[tokio::test]
+async fn zephyr_is_off_by_default_and_its_stored_account_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let purple = dir.path().join("state/purple");
+    std::fs::create_dir_all(&purple).unwrap();
+    std::fs::write(
+        purple.join("accounts.xml"),
+        "<?xml version='1.0' encoding='UTF-8' ?>\n<account version='1.0'>\n<account>\n\
+         <protocol>prpl-zephyr</protocol>\n<name>x</name>\n\
+         <settings ui='sapphire'>\n<setting name='id' type='int'>1</setting>\n\
+         <setting name='auto-login' type='bool'>1</setting>\n</settings>\n\
+         </account>\n</account>\n",
+    )
+    .unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    let hello = c.ok("hello", json!({"since": 0})).await;
+    assert_eq!(hello["accounts"][0]["enabled"], false, "{hello}");
+    let t0 = std::time::Instant::now();
+    c.ok("protocols", json!({})).await;
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(3),
+        "libpurple was blocked"
+    );
+    let r = c
+        .request(
+            "account.add",
+            json!({"protocol": "prpl-zephyr", "username": "y"}),
+        )
+        .await;
+    assert_eq!(code(&r), "protocol_not_allowed");
 }
 
 /// The admin limits the protocols users may add (`backend.toml`).
@@ -350,4 +403,79 @@ async fn ids_are_echoed_exactly_or_refused_and_nul_in_search_is_a_bad_request() 
     assert_eq!(code(&r), "bad_request");
     let r = c.request("search", json!({"query": "a\u{0}b"})).await;
     assert_eq!(code(&r), "bad_request", "{r}");
+}
+
+/// The purple thread of `pid` (named "purple").
+fn purple_tid(pid: u32) -> i32 {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "purple" {
+            return task.file_name().to_str().unwrap().parse().unwrap();
+        }
+    }
+    panic!("no purple thread in {pid}");
+}
+
+/// A plugin call that never returns, made real: the purple thread alone is
+/// stopped (ptrace interrupts one thread; the rest of the backend runs on).
+/// Requests answer `unavailable` instead of hanging, then the watchdog ends
+/// the process so that its launcher restarts it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_wedged_purple_thread_answers_unavailable_then_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("backend.toml");
+    std::fs::write(&conf, "stall_limit = 10\n").unwrap();
+    let mut backend = Backend::start_with_args(dir.path(), &["--config", conf.to_str().unwrap()]);
+    let mut c = backend.connect().await;
+    c.ok("protocols", json!({})).await;
+    let pid = backend.proc.as_ref().unwrap().0.id();
+    let tid = purple_tid(pid);
+    // SAFETY: plain ptrace calls on a thread of our own child; this test
+    // thread (current_thread runtime) stays the tracer throughout.
+    unsafe {
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0),
+            0,
+            "PTRACE_SEIZE"
+        );
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0),
+            0,
+            "PTRACE_INTERRUPT"
+        );
+    }
+    let t0 = std::time::Instant::now();
+    let r = c.request("protocols", json!({})).await;
+    assert_eq!(code(&r), "unavailable", "{r}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(9),
+        "{:?}",
+        t0.elapsed()
+    );
+    // Requests that do not need libpurple are still served meanwhile.
+    c.ok("ping", json!({})).await;
+    // The stopped thread is ours to reap once the process exits.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting on our tracee thread.
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::WNOHANG | libc::__WALL) };
+        if r == tid && (libc::WIFEXITED(status) || libc::WIFSIGNALED(status)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend did not restart itself"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = backend.proc.as_mut().unwrap().0.wait().unwrap();
+    assert_eq!(status.code(), Some(70), "{status}");
+    assert!(backend.log().contains("has not run its main loop"));
+    // Started again, it works.
+    backend.proc = None;
+    backend.restart();
+    let mut c = backend.connect().await;
+    c.ok("protocols", json!({})).await;
 }

@@ -283,3 +283,294 @@ async fn guessing_cannot_lock_a_user_out_of_their_own_browser() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// Reads until the server closes; the bytes read and how long it took.
+async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    limit: std::time::Duration,
+) -> (Vec<u8>, std::time::Duration) {
+    use tokio::io::AsyncReadExt;
+    let t = std::time::Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(t.elapsed()), r.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, t.elapsed()),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!(
+                "connection still open after {limit:?}: {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_bodies_and_idle_keep_alive_connections_are_cut() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let p = Proxy::start(ProxyOptions {
+        config_toml: "header_timeout_secs = 2\nrequest_timeout_secs = 2\n".into(),
+        ..ProxyOptions::default()
+    });
+    let c = p.client();
+    // a body that trickles in, one byte every 300 ms, would take 30 s
+    let s = c.tls().await.unwrap();
+    let (mut r, mut w) = tokio::io::split(s);
+    let head = format!(
+        "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:{0}\r\nOrigin: https://127.0.0.1:{0}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        p.port
+    );
+    w.write_all(head.as_bytes()).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if w.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let (answer, took) = read_until_closed(&mut r, Duration::from_secs(10)).await;
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+
+    // a keep-alive connection that goes quiet after one request
+    let mut s = c.tls().await.unwrap();
+    let req = format!(
+        "GET /api/session HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+        p.port
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let (answer, took) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "idle connection kept {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    use tokio::io::AsyncWriteExt;
+    let p = Proxy::start(ProxyOptions {
+        config_toml: "max_connections = 6\nmax_connections_per_address = 3\n".into(),
+        ..ProxyOptions::default()
+    });
+    let attacker = p.client().from("127.0.0.3");
+    // slow loris from one address: TLS, then half a request line, repeatedly
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..8 {
+        match attacker.tls().await {
+            Ok(mut s) => {
+                if s.write_all(b"GET / HT").await.is_ok() {
+                    held.push(s);
+                }
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    // the accepted ones stay open (within the header deadline)...
+    assert!(held.len() <= 3, "{} held", held.len());
+    assert!(refused >= 5, "{refused} refused");
+    // ...but everyone else is served
+    let other = p.client().from("127.0.0.4");
+    for _ in 0..3 {
+        assert_eq!(
+            other.request("GET", "/", None, &[]).await.status,
+            StatusCode::OK
+        );
+    }
+    drop(held);
+}
+
+#[tokio::test]
+async fn new_handshakes_per_address_are_rate_limited() {
+    let p = Proxy::start(ProxyOptions {
+        config_toml: "handshake_burst_per_address = 5\nhandshakes_per_second_per_address = 1\n"
+            .into(),
+        ..ProxyOptions::default()
+    });
+    let flood = p.client().from("127.0.0.5");
+    let mut ok = 0;
+    for _ in 0..20 {
+        if flood.tls().await.is_ok() {
+            ok += 1;
+        }
+    }
+    // the burst, and what refilled meanwhile (one a second)
+    assert!((5..=8).contains(&ok), "{ok} handshakes from one address");
+    // another address is not affected
+    let other = p.client().from("127.0.0.6");
+    for _ in 0..5 {
+        assert!(other.tls().await.is_ok());
+    }
+}
+
+#[tokio::test]
+async fn accept_errors_are_logged_once_in_a_while() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = dir.path().join("accounts.json");
+    add_user(&accounts, "alice", "alice-pw");
+    let config = dir.path().join("proxy.toml");
+    // connections that never start TLS stay for a minute
+    std::fs::write(&config, "header_timeout_secs = 60\n").unwrap();
+    let mut cmd = std::process::Command::new(PROXY);
+    cmd.args(["--listen", "127.0.0.1:0", "--launcher", "systemd"])
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--accounts", accounts.to_str().unwrap()])
+        .args(["--state-dir", dir.path().join("state").to_str().unwrap()])
+        .args(["--backend-dir", dir.path().join("run").to_str().unwrap()])
+        .env("RUST_LOG", "sapphire=warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, warnings) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("accept failed") {
+                let _ = tx.send((Instant::now(), line));
+            }
+        }
+    });
+    let port = listening_port(&mut child, Duration::from_secs(20));
+    // more connections than the proxy has file descriptors: the rest wait
+    // in the listen backlog, and every accept fails with EMFILE
+    let _held: Vec<_> = (0..80)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let (first, line) = warnings.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(line.contains("0 more failures"), "{line}");
+    let (second, line) = warnings.recv_timeout(Duration::from_secs(20)).unwrap();
+    // once in ten seconds, with the count of what was not logged
+    assert!(
+        second - first >= Duration::from_secs(9),
+        "{:?} apart",
+        second - first
+    );
+    let more: u64 = line
+        .rsplit_once(" more failures")
+        .and_then(|(head, _)| head.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line}"));
+    assert!(more >= 10, "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn without_a_configured_origin_only_hosts_the_certificate_names_are_trusted() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let p = Proxy::start(ProxyOptions::default());
+    let alice = p.client().signed_in("alice", "alice-pw").await;
+    // A page on a host the certificate does not name (DNS rebinding: the
+    // attacker's name pointed at the proxy) sends its own Host and Origin.
+    let evil = [("host", "evil.example"), ("origin", "https://evil.example")];
+    let r = p
+        .client()
+        .request("POST", "/api/login", Some(LOGIN), &evil)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["error"]["code"], "cross_site");
+    let r = alice
+        .request("POST", "/api/logout", Some("{}"), &evil)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let mut req = "wss://evil.example/ws".into_client_request().unwrap();
+    let h = req.headers_mut();
+    h.insert("cookie", alice.cookie.as_deref().unwrap().parse().unwrap());
+    h.insert("origin", "https://evil.example".parse().unwrap());
+    let refused = tokio_tungstenite::client_async(req, alice.tls().await.unwrap())
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(ws_status(refused), StatusCode::FORBIDDEN);
+    // the names it does hold work, by name or address
+    for host in ["localhost", "127.0.0.1"] {
+        let hp = format!("{host}:{}", p.port);
+        let origin = format!("https://{hp}");
+        let r = p
+            .client()
+            .request(
+                "POST",
+                "/api/login",
+                Some(LOGIN),
+                &[("host", &hp), ("origin", &origin)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{host}");
+    }
+    let mut ws = alice.websocket(Some(&alice.origin())).await.unwrap();
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(tokio_tungstenite::tungstenite::Message::text("hi"))
+        .await
+        .unwrap();
+    assert!(ws.next().await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_flood_from_many_addresses_leaves_known_browsers_signing_in() {
+    use std::time::{Duration, Instant};
+    let p = Proxy::start(ProxyOptions::default());
+    // alice's browser has signed in before; one quiet sign-in is the yardstick
+    let own = p.client().signed_in("alice", "alice-pw").await;
+    let t = Instant::now();
+    assert_eq!(own.login("alice", "alice-pw").await.status, StatusCode::OK);
+    let quiet = t.elapsed();
+    // 40 wrong passwords at once, each from its own address, for names that
+    // are not limited yet: every one would cost a hash
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let c = p.client().from(&format!("127.0.3.{}", i + 1));
+            tokio::spawn(async move {
+                let r = c.login(&format!("guess{i}"), "wrong").await;
+                (r.status, r.headers.get("retry-after").cloned())
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    let r = own.login("alice", "alice-pw").await;
+    let during = t.elapsed();
+    assert_eq!(r.status, StatusCode::OK);
+    let mut busy = 0;
+    for f in flood {
+        match f.await.unwrap() {
+            (StatusCode::UNAUTHORIZED, _) => {}
+            (StatusCode::SERVICE_UNAVAILABLE, retry) => {
+                assert!(retry.is_some());
+                busy += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // what could not be hashed soon was answered at once, not queued
+    assert!(busy > 0, "every flood attempt was queued for a hash");
+    // and the known browser went ahead of the queue: a few hashes' time,
+    // not forty
+    assert!(
+        during < quiet * 8 + Duration::from_millis(500),
+        "sign-in took {during:?} during the flood, {quiet:?} quiet"
+    );
+}

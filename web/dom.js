@@ -44,19 +44,3 @@ export function setText(el, text) {
 export function show(el, visible) {
   el.hidden = !visible;
 }
-
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
-const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
-
-export function fmtTime(ms) {
-  return timeFmt.format(new Date(ms));
-}
-
-export function fmtDate(ms) {
-  return dateFmt.format(new Date(ms));
-}
-
-export function fmtFull(ms) {
-  return fullFmt.format(new Date(ms));
-}

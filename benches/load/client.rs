@@ -71,6 +71,15 @@ pub async fn tls(
         .await
 }
 
+/// Where the next relay client connects from: each its own address in
+/// 127.1.0.0/16, as users come from their own addresses (the proxy limits
+/// connections and handshakes per address).
+fn relay_source() -> IpAddr {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % (250 * 250);
+    IpAddr::V4(Ipv4Addr::new(127, 1, (n / 250) as u8, (n % 250) as u8 + 1))
+}
+
 pub async fn ws_connect(target: &Target, cfg: &Arc<ClientConfig>) -> Result<Ws> {
     let conf = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     match target {
@@ -85,7 +94,7 @@ pub async fn ws_connect(target: &Target, cfg: &Arc<ClientConfig>) -> Result<Ws> 
             Ok(ws)
         }
         Target::Tls { port, cookie } => {
-            let s = tls(*port, cfg, None).await?;
+            let s = tls(*port, cfg, Some(relay_source())).await?;
             let mut req = format!("wss://localhost:{port}/ws").into_client_request()?;
             let h = req.headers_mut();
             h.insert("origin", format!("https://localhost:{port}").parse()?);
@@ -150,7 +159,10 @@ pub async fn echo_once(ws: &mut Ws, payload: &[u8]) -> Result<()> {
 /// The answer to a small HTTP/1.1 request over TLS.
 pub struct HttpAnswer {
     pub status: u16,
+    /// The first cookie set (the session's), `name=value`.
     pub set_cookie: Option<String>,
+    /// The device cookie set, `name=value`, if any.
+    pub device_cookie: Option<String>,
 }
 
 /// `POST /api/login` on a new TLS connection (from `src` if given).
@@ -161,11 +173,27 @@ pub async fn login(
     user: &str,
     password: &str,
 ) -> Result<HttpAnswer> {
+    login_with(port, cfg, src, user, password, None).await
+}
+
+/// Like [`login`], sending `cookie` (e.g. a device cookie: a browser that
+/// signed in before).
+pub async fn login_with(
+    port: u16,
+    cfg: &Arc<ClientConfig>,
+    src: Option<IpAddr>,
+    user: &str,
+    password: &str,
+    cookie: Option<&str>,
+) -> Result<HttpAnswer> {
     let body = json!({"username": user, "password": password}).to_string();
     let mut s = tls(port, cfg, src).await?;
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
     let req = format!(
         "POST /api/login HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: https://localhost:{port}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         {cookie}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await?;
@@ -195,12 +223,18 @@ pub async fn login(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("no HTTP answer"))?;
-    let set_cookie = text.lines().find_map(|l| {
+    let mut cookies = text.lines().filter_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case("set-cookie")
             .then(|| v.trim().split(';').next().unwrap_or("").to_string())
     });
-    Ok(HttpAnswer { status, set_cookie })
+    let set_cookie = cookies.next();
+    let device_cookie = cookies.find(|c| c.starts_with("__Host-sapphire-device="));
+    Ok(HttpAnswer {
+        status,
+        set_cookie,
+        device_cookie,
+    })
 }
 
 /// A client of the Sapphire protocol (JSON requests with ids, events).

@@ -28,6 +28,9 @@ struct File {
     /// Confine the backend with Landlock (default true; see
     /// `backend::sandbox`).
     landlock: Option<bool>,
+    /// Seconds the purple thread may stall before the backend restarts
+    /// (default 30, from 10 to 3600: longer than a request's deadline; see `backend::watchdog`).
+    stall_limit: Option<u64>,
 }
 
 /// What the backend was configured with.
@@ -36,6 +39,8 @@ pub struct BackendConfig {
     pub protocols: ProtocolAllowList,
     /// Whether the backend confines itself with Landlock.
     pub landlock: bool,
+    /// How long the purple thread may stall before the backend restarts.
+    pub stall_limit: std::time::Duration,
 }
 
 impl Default for BackendConfig {
@@ -43,6 +48,7 @@ impl Default for BackendConfig {
         BackendConfig {
             protocols: ProtocolAllowList::default(),
             landlock: true,
+            stall_limit: super::watchdog::STALE,
         }
     }
 }
@@ -55,6 +61,8 @@ pub enum ConfigError {
     Parse(PathBuf, toml::de::Error),
     #[error("{0}: key 'protocols': {1}")]
     Protocols(PathBuf, String),
+    #[error("{0}: key 'stall_limit': {1} is out of range (10 to 3600 seconds)")]
+    StallLimit(PathBuf, u64),
 }
 
 impl BackendConfig {
@@ -97,9 +105,15 @@ impl BackendConfig {
                 ));
             }
         }
+        let stall_limit = match file.stall_limit {
+            None => super::watchdog::STALE,
+            Some(s) if (10..=3600).contains(&s) => std::time::Duration::from_secs(s),
+            Some(s) => return Err(ConfigError::StallLimit(path.to_owned(), s)),
+        };
         Ok(BackendConfig {
             protocols: ProtocolAllowList(file.protocols),
             landlock: file.landlock.unwrap_or(true),
+            stall_limit,
         })
     }
 }
@@ -112,7 +126,8 @@ mod tests {
     fn empty_file_is_the_defaults() {
         let c = BackendConfig::parse(Path::new("x"), "").unwrap();
         assert_eq!(c, BackendConfig::default());
-        assert!(c.protocols.allows("prpl-zephyr"));
+        assert!(c.protocols.allows("prpl-irc"));
+        assert!(!c.protocols.allows("prpl-zephyr"));
     }
 
     #[test]
@@ -130,6 +145,14 @@ mod tests {
         assert!(e.to_string().contains("protocols"), "{e}");
         let e = BackendConfig::parse(Path::new("b.toml"), "protocols = [\"a b\"]").unwrap_err();
         assert!(e.to_string().contains("'protocols'"), "{e}");
+    }
+
+    #[test]
+    fn stall_limit_is_bounded() {
+        let c = BackendConfig::parse(Path::new("x"), "stall_limit = 10").unwrap();
+        assert_eq!(c.stall_limit, std::time::Duration::from_secs(10));
+        let e = BackendConfig::parse(Path::new("b.toml"), "stall_limit = 5").unwrap_err();
+        assert!(e.to_string().contains("'stall_limit'"), "{e}");
     }
 
     #[test]

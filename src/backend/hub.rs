@@ -13,20 +13,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, Notify};
 
-use super::store::{self, Store, StoreError};
+use super::event::{ConvRef, Event};
+use super::store::{ConvKey, ConversationRow, Store, StoreError};
+
+/// Chats to join with their join fields.
+pub(crate) type AutojoinList = Vec<(String, Map<String, Value>)>;
 
 /// Queue of serialized events for one client.
-pub type EventTx = mpsc::Sender<Arc<str>>;
+pub(crate) type EventTx = mpsc::Sender<Arc<str>>;
 
 /// How a client is told it fell behind (its queue overflowed).
 #[derive(Clone, Default)]
-pub struct Kick(Arc<Notify>);
+pub(crate) struct Kick(Arc<Notify>);
 
 impl Kick {
-    pub fn kick(&self) {
+    pub(crate) fn kick(&self) {
         self.0.notify_one();
     }
-    pub async fn kicked(&self) {
+    pub(crate) async fn kicked(&self) {
         self.0.notified().await
     }
 }
@@ -48,6 +52,9 @@ struct LiveState {
     requests: BTreeMap<i64, Value>,
     chats: BTreeMap<(i64, String), ChatState>,
     buddies: BTreeMap<(i64, String), Value>,
+    /// Summaries of every conversation in the store, kept up to date from
+    /// what each event's transaction wrote (a `hello` reads no SQL).
+    conversations: HashMap<ConvKey, ConversationRow>,
     /// The last `status.set` (null until one happened this run).
     status: Option<Value>,
 }
@@ -60,7 +67,7 @@ struct Inner {
     status: String,
 }
 
-pub struct Hub {
+pub(crate) struct Hub {
     db_path: PathBuf,
     inner: Mutex<Inner>,
     /// Signalled when the status line may have changed.
@@ -68,12 +75,12 @@ pub struct Hub {
 }
 
 /// What `hello` gets back from [`Hub::subscribe`].
-pub struct Subscription {
-    pub last_seq: u64,
-    pub snapshot: Value,
+pub(crate) struct Subscription {
+    pub(crate) last_seq: u64,
+    pub(crate) snapshot: Value,
 }
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -83,36 +90,54 @@ pub fn now_ms() -> i64 {
 impl Hub {
     /// Opens the store at `db_path` and closes what a previous run left
     /// open (chats, requests, connected accounts) with events.
-    pub fn open(db_path: &Path) -> Result<Arc<Hub>, StoreError> {
+    pub(crate) fn open(db_path: &Path) -> Result<Arc<Hub>, StoreError> {
         let store = Store::open(db_path)?;
         let last_seq = store.last_seq()?;
         let leftovers = store.leftovers()?;
+        let conversations = store
+            .conversations()?
+            .into_iter()
+            .map(|c| (c.key.clone(), c))
+            .collect();
         let hub = Arc::new(Hub {
             db_path: db_path.to_owned(),
             inner: Mutex::new(Inner {
                 store,
                 last_seq,
                 clients: HashMap::new(),
-                state: LiveState::default(),
+                state: LiveState {
+                    conversations,
+                    ..LiveState::default()
+                },
                 status: String::new(),
             }),
             status_notify: Notify::new(),
         });
         for (account, name) in leftovers.chats {
-            hub.emit(json!({"op": "chat.left", "account": account,
-                "conversation": {"kind": "chat", "name": name}, "reason": "restart"}))?;
+            hub.emit(Event::ChatLeft {
+                account,
+                conversation: ConvRef::chat(name),
+                reason: Some("restart"),
+            })?;
         }
         for id in leftovers.requests {
-            hub.emit(json!({"op": "request.close", "request": id, "reason": "restart"}))?;
+            hub.emit(Event::RequestClose {
+                request: id,
+                answered: None,
+                reason: Some("restart"),
+            })?;
         }
         for account in leftovers.accounts {
-            hub.emit(json!({"op": "account.status", "account": account,
-                "status": "disconnected", "message": "backend restarted"}))?;
+            hub.emit(Event::AccountStatus {
+                account,
+                status: "disconnected".into(),
+                message: Some("backend restarted".into()),
+            })?;
         }
         Ok(hub)
     }
 
-    pub fn db_path(&self) -> &Path {
+    pub(crate) fn db_path(&self) -> &Path {
         &self.db_path
     }
 
@@ -122,36 +147,25 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Emits `event` (an object with `op`); returns its `seq`.
-    pub fn emit(&self, event: Value) -> Result<u64, StoreError> {
+    /// Emits `event`; returns its `seq`.
+    pub(crate) fn emit(&self, event: Event) -> Result<u64, StoreError> {
         self.emit_with(|_| event)
     }
 
     /// Emits the event built by `make`, which is given the event's `seq`
     /// (used as the id of requests).
-    pub fn emit_with(&self, make: impl FnOnce(u64) -> Value) -> Result<u64, StoreError> {
+    pub(crate) fn emit_with(&self, make: impl FnOnce(u64) -> Event) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         let seq = inner.last_seq + 1;
         let time = now_ms();
-        let mut event = match make(seq) {
-            Value::Object(m) => m,
-            other => {
-                let mut m = Map::new();
-                m.insert("op".into(), json!("notice"));
-                m.insert("text".into(), other);
-                m
-            }
-        };
-        event.insert("seq".into(), json!(seq));
-        event.insert("time".into(), json!(time));
-        let body: Arc<str> = inner.store.persist(seq, time, &event)?.into();
+        let event = make(seq);
+        let persisted = inner.store.persist(seq, time, &event)?;
+        let body: Arc<str> = persisted.body.into();
         inner.last_seq = seq;
-        inner.state.apply(&event);
-        if event
-            .get("op")
-            .and_then(Value::as_str)
-            .is_some_and(|op| op.starts_with("account."))
-        {
+        inner
+            .state
+            .apply(&event, &persisted.wire, persisted.conversation);
+        if event.is_account_event() {
             self.status_notify.notify_one();
         }
         let before = inner.clients.len();
@@ -172,39 +186,41 @@ impl Hub {
     }
 
     /// Subscribes a client: events after the returned `last_seq` go to `tx`.
-    pub fn subscribe(&self, id: u64, tx: EventTx, kick: Kick) -> Result<Subscription, StoreError> {
+    /// Reads no SQL (the snapshot is in memory), so the lock is held only
+    /// to copy it; still, it may wait for an emit's commit: call it off the
+    /// async reactor.
+    pub(crate) fn subscribe(&self, id: u64, tx: EventTx, kick: Kick) -> Subscription {
         let mut inner = self.lock();
-        let reader = store::Reader::open(&self.db_path)?;
-        let conversations = reader.conversations()?;
-        let snapshot = inner.state.snapshot(conversations);
+        let snapshot = inner.state.snapshot();
         inner.clients.insert(id, Client { tx, kick });
         self.status_notify.notify_one();
-        Ok(Subscription {
+        Subscription {
             last_seq: inner.last_seq,
             snapshot,
-        })
+        }
     }
 
-    pub fn unsubscribe(&self, id: u64) {
+    pub(crate) fn unsubscribe(&self, id: u64) {
         self.lock().clients.remove(&id);
         self.status_notify.notify_one();
     }
 
     /// Waits until the status line may have changed.
-    pub async fn status_maybe_changed(&self) {
+    pub(crate) async fn status_maybe_changed(&self) {
         self.status_notify.notified().await
     }
 
-    pub fn last_seq(&self) -> u64 {
+    pub(crate) fn last_seq(&self) -> u64 {
         self.lock().last_seq
     }
 
-    pub fn client_count(&self) -> usize {
+    #[cfg(test)]
+    fn client_count(&self) -> usize {
         self.lock().clients.len()
     }
 
     /// Replaces the known accounts (at start-up, from libpurple).
-    pub fn set_accounts(&self, accounts: Vec<Value>) {
+    pub(crate) fn set_accounts(&self, accounts: Vec<Value>) {
         let mut inner = self.lock();
         inner.state.accounts = accounts
             .into_iter()
@@ -213,7 +229,7 @@ impl Hub {
     }
 
     /// Replaces the known buddies (at start-up, from libpurple's list).
-    pub fn set_buddies(&self, buddies: Vec<Value>) {
+    pub(crate) fn set_buddies(&self, buddies: Vec<Value>) {
         let mut inner = self.lock();
         inner.state.buddies = buddies
             .into_iter()
@@ -230,7 +246,7 @@ impl Hub {
     }
 
     /// One line for sd_notify's STATUS=: connected accounts and clients.
-    pub fn status_line(&self) -> String {
+    pub(crate) fn status_line(&self) -> String {
         let inner = self.lock();
         let connected = inner
             .state
@@ -246,7 +262,7 @@ impl Hub {
     }
 
     /// Returns the status line if it changed since the last call.
-    pub fn status_changed(&self) -> Option<String> {
+    pub(crate) fn status_changed(&self) -> Option<String> {
         let line = self.status_line();
         let mut inner = self.lock();
         if inner.status == line {
@@ -258,125 +274,122 @@ impl Hub {
     }
 
     /// A fresh account id, above `used` and above every id handed out
-    /// before (ids are never reused: history refers to them).
-    pub fn next_account_id(&self, used: i64) -> i64 {
+    /// before (ids are never reused: history refers to them). A store
+    /// error is an error: guessing could reuse an id.
+    pub(crate) fn next_account_id(&self, used: i64) -> Result<i64, StoreError> {
         let inner = self.lock();
-        let stored = inner
-            .store
-            .meta_get("next_account_id")
-            .ok()
-            .flatten()
-            .unwrap_or(1);
+        let stored = inner.store.meta_get("next_account_id")?.unwrap_or(1);
         let id = stored.max(used + 1);
-        if let Err(e) = inner.store.meta_set("next_account_id", id + 1) {
-            tracing::error!("cannot store the account counter: {e}");
-        }
-        id
+        inner.store.meta_set("next_account_id", id + 1)?;
+        Ok(id)
     }
 
     /// See [`Store::account_save`].
-    pub fn account_save(&self, id: i64, config: &Value) {
-        if let Err(e) = self.lock().store.account_save(id, config) {
-            tracing::error!("cannot store account {id}: {e}");
-        }
+    pub(crate) fn account_save(&self, id: i64, config: &Value) -> Result<(), StoreError> {
+        self.lock().store.account_save(id, config)
     }
 
     /// See [`Store::account_remove`].
-    pub fn account_remove(&self, id: i64) {
-        if let Err(e) = self.lock().store.account_remove(id) {
-            tracing::error!("cannot store account removal {id}: {e}");
-        }
+    pub(crate) fn account_remove(&self, id: i64) -> Result<(), StoreError> {
+        self.lock().store.account_remove(id)
     }
 
     /// See [`Store::account_configs`].
-    pub fn account_configs(&self) -> Vec<(i64, Value, bool)> {
-        self.lock().store.account_configs().unwrap_or_else(|e| {
-            tracing::error!("cannot read accounts: {e}");
-            Vec::new()
-        })
+    pub(crate) fn account_configs(&self) -> Result<Vec<(i64, Value, bool)>, StoreError> {
+        self.lock().store.account_configs()
     }
 
     /// The stored configuration of account `id`, if any.
-    pub fn account_config(&self, id: i64) -> Option<Value> {
-        self.account_configs()
+    pub(crate) fn account_config(&self, id: i64) -> Result<Option<Value>, StoreError> {
+        Ok(self
+            .account_configs()?
             .into_iter()
             .find(|(i, _, removed)| *i == id && !removed)
-            .map(|(_, c, _)| c)
+            .map(|(_, c, _)| c))
     }
 
     /// See [`Store::autojoin_add`].
-    pub fn autojoin_add(&self, account: i64, name: &str, fields: &Map<String, Value>) {
-        if let Err(e) = self.lock().store.autojoin_add(account, name, fields) {
-            tracing::error!("cannot store autojoin: {e}");
-        }
+    pub(crate) fn autojoin_add(
+        &self,
+        account: i64,
+        name: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<(), StoreError> {
+        self.lock().store.autojoin_add(account, name, fields)
     }
 
     /// See [`Store::autojoin_add_if_absent`].
-    pub fn autojoin_add_if_absent(&self, account: i64, name: &str) {
-        if let Err(e) = self.lock().store.autojoin_add_if_absent(account, name) {
-            tracing::error!("cannot store autojoin: {e}");
-        }
+    pub(crate) fn autojoin_add_if_absent(
+        &self,
+        account: i64,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        self.lock().store.autojoin_add_if_absent(account, name)
     }
 
     /// See [`Store::autojoin_remove`]; whether it was remembered.
-    pub fn autojoin_remove(&self, account: i64, name: &str) -> bool {
-        self.lock()
-            .store
-            .autojoin_remove(account, name)
-            .unwrap_or_else(|e| {
-                tracing::error!("cannot store autojoin: {e}");
-                false
-            })
+    pub(crate) fn autojoin_remove(&self, account: i64, name: &str) -> Result<bool, StoreError> {
+        self.lock().store.autojoin_remove(account, name)
     }
 
     /// See [`Store::autojoin_list`].
-    pub fn autojoin_list(&self, account: i64) -> Vec<(String, Map<String, Value>)> {
-        self.lock()
-            .store
-            .autojoin_list(account)
-            .unwrap_or_else(|e| {
-                tracing::error!("cannot read autojoin: {e}");
-                Vec::new()
-            })
+    pub(crate) fn autojoin_list(&self, account: i64) -> Result<AutojoinList, StoreError> {
+        self.lock().store.autojoin_list(account)
     }
 }
 
+/// The wire object without the fields a snapshot does not repeat.
+fn without(wire: &Map<String, Value>, keys: &[&str]) -> Map<String, Value> {
+    let mut m = wire.clone();
+    for k in keys {
+        m.remove(*k);
+    }
+    m
+}
+
+fn member_json(m: &impl serde::Serialize) -> Value {
+    serde_json::to_value(m).unwrap_or(Value::Null)
+}
+
 impl LiveState {
-    fn apply(&mut self, e: &Map<String, Value>) {
-        let op = e.get("op").and_then(Value::as_str).unwrap_or("");
-        let account = e.get("account").and_then(Value::as_i64);
-        let chat_key = || -> Option<(i64, String)> {
-            let key = store::conv_key(e)?;
-            Some((key.account, key.name))
-        };
-        match op {
-            "account.added" | "account.updated" => {
-                if let Some(a) = e.get("info") {
-                    if let Some(id) = a.get("id").and_then(Value::as_i64) {
-                        let mut a = a.clone();
-                        if let Some(old) = self.accounts.get(&id) {
-                            for k in ["status", "message"] {
-                                if let Some(v) = old.get(k) {
-                                    a[k] = v.clone();
-                                }
+    fn apply(
+        &mut self,
+        event: &Event,
+        wire: &Map<String, Value>,
+        conversation: Option<ConversationRow>,
+    ) {
+        if let Some(c) = conversation {
+            self.conversations.insert(c.key.clone(), c);
+        }
+        match event {
+            Event::AccountAdded { info, .. } | Event::AccountUpdated { info, .. } => {
+                if let Some(id) = info.get("id").and_then(Value::as_i64) {
+                    let mut a = info.clone();
+                    if let Some(old) = self.accounts.get(&id) {
+                        for k in ["status", "message"] {
+                            if let Some(v) = old.get(k) {
+                                a[k] = v.clone();
                             }
                         }
-                        self.accounts.insert(id, a);
                     }
+                    self.accounts.insert(id, a);
                 }
             }
-            "account.removed" => {
-                if let Some(id) = account {
-                    self.accounts.remove(&id);
-                    self.chats.retain(|k, _| k.0 != id);
-                    self.buddies.retain(|k, _| k.0 != id);
-                }
+            Event::AccountRemoved { account } => {
+                let id = *account;
+                self.accounts.remove(&id);
+                self.chats.retain(|k, _| k.0 != id);
+                self.buddies.retain(|k, _| k.0 != id);
             }
-            "account.status" => {
-                if let Some(a) = account.and_then(|id| self.accounts.get_mut(&id)) {
-                    a["status"] = e.get("status").cloned().unwrap_or(Value::Null);
-                    match e.get("message") {
-                        Some(m) => a["message"] = m.clone(),
+            Event::AccountStatus {
+                account,
+                status,
+                message,
+            } => {
+                if let Some(a) = self.accounts.get_mut(account) {
+                    a["status"] = json!(status);
+                    match message {
+                        Some(m) => a["message"] = json!(m),
                         None => {
                             if let Some(o) = a.as_object_mut() {
                                 o.remove("message");
@@ -385,101 +398,81 @@ impl LiveState {
                     }
                 }
             }
-            "request.open" => {
-                if let Some(id) = e.get("request").and_then(Value::as_i64) {
-                    let mut r = e.clone();
-                    r.remove("seq");
-                    r.remove("op");
-                    self.requests.insert(id, Value::Object(r));
+            Event::RequestOpen(r) => {
+                self.requests.insert(
+                    r.request as i64,
+                    Value::Object(without(wire, &["seq", "op"])),
+                );
+            }
+            Event::RequestClose { request, .. } => {
+                self.requests.remove(request);
+            }
+            Event::ChatJoined {
+                account,
+                conversation,
+            } => {
+                self.chats
+                    .insert((*account, conversation.name.clone()), ChatState::default());
+            }
+            Event::ChatLeft {
+                account,
+                conversation,
+                ..
+            } => {
+                self.chats.remove(&(*account, conversation.name.clone()));
+            }
+            Event::ChatTopic {
+                account,
+                conversation,
+                topic,
+                ..
+            } => {
+                if let Some(c) = self.chats.get_mut(&(*account, conversation.name.clone())) {
+                    c.topic = Some(json!(topic));
                 }
             }
-            "request.close" => {
-                if let Some(id) = e.get("request").and_then(Value::as_i64) {
-                    self.requests.remove(&id);
-                }
-            }
-            "chat.joined" => {
-                if let Some(k) = chat_key() {
-                    self.chats.insert(k, ChatState::default());
-                }
-            }
-            "chat.left" => {
-                if let Some(k) = chat_key() {
-                    self.chats.remove(&k);
-                }
-            }
-            "chat.topic" => {
-                if let Some(c) = chat_key().and_then(|k| self.chats.get_mut(&k)) {
-                    c.topic = e.get("topic").cloned();
-                }
-            }
-            "chat.members" => {
-                if let Some(c) = chat_key().and_then(|k| self.chats.get_mut(&k)) {
-                    for m in e
-                        .get("removed")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        if let Some(n) = m.as_str() {
-                            c.members.remove(n);
-                        }
+            Event::ChatMembers {
+                account,
+                conversation,
+                added,
+                removed,
+                renamed,
+                updated,
+            } => {
+                if let Some(c) = self.chats.get_mut(&(*account, conversation.name.clone())) {
+                    for n in removed {
+                        c.members.remove(n);
                     }
-                    for r in e
-                        .get("renamed")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        if let (Some(from), Some(to)) = (
-                            r.get("from").and_then(Value::as_str),
-                            r.get("to").and_then(Value::as_str),
-                        ) {
-                            let mut m = c.members.remove(from).unwrap_or_else(|| json!({}));
-                            m["name"] = json!(to);
-                            c.members.insert(to.to_owned(), m);
-                        }
+                    for r in renamed {
+                        let mut m = c.members.remove(&r.from).unwrap_or_else(|| json!({}));
+                        m["name"] = json!(r.to);
+                        c.members.insert(r.to.clone(), m);
                     }
-                    for key in ["added", "updated"] {
-                        for m in e.get(key).and_then(Value::as_array).into_iter().flatten() {
-                            if let Some(n) = m.get("name").and_then(Value::as_str) {
-                                c.members.insert(n.to_owned(), m.clone());
-                            }
-                        }
+                    for m in added.iter().chain(updated) {
+                        c.members.insert(m.name.clone(), member_json(m));
                     }
                 }
             }
-            "buddy.added" | "buddy.presence" => {
-                if let (Some(id), Some(name)) = (account, e.get("name").and_then(Value::as_str)) {
-                    let mut b = e.clone();
-                    b.remove("seq");
-                    b.remove("op");
-                    b.remove("time");
-                    let entry = self
-                        .buddies
-                        .entry((id, name.to_owned()))
-                        .or_insert_with(|| json!({}));
-                    for (k, v) in b {
-                        entry[k.as_str()] = v;
-                    }
+            Event::BuddyAdded(b) | Event::BuddyPresence(b) => {
+                let entry = self
+                    .buddies
+                    .entry((b.account, b.name.clone()))
+                    .or_insert_with(|| json!({}));
+                for (k, v) in without(wire, &["seq", "op", "time"]) {
+                    entry[k.as_str()] = v;
                 }
             }
-            "status" => {
-                self.status = Some(json!({
-                    "status": e.get("status").cloned().unwrap_or(Value::Null),
-                    "message": e.get("message").cloned().unwrap_or(Value::Null),
-                }));
+            Event::BuddyRemoved { account, name } => {
+                self.buddies.remove(&(*account, name.clone()));
             }
-            "buddy.removed" => {
-                if let (Some(id), Some(name)) = (account, e.get("name").and_then(Value::as_str)) {
-                    self.buddies.remove(&(id, name.to_owned()));
-                }
+            Event::Status { status, message } => {
+                self.status = Some(json!({"status": status, "message": message}));
             }
-            _ => {}
+            Event::Message(_) | Event::Read { .. } | Event::Typing { .. } | Event::Notice(_) => {}
         }
     }
 
-    fn snapshot(&self, conversations: Vec<Value>) -> Value {
+    fn snapshot(&self) -> Value {
         let chats: Vec<Value> = self
             .chats
             .iter()
@@ -492,9 +485,11 @@ impl LiveState {
                 })
             })
             .collect();
+        let mut conversations: Vec<&ConversationRow> = self.conversations.values().collect();
+        conversations.sort_by_key(|c| (std::cmp::Reverse(c.last_seq), c.id));
         json!({
             "accounts": self.accounts.values().cloned().collect::<Vec<_>>(),
-            "conversations": conversations,
+            "conversations": conversations.iter().map(|c| c.json.clone()).collect::<Vec<_>>(),
             "chats": chats,
             "buddies": self.buddies.values().cloned().collect::<Vec<_>>(),
             "requests": self.requests.values().cloned().collect::<Vec<_>>(),
@@ -506,6 +501,16 @@ impl LiveState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::event::{Action, Direction, Message, Notice, RequestDetails, RequestOpen};
+    use crate::backend::store;
+
+    fn notice(text: String) -> Event {
+        Event::Notice(Notice {
+            level: "info",
+            text: Some(text),
+            ..Notice::default()
+        })
+    }
 
     /// While other threads emit, a subscriber that replays `(since,
     /// last_seq]` from the store and then reads its queue sees every event
@@ -515,24 +520,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hub = Hub::open(&dir.path().join("db")).unwrap();
         for i in 0..50 {
-            hub.emit(json!({"op": "notice", "text": format!("before {i}")}))
-                .unwrap();
+            hub.emit(notice(format!("before {i}"))).unwrap();
         }
+        // The writers are half-way through when the client subscribes.
+        let halfway = Arc::new(std::sync::Barrier::new(3));
         let writers: Vec<_> = (0..2)
             .map(|w| {
                 let hub = hub.clone();
+                let halfway = halfway.clone();
                 std::thread::spawn(move || {
                     for i in 0..300 {
-                        hub.emit(json!({"op": "notice", "text": format!("{w}/{i}")}))
-                            .unwrap();
+                        if i == 150 {
+                            halfway.wait();
+                        }
+                        hub.emit(notice(format!("{w}/{i}"))).unwrap();
                     }
                 })
             })
             .collect();
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        halfway.wait();
         let (tx, mut rx) = mpsc::channel(10_000);
         let since = 20;
-        let sub = hub.subscribe(1, tx, Kick::default()).unwrap();
+        let sub = hub.subscribe(1, tx, Kick::default());
+        assert!(
+            sub.last_seq >= 350,
+            "subscribed before the writers were half-way"
+        );
         for w in writers {
             w.join().unwrap();
         }
@@ -559,10 +572,10 @@ mod tests {
         let (slow_tx, _slow_rx) = mpsc::channel(2);
         let (ok_tx, mut ok_rx) = mpsc::channel(100);
         let kick = Kick::default();
-        hub.subscribe(1, slow_tx, kick.clone()).unwrap();
-        hub.subscribe(2, ok_tx, Kick::default()).unwrap();
+        hub.subscribe(1, slow_tx, kick.clone());
+        hub.subscribe(2, ok_tx, Kick::default());
         for i in 0..5 {
-            hub.emit(json!({"op": "notice", "text": i})).unwrap();
+            hub.emit(notice(i.to_string())).unwrap();
         }
         assert_eq!(hub.client_count(), 1);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -587,13 +600,33 @@ mod tests {
         let path = dir.path().join("db");
         {
             let hub = Hub::open(&path).unwrap();
-            hub.emit(json!({"op": "chat.joined", "account": 1,
-                "conversation": {"kind": "chat", "name": "#a"}}))
-                .unwrap();
-            hub.emit_with(|seq| json!({"op": "request.open", "request": seq, "kind": "action"}))
-                .unwrap();
-            hub.emit(json!({"op": "account.status", "account": 1, "status": "connected"}))
-                .unwrap();
+            hub.emit(Event::ChatJoined {
+                account: 1,
+                conversation: ConvRef::chat("#a"),
+            })
+            .unwrap();
+            hub.emit_with(|seq| {
+                Event::RequestOpen(RequestOpen {
+                    request: seq,
+                    title: None,
+                    primary: None,
+                    secondary: None,
+                    account: None,
+                    who: None,
+                    actions: vec![Action {
+                        id: 0,
+                        label: "OK".into(),
+                    }],
+                    details: RequestDetails::Action { default_action: 0 },
+                })
+            })
+            .unwrap();
+            hub.emit(Event::AccountStatus {
+                account: 1,
+                status: "connected".into(),
+                message: None,
+            })
+            .unwrap();
         }
         let hub = Hub::open(&path).unwrap();
         let reader = store::Reader::open(&path).unwrap();
@@ -612,5 +645,107 @@ mod tests {
         // Nothing left open the second time.
         let hub = Hub::open(&path).unwrap();
         assert_eq!(hub.last_seq(), 6);
+    }
+
+    /// `hello` must not open the database or run a query while holding
+    /// the lock every emit needs: the snapshot is served from memory (here
+    /// the file is gone, and the snapshot is still right).
+    #[test]
+    fn subscribe_reads_no_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let hub = Hub::open(&path).unwrap();
+        let m = |text: &str, direction| {
+            Event::Message(Message {
+                account: 1,
+                conversation: ConvRef::im("bob"),
+                sender: "bob".into(),
+                alias: None,
+                text: text.into(),
+                direction,
+                truncated: false,
+                mention: false,
+                action: false,
+                delayed: false,
+                sent: None,
+            })
+        };
+        hub.emit(m("one", Direction::In)).unwrap();
+        hub.emit(m("two", Direction::In)).unwrap();
+        hub.emit(m("three", Direction::Out)).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let (tx, _rx) = mpsc::channel(10);
+        let sub = hub.subscribe(1, tx, Kick::default());
+        assert_eq!(
+            sub.snapshot["conversations"],
+            json!([{"account": 1, "conversation": {"kind": "im", "name": "bob"},
+                "last_seq": 3, "read_seq": 0, "unread": 2}])
+        );
+    }
+
+    /// The snapshot's conversations match what the store computes, also
+    /// after a restart.
+    #[test]
+    fn conversations_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let hub = Hub::open(&path).unwrap();
+        hub.emit(Event::ChatJoined {
+            account: 2,
+            conversation: ConvRef::chat("#x"),
+        })
+        .unwrap();
+        hub.emit(Event::Read {
+            account: 2,
+            conversation: ConvRef::chat("#x"),
+            read_seq: 1,
+        })
+        .unwrap();
+        let (tx, _rx) = mpsc::channel(10);
+        let before = hub.subscribe(1, tx, Kick::default()).snapshot;
+        drop(hub);
+        let hub = Hub::open(&path).unwrap();
+        let (tx, _rx) = mpsc::channel(10);
+        let after = hub.subscribe(1, tx, Kick::default()).snapshot;
+        assert_eq!(before["conversations"], after["conversations"]);
+        assert_eq!(after["conversations"][0]["read_seq"], 1);
+    }
+
+    /// A counter that cannot be read is an error, not id 1 again.
+    #[test]
+    fn next_account_id_reports_a_read_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let hub = Hub::open(&path).unwrap();
+        assert_eq!(hub.next_account_id(0).unwrap(), 1);
+        assert_eq!(hub.next_account_id(0).unwrap(), 2);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = 'garbage' WHERE key = 'next_account_id'",
+            [],
+        )
+        .unwrap();
+        assert!(hub.next_account_id(0).is_err());
+    }
+
+    /// A durable write that fails is reported to the caller.
+    #[test]
+    fn a_failed_account_write_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let hub = Hub::open(&path).unwrap();
+        hub.account_save(1, &json!({"protocol": "prpl-irc"}))
+            .unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON accounts
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+        assert!(hub
+            .account_save(2, &json!({"protocol": "prpl-irc"}))
+            .is_err());
+        assert!(hub.account_remove(3).is_err());
+        assert_eq!(hub.account_configs().unwrap().len(), 1);
     }
 }

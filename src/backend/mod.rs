@@ -35,14 +35,21 @@
 //!   forking DNS resolver) is set up as `docs/protocol.md` and
 //!   [`prepare_env`] describe; DNS is resolved on short-lived threads.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod config;
-pub mod hub;
-pub mod policy;
+pub(crate) mod event;
+pub(crate) mod hub;
+pub(crate) mod pacing;
+pub(crate) mod policy;
+#[cfg(test)]
+mod proptests;
 pub mod protocol;
-pub mod purple;
-pub mod sandbox;
-pub mod server;
-pub mod store;
+pub(crate) mod purple;
+pub(crate) mod sandbox;
+pub(crate) mod server;
+pub(crate) mod store;
+pub(crate) mod watchdog;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -204,7 +211,16 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     let listener = UnixListener::from_std(config.listen.listener)
         .map_err(|e| BackendError::Listen("socket".into(), e))?;
     let bound = config.listen.path;
-    let (purple, purple_thread) = purple::start(hub.clone(), purple_dir, config.settings.clone())?;
+    // Supervised from before libpurple's start: a plugin that blocks while
+    // restoring accounts must not keep the backend from ever listening.
+    let heartbeat = Arc::new(watchdog::Heartbeat::default());
+    heartbeat.beat();
+    let supervisor = tokio::spawn(watchdog::supervise(
+        heartbeat.clone(),
+        config.settings.stall_limit,
+    ));
+    let (purple, purple_thread) =
+        purple::start(hub.clone(), purple_dir, config.settings.clone(), heartbeat)?;
     tracing::debug!(
         store = ?(t1 - t0),
         libpurple = ?t1.elapsed(),
@@ -243,6 +259,7 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     }
     notify(&[sd_notify::NotifyState::Stopping]);
     status.abort();
+    supervisor.abort();
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_millis(1500), server).await;
     if tokio::time::timeout(Duration::from_secs(2), purple.shutdown())

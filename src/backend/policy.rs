@@ -26,7 +26,7 @@
 
 /// Options refused by name, per protocol id: they run a program or read or
 /// write files in the backend's home.
-pub const DENIED: &[(&str, &str)] = &[
+pub(crate) const DENIED: &[(&str, &str)] = &[
     ("prpl-zephyr", "use_tzc"),
     ("prpl-zephyr", "tzc_command"),
     ("prpl-zephyr", "write_anyone"),
@@ -36,7 +36,7 @@ pub const DENIED: &[(&str, &str)] = &[
 ];
 
 /// Words that make an option name a program, a command or a path.
-pub const DENIED_WORDS: &[&str] = &[
+pub(crate) const DENIED_WORDS: &[&str] = &[
     "command",
     "commands",
     "cmd",
@@ -63,13 +63,13 @@ pub const DENIED_WORDS: &[&str] = &[
 
 /// Options whose names contain a denied word but which were read in the
 /// plugin's source and name no program or local path.
-pub const ALLOWED_EXCEPTIONS: &[(&str, &str)] = &[
+pub(crate) const ALLOWED_EXCEPTIONS: &[(&str, &str)] = &[
     // Gadu-Gadu: receive file transfers over HTTP (a network feature).
     ("prpl-gg", "http_file_transfers"),
 ];
 
 /// Why an option is refused, or `None` if a client may set it.
-pub fn option_refused(protocol: &str, setting: &str) -> Option<&'static str> {
+pub(crate) fn option_refused(protocol: &str, setting: &str) -> Option<&'static str> {
     if DENIED.iter().any(|&(p, s)| p == protocol && s == setting) {
         return Some("runs a program or uses local files");
     }
@@ -111,14 +111,22 @@ fn words(setting: &str) -> impl Iterator<Item = String> + '_ {
     out.into_iter()
 }
 
-/// The admin's limit on protocols (`None`: every installed protocol).
+/// Protocols users may not add unless the admin names them in
+/// `protocols`: zephyr's sign-on blocks libpurple's thread (and with it every
+/// account and request of the user) for 10 s at each attempt on a host
+/// without a Zephyr host manager, which is every host Sapphire runs on
+/// outside a campus that still uses it.
+pub const OFF_BY_DEFAULT: &[&str] = &["prpl-zephyr"];
+
+/// The admin's limit on protocols (`None`: every installed protocol but
+/// [`OFF_BY_DEFAULT`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProtocolAllowList(pub Option<Vec<String>>);
 
 impl ProtocolAllowList {
     pub fn allows(&self, protocol: &str) -> bool {
         match &self.0 {
-            None => true,
+            None => !OFF_BY_DEFAULT.contains(&protocol),
             Some(list) => list.iter().any(|p| p == protocol),
         }
     }
@@ -193,7 +201,10 @@ mod tests {
 
     #[test]
     fn allow_list_of_protocols() {
-        assert!(ProtocolAllowList(None).allows("prpl-zephyr"));
+        assert!(ProtocolAllowList(None).allows("prpl-irc"));
+        assert!(!ProtocolAllowList(None).allows("prpl-zephyr"));
+        let z = ProtocolAllowList(Some(vec!["prpl-zephyr".into()]));
+        assert!(z.allows("prpl-zephyr"));
         let l = ProtocolAllowList(Some(vec!["prpl-irc".into()]));
         assert!(l.allows("prpl-irc"));
         assert!(!l.allows("prpl-zephyr"));

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use super::event::{ConvRef, Event};
 use super::hub::{Hub, Kick};
 use super::protocol::{
     self, reply_err, reply_ok, OpError, OpResult, Params, CLIENT_QUEUE, MAX_FRAME,
@@ -144,6 +145,9 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>, shutdown: watch::Receiver
             Some(Ok(Message::Close(_))) | None => break,
             Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
             Some(Err(WsError::Capacity(_))) => Out::Close(1009, "message too big"),
+            Some(Err(WsError::Protocol(
+                tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ))) => break,
             Some(Err(WsError::Protocol(e))) => {
                 tracing::debug!(client = id, "protocol error: {e}");
                 Out::Close(1002, "WebSocket protocol error")
@@ -269,7 +273,10 @@ async fn send(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Stop> {
     tokio::select! {
-        r = sink.send(Message::Text(text)) => r.map_err(|_| Stop::Gone),
+        r = sink.send(Message::Text(text)) => r.map_err(|e| {
+            tracing::debug!("send failed: {e}");
+            Stop::Gone
+        }),
         _ = kick.kicked() => Err(Stop::Close(1008, "too slow: resume with hello {since}")),
         _ = shutdown.changed() => Err(Stop::Close(1001, "backend shutting down")),
     }
@@ -319,6 +326,10 @@ async fn writer(
             }
         }
     };
+    match &stop {
+        Stop::Close(code, reason) => tracing::debug!("closing a client: {code} {reason}"),
+        Stop::Gone => tracing::debug!("a client's socket failed or closed"),
+    }
     if let Stop::Close(code, reason) = stop {
         let limit = if code == 1001 {
             SHUTDOWN_CLOSE_TIMEOUT
@@ -420,7 +431,7 @@ async fn handle(ctx: &Ctx, client: &mut Client, text: &str) -> Out {
         }
     };
     if op == "hello" {
-        return match hello(ctx, client, &req) {
+        return match hello(ctx, client, &req).await {
             Ok((reply, since, upto)) => Out::Hello {
                 reply: reply_ok(&id, reply),
                 since,
@@ -434,7 +445,7 @@ async fn handle(ctx: &Ctx, client: &mut Client, text: &str) -> Out {
         "history" => history(ctx, &req).await,
         "search" => search(ctx, &req).await,
         "mark_read" => mark_read(ctx, &req).await,
-        op if super::purple::OPS.contains(&op) => ctx.purple.op(op.to_owned(), req).await,
+        op if super::purple::is_op(op) => ctx.purple.op(op.to_owned(), req).await,
         _ => Err(OpError::new("unknown_op", format!("unknown op '{op}'"))),
     };
     Out::Text(match result {
@@ -443,7 +454,7 @@ async fn handle(ctx: &Ctx, client: &mut Client, text: &str) -> Out {
     })
 }
 
-fn hello(
+async fn hello(
     ctx: &Ctx,
     client: &mut Client,
     req: &Map<String, Value>,
@@ -469,9 +480,11 @@ fn hello(
         .event_tx
         .take()
         .ok_or_else(|| OpError::internal("no event queue"))?;
-    let sub = ctx
-        .hub
-        .subscribe(client.id, tx, client.kick.clone())
+    // The hub's lock may be held by an emit's commit: wait for it on a
+    // blocking thread, not on the reactor.
+    let (hub, id, kick) = (ctx.hub.clone(), client.id, client.kick.clone());
+    let sub = tokio::task::spawn_blocking(move || hub.subscribe(id, tx, kick))
+        .await
         .map_err(OpError::internal)?;
     client.subscribed = true;
     let mut reply = json!({
@@ -546,6 +559,8 @@ async fn search(ctx: &Ctx, req: &Map<String, Value>) -> OpResult {
 async fn mark_read(ctx: &Ctx, req: &Map<String, Value>) -> OpResult {
     let p = Params(req);
     let key = conv_key(&p)?;
+    let (kind, name) = p.conversation()?;
+    let name = name.to_owned();
     let seq = p.u64("seq")?;
     if seq > ctx.hub.last_seq() {
         return Err(OpError::new("bad_seq", "'seq' is after the last event"));
@@ -555,8 +570,11 @@ async fn mark_read(ctx: &Ctx, req: &Map<String, Value>) -> OpResult {
         return Err(OpError::new("no_such_conversation", "no such conversation"));
     }
     let hub = ctx.hub.clone();
-    let event = json!({"op": "read", "account": key.account,
-        "conversation": key.to_json(), "read_seq": seq});
+    let event = Event::Read {
+        account: key.account,
+        conversation: ConvRef { kind, name },
+        read_seq: seq,
+    };
     let seq = tokio::task::spawn_blocking(move || hub.emit(event))
         .await
         .map_err(OpError::internal)?

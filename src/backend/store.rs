@@ -19,6 +19,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
+use super::event::{ConvRef, Event};
+
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,7 +30,7 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
-pub type Result<T> = std::result::Result<T, StoreError>;
+pub(crate) type Result<T> = std::result::Result<T, StoreError>;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -81,20 +83,28 @@ CREATE TABLE IF NOT EXISTS autojoin (
 
 /// Identifies a conversation: an account, a kind (`im`/`chat`) and a name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConvKey {
+pub(crate) struct ConvKey {
     pub account: i64,
     pub kind: String,
     pub name: String,
 }
 
 impl ConvKey {
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn new(account: i64, conversation: &ConvRef) -> ConvKey {
+        ConvKey {
+            account,
+            kind: conversation.kind.as_str().to_owned(),
+            name: conversation.name.clone(),
+        }
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
         json!({"kind": self.kind, "name": self.name})
     }
 }
 
 /// Opens (creating if needed) the database at `path`.
-pub fn open(path: &Path) -> Result<Connection> {
+pub(crate) fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -107,30 +117,30 @@ pub fn open(path: &Path) -> Result<Connection> {
 }
 
 /// The writer side, owned by the hub.
-pub struct Store {
+pub(crate) struct Store {
     conn: Connection,
 }
 
 impl Store {
-    pub fn open(path: &Path) -> Result<Store> {
+    pub(crate) fn open(path: &Path) -> Result<Store> {
         Ok(Store { conn: open(path)? })
     }
 
-    pub fn last_seq(&self) -> Result<u64> {
+    pub(crate) fn last_seq(&self) -> Result<u64> {
         let seq: Option<i64> = self
             .conn
             .query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
         Ok(seq.unwrap_or(0) as u64)
     }
 
-    pub fn meta_get(&self, key: &str) -> Result<Option<i64>> {
+    pub(crate) fn meta_get(&self, key: &str) -> Result<Option<i64>> {
         Ok(self
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
     }
 
-    pub fn meta_set(&self, key: &str, value: i64) -> Result<()> {
+    pub(crate) fn meta_set(&self, key: &str, value: i64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -139,114 +149,131 @@ impl Store {
         Ok(())
     }
 
-    /// Persists one event (and what it implies) in one transaction.
-    pub fn persist(&mut self, seq: u64, time: i64, event: &Map<String, Value>) -> Result<String> {
-        let body = serde_json::to_string(event)?;
-        let op = event.get("op").and_then(Value::as_str).unwrap_or("");
+    /// Persists one event (and what it implies) in one transaction; returns
+    /// the JSON sent to clients and, for an event that changed a
+    /// conversation, its summary row (see [`Store::conversations`]).
+    pub(crate) fn persist(&mut self, seq: u64, time: i64, event: &Event) -> Result<Persisted> {
+        let wire = event.to_wire(seq, time);
+        let body = serde_json::to_string(&wire)?;
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO events (seq, time, op, body) VALUES (?1, ?2, ?3, ?4)",
-            params![seq as i64, time, op, body],
+            params![seq as i64, time, event.op(), body],
         )?;
-        match op {
-            "message" => {
-                if let Some(key) = conv_key(event) {
-                    let direction = str_field(event, "direction");
-                    let conv = upsert_conversation(&tx, &key)?;
-                    tx.execute(
-                        "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![
-                            seq as i64,
-                            conv,
-                            time,
-                            str_field(event, "sender"),
-                            event.get("alias").and_then(Value::as_str),
-                            str_field(event, "text"),
-                            direction
-                        ],
-                    )?;
-                    tx.execute(
-                        "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
-                        params![seq as i64, str_field(event, "text")],
-                    )?;
-                    let unread = i64::from(direction == "in");
-                    tx.execute(
-                        "UPDATE conversations SET last_seq = ?2, unread = unread + ?3 WHERE id = ?1",
-                        params![conv, seq as i64, unread],
-                    )?;
-                }
+        let mut conversation = None;
+        match event {
+            Event::Message(m) => {
+                let key = ConvKey::new(m.account, &m.conversation);
+                let direction = m.direction.as_str();
+                let conv = upsert_conversation(&tx, &key)?;
+                tx.execute(
+                    "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![seq as i64, conv, time, m.sender, m.alias, m.text, direction],
+                )?;
+                tx.execute(
+                    "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
+                    params![seq as i64, m.text],
+                )?;
+                let unread = i64::from(direction == "in");
+                tx.execute(
+                    "UPDATE conversations SET last_seq = ?2, unread = unread + ?3 WHERE id = ?1",
+                    params![conv, seq as i64, unread],
+                )?;
+                conversation = Some(conversation_row(&tx, conv)?);
             }
-            "read" => {
-                if let Some(key) = conv_key(event) {
-                    let conv = upsert_conversation(&tx, &key)?;
-                    let read = event.get("read_seq").and_then(Value::as_i64).unwrap_or(0);
-                    tx.execute(
-                        "UPDATE conversations SET read_seq = max(read_seq, ?2) WHERE id = ?1",
-                        params![conv, read],
-                    )?;
-                    tx.execute(
-                        "UPDATE conversations SET unread = (SELECT count(*) FROM messages
-                           WHERE conversation = ?1 AND direction = 'in'
-                             AND seq > conversations.read_seq)
-                         WHERE id = ?1",
-                        params![conv],
-                    )?;
-                }
+            Event::Read {
+                account,
+                conversation: c,
+                read_seq,
+            } => {
+                let key = ConvKey::new(*account, c);
+                let conv = upsert_conversation(&tx, &key)?;
+                tx.execute(
+                    "UPDATE conversations SET read_seq = max(read_seq, ?2) WHERE id = ?1",
+                    params![conv, *read_seq as i64],
+                )?;
+                tx.execute(
+                    "UPDATE conversations SET unread = (SELECT count(*) FROM messages
+                       WHERE conversation = ?1 AND direction = 'in'
+                         AND seq > conversations.read_seq)
+                     WHERE id = ?1",
+                    params![conv],
+                )?;
+                conversation = Some(conversation_row(&tx, conv)?);
             }
-            "chat.joined" => {
-                if let Some(key) = conv_key(event) {
-                    upsert_conversation(&tx, &key)?;
-                    tx.execute(
-                        "INSERT OR IGNORE INTO open_chats (account, name) VALUES (?1, ?2)",
-                        params![key.account, key.name],
-                    )?;
-                }
+            Event::ChatJoined {
+                account,
+                conversation: c,
+            } => {
+                let key = ConvKey::new(*account, c);
+                let conv = upsert_conversation(&tx, &key)?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO open_chats (account, name) VALUES (?1, ?2)",
+                    params![key.account, key.name],
+                )?;
+                conversation = Some(conversation_row(&tx, conv)?);
             }
-            "chat.left" => {
-                if let Some(key) = conv_key(event) {
-                    tx.execute(
-                        "DELETE FROM open_chats WHERE account = ?1 AND name = ?2",
-                        params![key.account, key.name],
-                    )?;
-                }
+            Event::ChatLeft {
+                account,
+                conversation: c,
+                ..
+            } => {
+                tx.execute(
+                    "DELETE FROM open_chats WHERE account = ?1 AND name = ?2",
+                    params![account, c.name],
+                )?;
             }
-            "request.open" => {
-                if let Some(id) = event.get("request").and_then(Value::as_i64) {
-                    tx.execute("INSERT OR IGNORE INTO open_requests (id) VALUES (?1)", [id])?;
-                }
+            Event::RequestOpen(r) => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO open_requests (id) VALUES (?1)",
+                    [r.request as i64],
+                )?;
             }
-            "request.close" => {
-                if let Some(id) = event.get("request").and_then(Value::as_i64) {
-                    tx.execute("DELETE FROM open_requests WHERE id = ?1", [id])?;
-                }
+            Event::RequestClose { request, .. } => {
+                tx.execute("DELETE FROM open_requests WHERE id = ?1", [request])?;
             }
-            "account.status" => {
-                if let Some(id) = event.get("account").and_then(Value::as_i64) {
-                    tx.execute(
-                        "INSERT INTO account_status (account, status) VALUES (?1, ?2)
-                         ON CONFLICT (account) DO UPDATE SET status = excluded.status",
-                        params![id, str_field(event, "status")],
-                    )?;
-                }
+            Event::AccountStatus {
+                account, status, ..
+            } => {
+                tx.execute(
+                    "INSERT INTO account_status (account, status) VALUES (?1, ?2)
+                     ON CONFLICT (account) DO UPDATE SET status = excluded.status",
+                    params![account, status],
+                )?;
             }
-            "account.removed" => {
-                if let Some(id) = event.get("account").and_then(Value::as_i64) {
-                    tx.execute("DELETE FROM autojoin WHERE account = ?1", [id])?;
-                    tx.execute("DELETE FROM account_status WHERE account = ?1", [id])?;
-                    tx.execute("DELETE FROM open_chats WHERE account = ?1", [id])?;
-                }
+            Event::AccountRemoved { account } => {
+                tx.execute("DELETE FROM autojoin WHERE account = ?1", [account])?;
+                tx.execute("DELETE FROM account_status WHERE account = ?1", [account])?;
+                tx.execute("DELETE FROM open_chats WHERE account = ?1", [account])?;
             }
             _ => {}
         }
         tx.commit()?;
-        Ok(body)
+        Ok(Persisted {
+            wire,
+            body,
+            conversation,
+        })
+    }
+
+    /// Every conversation with its unread count and read marker (the
+    /// snapshot's `conversations`), with its row id.
+    pub(crate) fn conversations(&self) -> Result<Vec<ConversationRow>> {
+        let mut stmt = self.conn.prepare("SELECT id FROM conversations")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids
+            .into_iter()
+            .map(|id| conversation_row(&self.conn, id))
+            .collect::<rusqlite::Result<_>>()?)
     }
 
     /// Stores an account's configuration (protocol, username, password,
     /// alias, options, enabled): the durable copy of what libpurple saves
     /// with a delay, replayed into libpurple at start-up.
-    pub fn account_save(&self, id: i64, config: &Value) -> Result<()> {
+    pub(crate) fn account_save(&self, id: i64, config: &Value) -> Result<()> {
         self.conn.execute(
             "INSERT INTO accounts (id, config, removed) VALUES (?1, ?2, 0)
              ON CONFLICT (id) DO UPDATE SET config = excluded.config, removed = 0",
@@ -257,7 +284,7 @@ impl Store {
 
     /// Marks an account removed (kept as a tombstone so a start-up can
     /// remove it from libpurple if libpurple had not saved the removal).
-    pub fn account_remove(&self, id: i64) -> Result<()> {
+    pub(crate) fn account_remove(&self, id: i64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO accounts (id, config, removed) VALUES (?1, '{}', 1)
              ON CONFLICT (id) DO UPDATE SET config = '{}', removed = 1",
@@ -267,7 +294,7 @@ impl Store {
     }
 
     /// Every stored account: `(id, config, removed)`.
-    pub fn account_configs(&self) -> Result<Vec<(i64, Value, bool)>> {
+    pub(crate) fn account_configs(&self) -> Result<Vec<(i64, Value, bool)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, config, removed FROM accounts ORDER BY id")?;
@@ -287,7 +314,7 @@ impl Store {
     }
 
     /// Remembers a chat to join whenever `account` signs on.
-    pub fn autojoin_add(
+    pub(crate) fn autojoin_add(
         &self,
         account: i64,
         name: &str,
@@ -303,7 +330,7 @@ impl Store {
 
     /// Remembers a chat joined some other way (e.g. an accepted
     /// invitation), keeping the fields of a chat already remembered.
-    pub fn autojoin_add_if_absent(&self, account: i64, name: &str) -> Result<()> {
+    pub(crate) fn autojoin_add_if_absent(&self, account: i64, name: &str) -> Result<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO autojoin (account, name, fields) VALUES (?1, ?2, '{}')",
             params![account, name],
@@ -312,7 +339,7 @@ impl Store {
     }
 
     /// Forgets a chat (the user left it). Names compare case-insensitively.
-    pub fn autojoin_remove(&self, account: i64, name: &str) -> Result<bool> {
+    pub(crate) fn autojoin_remove(&self, account: i64, name: &str) -> Result<bool> {
         let n = self.conn.execute(
             "DELETE FROM autojoin WHERE account = ?1 AND name = ?2",
             params![account, name],
@@ -321,7 +348,7 @@ impl Store {
     }
 
     /// Chats to join when `account` signs on, with their join fields.
-    pub fn autojoin_list(&self, account: i64) -> Result<Vec<(String, Map<String, Value>)>> {
+    pub(crate) fn autojoin_list(&self, account: i64) -> Result<Vec<(String, Map<String, Value>)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT name, fields FROM autojoin WHERE account = ?1 ORDER BY name")?;
@@ -337,7 +364,7 @@ impl Store {
     }
 
     /// Chats, requests and account states a previous run left open.
-    pub fn leftovers(&self) -> Result<Leftovers> {
+    pub(crate) fn leftovers(&self) -> Result<Leftovers> {
         let mut chats = Vec::new();
         let mut stmt = self.conn.prepare("SELECT account, name FROM open_chats")?;
         for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
@@ -364,25 +391,58 @@ impl Store {
 }
 
 /// What a previous run left open (see [`Store::leftovers`]).
-pub struct Leftovers {
+pub(crate) struct Leftovers {
     pub chats: Vec<(i64, String)>,
     pub requests: Vec<i64>,
     pub accounts: Vec<i64>,
 }
 
-fn str_field<'a>(event: &'a Map<String, Value>, key: &str) -> &'a str {
-    event.get(key).and_then(Value::as_str).unwrap_or("")
+/// What [`Store::persist`] wrote.
+pub(crate) struct Persisted {
+    /// The event as sent to clients (with `seq` and `time`).
+    pub wire: Map<String, Value>,
+    /// `wire` serialised.
+    pub body: String,
+    /// The summary of the conversation the event changed, if any.
+    pub conversation: Option<ConversationRow>,
 }
 
-/// Reads `account` and `conversation: {kind, name}` from an event.
-pub fn conv_key(event: &Map<String, Value>) -> Option<ConvKey> {
-    let account = event.get("account")?.as_i64()?;
-    let conv = event.get("conversation")?;
-    Some(ConvKey {
-        account,
-        kind: conv.get("kind")?.as_str()?.to_owned(),
-        name: conv.get("name")?.as_str()?.to_owned(),
-    })
+/// One conversation's summary: its row id, key and the JSON the snapshot
+/// shows (`{account, conversation, last_seq, read_seq, unread}`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ConversationRow {
+    pub id: i64,
+    pub key: ConvKey,
+    pub last_seq: i64,
+    pub json: Value,
+}
+
+fn conversation_row(conn: &Connection, id: i64) -> rusqlite::Result<ConversationRow> {
+    conn.query_row(
+        "SELECT account, kind, name, last_seq, read_seq, unread FROM conversations WHERE id = ?1",
+        [id],
+        |r| {
+            let key = ConvKey {
+                account: r.get(0)?,
+                kind: r.get(1)?,
+                name: r.get(2)?,
+            };
+            let last_seq: i64 = r.get(3)?;
+            let json = json!({
+                "account": key.account,
+                "conversation": key.to_json(),
+                "last_seq": last_seq,
+                "read_seq": r.get::<_, i64>(4)?,
+                "unread": r.get::<_, i64>(5)?,
+            });
+            Ok(ConversationRow {
+                id,
+                key,
+                last_seq,
+                json,
+            })
+        },
+    )
 }
 
 fn upsert_conversation(conn: &Connection, key: &ConvKey) -> rusqlite::Result<i64> {
@@ -398,13 +458,13 @@ fn upsert_conversation(conn: &Connection, key: &ConvKey) -> rusqlite::Result<i64
 }
 
 /// Read-only queries, used from any thread with its own connection.
-pub struct Reader {
+pub(crate) struct Reader {
     conn: Connection,
 }
 
 impl Reader {
     /// Opens a reader on a database the hub has already created.
-    pub fn open(path: &Path) -> Result<Reader> {
+    pub(crate) fn open(path: &Path) -> Result<Reader> {
         let conn = Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -414,7 +474,7 @@ impl Reader {
     }
 
     /// Events with `after < seq <= upto`, at most `limit`, in order.
-    pub fn events(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<(u64, String)>> {
+    pub(crate) fn events(&self, after: u64, upto: u64, limit: usize) -> Result<Vec<(u64, String)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, body FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
         )?;
@@ -424,7 +484,7 @@ impl Reader {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn conversation_exists(&self, key: &ConvKey) -> Result<bool> {
+    pub(crate) fn conversation_exists(&self, key: &ConvKey) -> Result<bool> {
         Ok(self
             .conn
             .query_row(
@@ -436,27 +496,14 @@ impl Reader {
             .is_some())
     }
 
-    /// Conversations with their unread counts and read markers.
-    pub fn conversations(&self) -> Result<Vec<Value>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT account, kind, name, last_seq, read_seq, unread FROM conversations
-             ORDER BY last_seq DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(json!({
-                "account": r.get::<_, i64>(0)?,
-                "conversation": {"kind": r.get::<_, String>(1)?, "name": r.get::<_, String>(2)?},
-                "last_seq": r.get::<_, i64>(3)?,
-                "read_seq": r.get::<_, i64>(4)?,
-                "unread": r.get::<_, i64>(5)?,
-            }))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     /// Messages of one conversation with `seq < before`, newest `limit` of
     /// them, returned oldest first.
-    pub fn history(&self, key: &ConvKey, before: Option<u64>, limit: usize) -> Result<Vec<Value>> {
+    pub(crate) fn history(
+        &self,
+        key: &ConvKey,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Value>> {
         let before = before.map(|b| b as i64).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction
@@ -488,7 +535,7 @@ impl Reader {
     /// Full-text search over all messages, newest first. Every word of
     /// `query` must occur (each is matched as a quoted FTS5 string, so
     /// query syntax cannot be injected).
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Value>> {
+    pub(crate) fn search(&self, query: &str, limit: usize) -> Result<Vec<Value>> {
         let terms: Vec<String> = query
             .split_whitespace()
             .filter(|w| w.chars().any(char::is_alphanumeric))
@@ -553,16 +600,32 @@ fn message_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::event::{Direction, Message};
 
-    fn msg(account: i64, name: &str, text: &str, direction: &str) -> Map<String, Value> {
-        json!({
-            "op": "message", "account": account,
-            "conversation": {"kind": "chat", "name": name},
-            "sender": "bob", "text": text, "direction": direction,
+    fn msg(account: i64, name: &str, text: &str, direction: Direction) -> Event {
+        Event::Message(Message {
+            account,
+            conversation: ConvRef::chat(name),
+            sender: "bob".into(),
+            alias: None,
+            text: text.into(),
+            direction,
+            truncated: false,
+            mention: false,
+            action: false,
+            delayed: false,
+            sent: None,
         })
-        .as_object()
-        .unwrap()
-        .clone()
+    }
+
+    fn conv(store: &Store, name: &str) -> Value {
+        store
+            .conversations()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.key.name == name)
+            .unwrap()
+            .json
     }
 
     #[test]
@@ -570,19 +633,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let mut store = Store::open(&path).unwrap();
+        let p = store
+            .persist(1, 10, &msg(1, "#a", "hello world", Direction::In))
+            .unwrap();
+        assert_eq!(p.conversation.unwrap().json["unread"], 1);
         store
-            .persist(1, 10, &msg(1, "#a", "hello world", "in"))
+            .persist(2, 11, &msg(1, "#a", "my reply", Direction::Out))
             .unwrap();
         store
-            .persist(2, 11, &msg(1, "#a", "my reply", "out"))
+            .persist(3, 12, &msg(1, "#b", "another world", Direction::In))
             .unwrap();
         store
-            .persist(3, 12, &msg(1, "#b", "another world", "in"))
+            .persist(4, 13, &msg(1, "#a", "quote \" and * (", Direction::In))
             .unwrap();
         store
-            .persist(4, 13, &msg(1, "#a", "quote \" and * (", "in"))
+            .persist(
+                5,
+                13,
+                &msg(1, "#b", "this or that and so on", Direction::In),
+            )
             .unwrap();
-        assert_eq!(store.last_seq().unwrap(), 4);
+        assert_eq!(store.last_seq().unwrap(), 5);
 
         let reader = Reader::open(&path).unwrap();
         let key = ConvKey {
@@ -600,23 +671,22 @@ mod tests {
         let seqs: Vec<i64> = s.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
         assert_eq!(seqs, [3, 1]);
         assert_eq!(reader.search("quote\" * (", 10).unwrap().len(), 1);
-        assert!(reader.search("\" * ( AND OR", 10).unwrap().len() <= 1);
+        // FTS5 operators are words like any other: only the message that
+        // holds both "and" and "or" matches.
+        let s = reader.search("\" * ( AND OR", 10).unwrap();
+        let seqs: Vec<i64> = s.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, [5]);
         assert!(reader.search("   ", 10).unwrap().is_empty());
 
-        let convs = reader.conversations().unwrap();
-        let a = convs
-            .iter()
-            .find(|c| c["conversation"]["name"] == "#a")
-            .unwrap();
-        assert_eq!(a["unread"], 2);
-        let read = json!({"op": "read", "account": 1,
-            "conversation": {"kind": "chat", "name": "#a"}, "read_seq": 2});
-        store.persist(5, 14, read.as_object().unwrap()).unwrap();
-        let convs = reader.conversations().unwrap();
-        let a = convs
-            .iter()
-            .find(|c| c["conversation"]["name"] == "#a")
-            .unwrap();
+        assert_eq!(conv(&store, "#a")["unread"], 2);
+        let read = Event::Read {
+            account: 1,
+            conversation: ConvRef::chat("#a"),
+            read_seq: 2,
+        };
+        let p = store.persist(6, 14, &read).unwrap();
+        let a = conv(&store, "#a");
+        assert_eq!(p.conversation.unwrap().json, a);
         assert_eq!(a["unread"], 1);
         assert_eq!(a["read_seq"], 2);
 

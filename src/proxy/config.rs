@@ -96,6 +96,10 @@ pub struct FileConfig {
     pub session_hours: Option<u64>,
     pub max_connections: Option<usize>,
     pub header_timeout_secs: Option<u64>,
+    pub request_timeout_secs: Option<u64>,
+    pub max_connections_per_address: Option<usize>,
+    pub handshake_burst_per_address: Option<u32>,
+    pub handshakes_per_second_per_address: Option<u32>,
     pub max_frame_bytes: Option<u64>,
     /// `[acme]`: certificates from an ACME CA (see `crate::acme`).
     pub acme: Option<crate::acme::AcmeFile>,
@@ -117,7 +121,18 @@ pub struct Config {
     pub origins: Vec<String>,
     pub session_ttl: Duration,
     pub max_connections: usize,
+    /// Time for the TLS handshake, for each request's headers, and for an
+    /// idle keep-alive connection's next request.
     pub header_timeout: Duration,
+    /// Time for a request's body, once its headers are in.
+    pub request_timeout: Duration,
+    /// HTTP connections (not counting open WebSockets) per client address
+    /// (IPv6: per /64) at once; more are closed before their TLS handshake.
+    pub max_connections_per_address: usize,
+    /// New TLS handshakes per client address (IPv6: per /64): a burst, then
+    /// this many a second; more are closed before their handshake.
+    pub handshake_burst_per_address: u32,
+    pub handshakes_per_second_per_address: u32,
     pub max_frame_bytes: u64,
     /// ACME is on: the proxy answers its challenges.
     pub acme: Option<crate::acme::AcmeConfig>,
@@ -278,6 +293,13 @@ impl Config {
             session_ttl: Duration::from_secs(session_hours * 3600),
             max_connections,
             header_timeout: Duration::from_secs(file.header_timeout_secs.unwrap_or(10).max(1)),
+            request_timeout: Duration::from_secs(file.request_timeout_secs.unwrap_or(10).max(1)),
+            max_connections_per_address: file.max_connections_per_address.unwrap_or(128).max(1),
+            handshake_burst_per_address: file.handshake_burst_per_address.unwrap_or(128).max(1),
+            handshakes_per_second_per_address: file
+                .handshakes_per_second_per_address
+                .unwrap_or(20)
+                .max(1),
             max_frame_bytes: file.max_frame_bytes.unwrap_or(16 << 20),
         })
     }

@@ -281,6 +281,7 @@ async fn sleep_or_stop(stopping: &mut watch::Receiver<bool>, d: Duration) -> boo
 
 async fn stop_child(child: &mut tokio::process::Child, user: &Username) {
     if let Some(pid) = child.id() {
+        // SAFETY: kill has no memory-safety preconditions; `pid` is our child.
         unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         match tokio::time::timeout(STOP_GRACE, child.wait()).await {
             Ok(_) => info!(%user, pid, "backend stopped"),

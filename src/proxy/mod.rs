@@ -3,12 +3,14 @@
 //! web client, and relays each signed-in user's WebSocket to their backend.
 //!
 //! Layers, bottom up (each module uses only those above it in this list):
-//! `config`, `error`, `shutdown`, `launcher`, `limits`, `relay`, `state`, `http`,
+//! `config`, `error`, `shutdown`, `launcher`, `limits`, `admission`, `hashing`, `relay`, `state`, `http`,
 //! `server`, `demo`. See `docs/architecture.md`.
 
+pub(crate) mod admission;
 pub mod config;
 pub mod demo;
 mod error;
+pub(crate) mod hashing;
 pub(crate) mod http;
 pub(crate) mod launcher;
 pub(crate) mod limits;

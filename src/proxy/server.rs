@@ -17,6 +17,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
+use super::admission::Slot;
 use super::config::Config;
 use super::error::{io_err, ProxyError};
 use super::http;
@@ -27,6 +28,11 @@ use super::state::{CountGuard, Shared};
 /// Connections beyond `max_connections` still get a 503 answer, up to this
 /// many more; past that they are closed at once.
 const OVERFLOW_ANSWERED: usize = 1024;
+/// Accept errors are logged at most once per this.
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Connections refused by the per-address limits are logged at most once
+/// per this.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -95,10 +101,27 @@ impl Proxy {
         let notify = std::env::var_os("NOTIFY_SOCKET").is_some();
         // Notice sapphire-ctl's changes even when no request comes in.
         let mut accounts_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut prune_tick = tokio::time::interval(Duration::from_secs(60));
+        let mut renew_tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tokio::select! {
                 _ = accounts_tick.tick() => {
                     shared.accounts();
+                }
+                _ = renew_tick.tick() => {
+                    let s = Arc::clone(&shared);
+                    tokio::task::spawn_blocking(move || s.renew_generated_certificate());
+                }
+                _ = prune_tick.tick() => {
+                    // Revocations of expired tokens are moot: forget them.
+                    if shared.sessions.prune() {
+                        let s = Arc::clone(&shared);
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = s.sessions.persist_revocations() {
+                                warn!("could not write the pruned revocation list: {e}");
+                            }
+                        });
+                    }
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
@@ -169,18 +192,34 @@ fn listeners(config: &Config) -> Result<Vec<std::net::TcpListener>, ProxyError> 
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let mut stop = shared.shutdown.subscribe();
+    let mut accept_errors = Throttled::new(ACCEPT_ERROR_LOG_EVERY);
+    let mut refusals = Throttled::new(REFUSAL_LOG_EVERY);
     loop {
         let (stream, peer) = tokio::select! {
             _ = stopped(&mut stop) => return,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!("accept failed: {e}");
+                    // EMFILE and friends: back off instead of spinning, and
+                    // say so once in a while, not ten times a second.
+                    if let Some(more) = accept_errors.tick() {
+                        warn!("accept failed: {e} ({more} more failures since the last warning)");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
+        };
+        // Before anything costly: this address's share.
+        let slot = match shared.admission.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                if let Some(more) = refusals.tick() {
+                    info!(%peer, "connection refused before TLS: {why:?} ({more} more refusals since the last message)");
+                }
+                drop(stream);
+                continue;
+            }
         };
         let open = shared.open_connections();
         if open >= shared.config.max_connections + OVERFLOW_ANSWERED {
@@ -189,11 +228,55 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         }
         let over = open >= shared.config.max_connections;
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(Arc::clone(&shared), stream, peer, over));
+        tokio::spawn(serve_connection(
+            Arc::clone(&shared),
+            stream,
+            peer,
+            over,
+            slot,
+        ));
     }
 }
 
-async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, over: bool) {
+/// Lets an event through at most once per period, counting the rest.
+struct Throttled {
+    every: Duration,
+    last: Option<tokio::time::Instant>,
+    suppressed: u64,
+}
+
+impl Throttled {
+    fn new(every: Duration) -> Throttled {
+        Throttled {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)` when this event is to be reported, `n` being how many were
+    /// not since the last report.
+    fn tick(&mut self) -> Option<u64> {
+        let now = tokio::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.every)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    over: bool,
+    _slot: Slot,
+) {
     let _count = CountGuard::new(&shared.connections);
     let tls = match tokio::time::timeout(shared.config.header_timeout, tls_accept(&shared, stream))
         .await

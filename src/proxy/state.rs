@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use hyper::header::{self, HeaderMap};
 use rustls::ServerConfig;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::admission::Admission;
 use super::config::{Config, LauncherKind};
 use super::error::{io_err, ProxyError};
+use super::hashing::Hashing;
 use super::launcher::{Launcher, Spawner};
 use super::limits::SignInLimits;
 use super::relay::frames::{Close, SESSION_ENDED};
@@ -33,14 +35,16 @@ fn file_id(path: &Path) -> FileId {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     tls: RwLock<Arc<ServerConfig>>,
+    /// The names the served certificate covers (for the default origin rule).
+    cert_names: RwLock<Vec<String>>,
     tls_files: (PathBuf, PathBuf),
     accounts: Mutex<(Arc<Accounts>, FileId)>,
     pub(crate) sessions: Sessions,
     pub(crate) limits: SignInLimits,
-    /// Argon2 runs on at most this many permits at a time.
-    pub(crate) hashing: Arc<Semaphore>,
-    /// Sign-ins waiting for a hashing permit.
-    pub(crate) login_queue: AtomicUsize,
+    /// Per-address connection caps, checked before the TLS handshake.
+    pub(crate) admission: Arc<Admission>,
+    /// Slots for argon2, known browsers first.
+    pub(crate) hashing: Arc<Hashing>,
     pub(crate) launcher: Launcher,
     /// Client connections being served (not counting relays).
     pub(crate) connections: AtomicUsize,
@@ -82,19 +86,28 @@ impl Shared {
         };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let accounts_id = file_id(&config.accounts);
+        let cert_names = crate::tls::certificate_names(&tls_files.0);
+        if config.origins.is_empty() && cert_names.is_empty() {
+            warn!(
+                "the certificate {} names no host (subjectAltName): set `origin`, or every \
+                 sign-in and WebSocket will be refused as cross-site",
+                tls_files.0.display()
+            );
+        }
         Ok(Shared {
             tls: RwLock::new(tls),
+            cert_names: RwLock::new(cert_names),
             tls_files,
             accounts: Mutex::new((Arc::new(accounts), accounts_id)),
             sessions,
             limits: SignInLimits::new(),
+            admission: Admission::new(&config),
             // Half the cores at most (one on two cores): a flood of wrong
             // passwords from many addresses then leaves the other half to
             // relaying (benches/load: relay p99 3x its quiet value with one
             // slot per core on 2 cores). Argon2 runs on the blocking pool,
             // never on the reactor.
-            hashing: Arc::new(Semaphore::new((cores / 2).max(1))),
-            login_queue: AtomicUsize::new(0),
+            hashing: Hashing::new((cores / 2).max(1)),
             launcher,
             connections: AtomicUsize::new(0),
             relays: Arc::new(Registry::default()),
@@ -106,6 +119,11 @@ impl Shared {
     /// The certificate new connections get.
     pub(crate) fn tls_config(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.tls.read().unwrap())
+    }
+
+    /// True when the served certificate is valid for `host` (no port).
+    pub(crate) fn certificate_covers(&self, host: &str) -> bool {
+        crate::tls::covers(&self.cert_names.read().unwrap(), host)
     }
 
     /// The accounts, re-read when the file changed on disk (sapphire-ctl
@@ -175,11 +193,30 @@ impl Shared {
         self.sessions.still_valid(s) && session_holds(&self.accounts(), s)
     }
 
+    /// With no certificate configured, makes the generated one again when
+    /// it is about to expire, and serves the new one.
+    pub(crate) fn renew_generated_certificate(&self) {
+        if self.config.tls.is_some() {
+            return;
+        }
+        let (cert, key) = &self.tls_files;
+        match crate::tls::ensure_self_signed(cert, key, &own_names()) {
+            Ok(true) => {
+                warn!("the generated certificate was about to expire: made a new one");
+                self.reload();
+            }
+            Ok(false) => {}
+            Err(e) => error!("could not renew the generated certificate: {e}"),
+        }
+    }
+
     /// SIGHUP: the certificate and the accounts are read again.
     pub(crate) fn reload(&self) {
         match crate::tls::server_config(&self.tls_files.0, &self.tls_files.1) {
             Ok(c) => {
                 *self.tls.write().unwrap() = c;
+                *self.cert_names.write().unwrap() =
+                    crate::tls::certificate_names(&self.tls_files.0);
                 info!(
                     "TLS certificate reloaded from {}",
                     self.tls_files.0.display()

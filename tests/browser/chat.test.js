@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  IrcPeer, NetLink, Ngircd, Sapphire, WAIT, launchBrowser, screenshot, watchPage,
+  IrcPeer, NetLink, Ngircd, Sapphire, WAIT, appReady, convItem, launchBrowser, screenshot, signIn, until, waitText,
+  watchPage,
 } from './harness.js';
 
 const USER = 'alice';
@@ -21,9 +22,6 @@ let page2; // tab 2, through the NetLink
 let bob;
 const problems = [];
 
-/** Waits until fn(arg) is truthy in the page. */
-const until = (p, fn, arg, timeout = WAIT) => p.waitForFunction(fn, arg, { timeout, polling: 50 });
-
 /** The texts of the messages shown in the open conversation, in order. */
 // (System lines such as "The topic is ..." legitimately repeat after a rejoin.)
 const shownTexts = (p) => p.$$eval('#messages .msg:not(.system) .text', (els) => els.map((e) => e.textContent));
@@ -35,27 +33,11 @@ async function assertUniqueSeqs(p) {
   assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'messages in seq order');
 }
 
-const waitText = (p, text, timeout = WAIT) => until(p,
-  (t) => [...document.querySelectorAll('#messages .msg .text')].some((e) => e.textContent === t), text, timeout);
-
-const convItem = (p, name) => p.locator(`#conv-list li.conv-item[data-name="${name}"]`);
-
 async function unreadOf(p, name) {
   return p.$eval(`#conv-list li.conv-item[data-name="${name}"]`, (li) => {
     const b = li.querySelector('.badge.unread');
     return b ? Number(b.textContent) : 0;
   }).catch(() => null);
-}
-
-async function signIn(p, user, password) {
-  await p.fill('#username', user);
-  await p.fill('#password', password);
-  await p.press('#password', 'Enter');
-}
-
-async function appReady(p) {
-  await p.locator('#app-view').waitFor({ state: 'visible', timeout: WAIT });
-  await p.locator('#conn-banner').waitFor({ state: 'hidden', timeout: WAIT });
 }
 
 function assertNoDuplicates(texts) {
@@ -210,7 +192,7 @@ describe('Sapphire in a real Chromium', () => {
     await assertUniqueSeqs(page);
     // Looking at the conversation marks it read.
     await until(page, (n) => !document.querySelector(`#conv-list li[data-name="${n}"] .badge.unread`), CHANNEL);
-    await screenshot(page, '05-channel', 'channel');
+    await screenshot(page, '05-channel');
   });
 
   it('follows topic and membership changes, and leaves and rejoins', async () => {
@@ -493,7 +475,7 @@ describe('Sapphire in a real Chromium', () => {
       await p.keyboard.press('Enter');
       await bob.expect(/PRIVMSG #sapphire :typed on a phone/);
       await waitText(p, 'typed on a phone');
-      await screenshot(p, '12-phone-conversation', 'phone-conversation');
+      await screenshot(p, '12-phone-conversation');
       await p.click('#btn-members');
       await p.locator('#member-list li', { hasText: 'bob' }).waitFor();
       await screenshot(p, '13-phone-members');

@@ -381,3 +381,51 @@ Component "conference.localhost" "muc"
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+// ---------------------------------------------------------------- what the user sees
+
+/** Waits until fn(arg) is truthy in the page. */
+export const until = (p, fn, arg, timeout = WAIT) => p.waitForFunction(fn, arg, { timeout, polling: 50 });
+
+/** Waits until a message with exactly this text is shown in the open conversation. */
+export const waitText = (p, text, timeout = WAIT) => until(p,
+  (t) => [...document.querySelectorAll('#messages .msg .text')].some((e) => e.textContent === t), text, timeout);
+
+/** The conversation list item of `name`. */
+export const convItem = (p, name) => p.locator(`#conv-list li.conv-item[data-name="${name}"]`);
+
+export async function signIn(p, user, password) {
+  await p.fill('#username', user);
+  await p.fill('#password', password);
+  await p.press('#password', 'Enter');
+}
+
+/** Signed in and connected. */
+export async function appReady(p) {
+  await p.locator('#app-view').waitFor({ state: 'visible', timeout: WAIT });
+  await p.locator('#conn-banner').waitFor({ state: 'hidden', timeout: WAIT });
+}
+
+/** Adds an IRC account for `nick` on the test ngircd through the accounts page, and waits until it is connected. */
+export async function addIrcAccount(p, nick, ircPort) {
+  await p.click('#btn-accounts');
+  await p.click('#btn-add-account');
+  await p.locator('#acc-protocol option[value="prpl-irc"]').waitFor({ state: 'attached' });
+  await p.selectOption('#acc-protocol', 'prpl-irc');
+  await p.fill('#acc-username', nick);
+  await p.fill('#acc-split-0', '127.0.0.1');
+  await p.click('#acc-advanced summary');
+  await p.fill('#opt-port', String(ircPort));
+  await p.click('#account-submit');
+  await p.locator('#dlg-account').waitFor({ state: 'hidden' });
+  await p.locator('#account-list .account', { hasText: `${nick}@127.0.0.1` }).locator('.pill.connected').waitFor({ timeout: WAIT });
+}
+
+/** Joins a chat through the Join dialog and waits until it is open. */
+export async function joinChat(p, name) {
+  await p.click('#btn-join');
+  await p.fill('#join-name', name);
+  await p.press('#join-name', 'Enter');
+  await until(p, (c) => document.querySelector('#conv-name').textContent === c
+    && !document.querySelector('#conv-view').hidden && !document.querySelector('#btn-leave').hidden, name);
+}

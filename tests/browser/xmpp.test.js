@@ -5,7 +5,9 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Prosody, Sapphire, WAIT, launchBrowser, screenshot, watchPage } from './harness.js';
+import {
+  Prosody, Sapphire, WAIT, appReady, launchBrowser, screenshot, signIn as signInAs, until, watchPage,
+} from './harness.js';
 
 const USER = 'dana';
 const PASSWORD = 'a long sapphire password';
@@ -17,16 +19,11 @@ let page;
 let page2;
 const problems = [];
 
-const until = (p, fn, arg, timeout = WAIT) => p.waitForFunction(fn, arg, { timeout, polling: 50 });
-
 async function signIn(p) {
   await p.goto(sapphire.url);
   await p.locator('#login-view').waitFor({ state: 'visible' });
-  await p.fill('#username', USER);
-  await p.fill('#password', PASSWORD);
-  await p.press('#password', 'Enter');
-  await p.locator('#app-view').waitFor({ state: 'visible' });
-  await p.locator('#conn-banner').waitFor({ state: 'hidden', timeout: WAIT });
+  await signInAs(p, USER, PASSWORD);
+  await appReady(p);
 }
 
 async function addXmppAccount(p, user, password) {

@@ -228,6 +228,8 @@ pub struct Client {
     pub port: u16,
     connector: TlsConnector,
     pub cookie: Option<String>,
+    /// Local address to connect from (any of 127.0.0.0/8), if not the default.
+    pub source: Option<std::net::Ipv4Addr>,
 }
 
 pub struct Reply {
@@ -263,6 +265,27 @@ impl Client {
             port,
             connector: connector_for(cert),
             cookie: None,
+            source: None,
+        }
+    }
+
+    /// The same client, connecting from `source` (e.g. 127.0.0.2: another
+    /// client address for the proxy).
+    pub fn from(mut self, source: &str) -> Client {
+        self.source = Some(source.parse().unwrap());
+        self
+    }
+
+    /// A TCP connection to the proxy from our source address.
+    pub async fn tcp(&self) -> std::io::Result<TcpStream> {
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        match self.source {
+            None => TcpStream::connect(to).await,
+            Some(src) => {
+                let s = tokio::net::TcpSocket::new_v4()?;
+                s.bind((src, 0).into())?;
+                s.connect(to).await
+            }
         }
     }
 
@@ -272,12 +295,14 @@ impl Client {
         self
     }
 
+    /// The page's origin, as a browser that opened `https://localhost:PORT/`
+    /// has it (the name the client checks the certificate against).
     pub fn origin(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://localhost:{}", self.port)
     }
 
     pub async fn tls(&self) -> std::io::Result<TlsStream<TcpStream>> {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let tcp = self.tcp().await?;
         let name = ServerName::try_from("localhost").unwrap();
         self.connector.connect(name, tcp).await
     }
@@ -294,16 +319,16 @@ impl Client {
             .await
             .unwrap();
         tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", format!("127.0.0.1:{}", self.port));
+        let mut req = Request::builder().method(method).uri(path);
         if let Some(c) = &self.cookie {
             req = req.header("cookie", c);
         }
         // What the web client's fetch() sends: JSON, and (a browser adds it
         // to every POST) its page's Origin; a caller's own value wins.
         let given = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        if !given("host") {
+            req = req.header("host", format!("localhost:{}", self.port));
+        }
         if body.is_some() && !given("content-type") {
             req = req.header("content-type", "application/json");
         }
@@ -354,7 +379,7 @@ impl Client {
         &self,
         origin: Option<&str>,
     ) -> Result<WebSocketStream<TlsStream<TcpStream>>, tokio_tungstenite::tungstenite::Error> {
-        let mut req = format!("wss://127.0.0.1:{}/ws", self.port)
+        let mut req = format!("wss://localhost:{}/ws", self.port)
             .into_client_request()
             .unwrap();
         if let Some(c) = &self.cookie {

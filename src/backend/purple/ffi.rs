@@ -6,8 +6,12 @@
     non_upper_case_globals,
     non_snake_case,
     dead_code,
+    unused_imports,
     unnecessary_transmutes,
-    clippy::all
+    clippy::all,
+    // Generated code (bindgen's layout checks and helpers).
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block
 )]
 
 pub use glib_sys::*;

@@ -6,16 +6,24 @@
 //! hand it owned closures with [`invoke`]; libpurple pointers never leave it.
 //! Events go the other way through the [`Hub`].
 
-mod dns;
+// Layers, bottom first; a module imports only from the ones above it
+// (docs/architecture.md):
+mod accounts;
+mod commands;
 mod eventloop;
-pub mod ffi;
+mod events;
+pub(crate) mod ffi;
 mod glue;
-mod ops;
-mod request;
+mod handles;
+mod invoke;
+mod requests;
+pub(crate) mod sending;
+mod state;
 mod uiops;
+mod view;
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -23,24 +31,13 @@ use tokio::sync::oneshot;
 use super::config::BackendConfig;
 use super::hub::Hub;
 use super::protocol::{OpError, OpResult};
-use glue::cstring;
-pub use ops::OPS;
+use super::watchdog::{Heartbeat, BEAT_EVERY};
 
-/// The UI id libpurple knows us by (accounts are enabled per UI).
-pub const UI_ID: &str = "sapphire";
+pub(crate) use commands::is_op;
+use invoke::invoke;
 
-static HUB: OnceLock<Arc<Hub>> = OnceLock::new();
-static CONFIG: OnceLock<BackendConfig> = OnceLock::new();
-
-/// The backend's configuration (which protocols users may add).
-fn config() -> &'static BackendConfig {
-    CONFIG.get_or_init(BackendConfig::default)
-}
-
-/// The hub, for code on the purple thread.
-fn hub() -> &'static Arc<Hub> {
-    HUB.get().expect("hub is set before libpurple starts")
-}
+/// How long a request waits for the purple thread.
+pub(crate) const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Errors starting libpurple.
 #[derive(Debug, thiserror::Error)]
@@ -49,54 +46,24 @@ pub enum PurpleError {
     Init,
     #[error("the libpurple thread is gone")]
     Gone,
+    #[error("libpurple did not answer in time (a plugin is busy or stuck); try again")]
+    Stalled,
     #[error("cannot start the libpurple thread: {0}")]
     Spawn(#[from] std::io::Error),
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Runs `f` on the purple thread, soon. Safe to call from any thread.
-pub fn invoke<F: FnOnce() + Send + 'static>(f: F) {
-    unsafe extern "C" fn run(data: ffi::gpointer) -> ffi::gboolean {
-        // SAFETY: `data` is the `Option<Job>` boxed below; GLib calls this
-        // once, then the destroy notify frees the box.
-        let slot = unsafe { &mut *(data as *mut Option<Job>) };
-        if let Some(job) = slot.take() {
-            job();
-        }
-        ffi::GFALSE
-    }
-    unsafe extern "C" fn free(data: ffi::gpointer) {
-        // SAFETY: created by Box::into_raw below, freed exactly once here.
-        drop(unsafe { Box::from_raw(data as *mut Option<Job>) });
-    }
-    let slot: Box<Option<Job>> = Box::new(Some(Box::new(f)));
-    // SAFETY: an idle source attached to the default context only ever
-    // dispatches on the thread iterating that context (the purple thread,
-    // which owns it); g_source_attach is thread-safe and wakes it up.
-    unsafe {
-        let source = ffi::g_idle_source_new();
-        ffi::g_source_set_priority(source, ffi::G_PRIORITY_DEFAULT);
-        ffi::g_source_set_callback(
-            source,
-            Some(run),
-            Box::into_raw(slot) as ffi::gpointer,
-            Some(free),
-        );
-        ffi::g_source_attach(source, ffi::g_main_context_default());
-        ffi::g_source_unref(source);
-    }
-}
-
 /// Handle used by the async side to run operations on the purple thread.
 #[derive(Clone)]
-pub struct Purple {
+pub(crate) struct Purple {
     _private: (),
 }
 
 impl Purple {
-    /// Runs `f` on the purple thread and returns its result.
-    pub async fn call<R, F>(&self, f: F) -> Result<R, PurpleError>
+    /// Runs `f` on the purple thread and returns its result, or
+    /// [`PurpleError::Stalled`] if it has not run within [`CALL_TIMEOUT`]
+    /// (it may still run later: callers answer `unavailable`, and the
+    /// watchdog restarts a backend whose purple thread stays stuck).
+    pub(crate) async fn call<R, F>(&self, f: F) -> Result<R, PurpleError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
@@ -105,71 +72,68 @@ impl Purple {
         invoke(move || {
             let _ = tx.send(f());
         });
-        rx.await.map_err(|_| PurpleError::Gone)
+        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+            Ok(r) => r.map_err(|_| PurpleError::Gone),
+            Err(_) => Err(PurpleError::Stalled),
+        }
     }
 
     /// Runs protocol operation `op` with `params` on the purple thread.
-    pub async fn op(&self, op: String, params: serde_json::Map<String, Value>) -> OpResult {
-        self.call(move || ops::dispatch(&op, &params))
+    pub(crate) async fn op(&self, op: String, params: serde_json::Map<String, Value>) -> OpResult {
+        self.call(move || commands::dispatch(&op, &params))
             .await
             .map_err(|e| OpError::new("unavailable", e.to_string()))?
     }
 
     /// Signs off, saves libpurple's state and stops the purple thread.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let _ = self
             .call(|| {
                 // Deferred to an idle callback (this closure): never from a
                 // libpurple signal handler.
                 // SAFETY: on the purple thread, after init.
                 unsafe { ffi::purple_core_quit() };
-                MAIN_LOOP.with(|l| {
-                    if let Some(l) = l.get() {
-                        // SAFETY: the loop pointer lives for the thread.
-                        unsafe { ffi::g_main_loop_quit(*l) };
-                    }
-                });
+                if let Some(l) = state::with(|s| s.main_loop) {
+                    // SAFETY: the loop lives for the thread.
+                    unsafe { ffi::g_main_loop_quit(l.as_ptr()) };
+                }
             })
             .await;
     }
 }
 
-thread_local! {
-    static MAIN_LOOP: std::cell::OnceCell<*mut ffi::GMainLoop> = const { std::cell::OnceCell::new() };
-}
-
 /// Starts the purple thread: libpurple's files live in `user_dir`. Returns
 /// once libpurple is initialised, with the thread's join handle.
-pub fn start(
+pub(crate) fn start(
     hub: Arc<Hub>,
     user_dir: PathBuf,
     config: BackendConfig,
+    heartbeat: Arc<Heartbeat>,
 ) -> Result<(Purple, std::thread::JoinHandle<()>), PurpleError> {
-    let _ = HUB.set(hub);
-    let _ = CONFIG.set(config);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("purple".into())
         .spawn(move || {
-            // SAFETY: this thread becomes the owner of the default context
-            // before any libpurple call and keeps it until it exits.
+            state::install(state::PurpleState::new(hub, config));
+            // This thread becomes the owner of the default context before
+            // any libpurple call and keeps it until it exits.
+            // SAFETY: GLib's default context lives for the process.
             let ctx = unsafe { ffi::g_main_context_default() };
+            // SAFETY: as above.
             if unsafe { ffi::g_main_context_acquire(ctx) } == ffi::GFALSE {
                 let _ = ready_tx.send(Err(PurpleError::Init));
                 return;
             }
-            match unsafe { init(&user_dir) } {
-                Ok(()) => {}
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
+            if let Err(e) = init(&user_dir) {
+                let _ = ready_tx.send(Err(e));
+                return;
             }
+            beat_from_main_loop(heartbeat);
+            // SAFETY: a new loop on the context this thread owns.
             let main_loop = unsafe { ffi::g_main_loop_new(ctx, ffi::GFALSE) };
-            MAIN_LOOP.with(|l| {
-                let _ = l.set(main_loop);
-            });
+            state::with(|s| s.main_loop = std::ptr::NonNull::new(main_loop));
             let _ = ready_tx.send(Ok(()));
+            // SAFETY: our loop, run on its owner thread until quit.
             unsafe { ffi::g_main_loop_run(main_loop) };
             tracing::debug!("purple main loop ended");
         })?;
@@ -180,25 +144,48 @@ pub fn start(
     }
 }
 
-/// Initialises libpurple (on the purple thread).
-unsafe fn init(user_dir: &std::path::Path) -> Result<(), PurpleError> {
-    let dir = cstring(&user_dir.to_string_lossy());
-    unsafe {
-        ffi::purple_debug_set_enabled(ffi::GFALSE);
-        ffi::purple_util_set_user_dir(dir.as_ptr());
-        eventloop::install();
-        uiops::install_core();
-        let t0 = std::time::Instant::now();
-        if ffi::purple_core_init(glue::UI_ID_C.as_ptr()) == ffi::GFALSE {
-            return Err(PurpleError::Init);
-        }
-        let t1 = std::time::Instant::now();
-        ffi::purple_set_blist(ffi::purple_blist_new());
-        ffi::purple_blist_load();
-        ffi::purple_prefs_load();
-        uiops::connect_signals();
-        ops::startup();
-        tracing::debug!(core_init = ?(t1 - t0), rest = ?t1.elapsed(), "libpurple started");
+/// Initialises libpurple (on the purple thread, once).
+fn init(user_dir: &std::path::Path) -> Result<(), PurpleError> {
+    let dir = glue::cstring(&user_dir.to_string_lossy());
+    // SAFETY: libpurple's global debug switch, before init.
+    unsafe { ffi::purple_debug_set_enabled(ffi::GFALSE) };
+    // SAFETY: a valid C string; libpurple copies it.
+    unsafe { ffi::purple_util_set_user_dir(dir.as_ptr()) };
+    eventloop::install();
+    uiops::install_core();
+    let t0 = std::time::Instant::now();
+    // SAFETY: once, on the thread that owns the main context, with every
+    // UI-ops struct installed.
+    if unsafe { ffi::purple_core_init(glue::UI_ID_C.as_ptr()) } == ffi::GFALSE {
+        return Err(PurpleError::Init);
     }
+    let t1 = std::time::Instant::now();
+    // SAFETY: core initialised; libpurple owns the new buddy list.
+    let blist = unsafe { ffi::purple_blist_new() };
+    // SAFETY: as above.
+    unsafe { ffi::purple_set_blist(blist) };
+    // SAFETY: core initialised.
+    unsafe { ffi::purple_blist_load() };
+    // SAFETY: core initialised.
+    unsafe { ffi::purple_prefs_load() };
+    uiops::connect_signals();
+    accounts::startup();
+    tracing::debug!(core_init = ?(t1 - t0), rest = ?t1.elapsed(), "libpurple started");
     Ok(())
+}
+
+/// Beats `heartbeat` from a GLib timeout on the purple thread's main loop,
+/// for the life of the process (see [`super::watchdog`]).
+fn beat_from_main_loop(heartbeat: Arc<Heartbeat>) {
+    unsafe extern "C" fn beat(data: ffi::gpointer) -> ffi::gboolean {
+        // SAFETY: `data` is the `Heartbeat` leaked below, alive forever.
+        let heartbeat = unsafe { &*(data as *const Heartbeat) };
+        heartbeat.beat();
+        ffi::GTRUE
+    }
+    heartbeat.beat();
+    let data = Arc::into_raw(heartbeat) as ffi::gpointer;
+    // SAFETY: on the purple thread, which owns the default context; the
+    // Arc is leaked on purpose (the timeout lives as long as the process).
+    unsafe { ffi::g_timeout_add(BEAT_EVERY.as_millis() as ffi::guint, Some(beat), data) };
 }

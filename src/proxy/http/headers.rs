@@ -36,9 +36,27 @@ pub(crate) fn origin_allowed(shared: &Shared, h: &HeaderMap) -> bool {
             .iter()
             .any(|o| normalise_origin(o) == origin);
     }
-    match header_str(h, header::HOST) {
-        Some(host) => normalise_origin(&format!("https://{host}")) == origin,
-        None => false,
+    // No origin configured: the request's own, `https://` + its Host, if
+    // the certificate is valid for that host. A browser only talks to a
+    // host whose certificate it accepted, so a page elsewhere cannot make
+    // it send a Host (and Origin) of its choosing (DNS rebinding ends at
+    // the certificate check).
+    let Some(host) = header_str(h, header::HOST) else {
+        return false;
+    };
+    normalise_origin(&format!("https://{host}")) == origin
+        && shared.certificate_covers(host_name(host))
+}
+
+/// The host part of a `Host` header value: without the port, IPv6 without
+/// its brackets.
+pub(crate) fn host_name(host: &str) -> &str {
+    if let Some(v6) = host.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
     }
 }
 
@@ -82,6 +100,14 @@ pub(crate) fn same_site_json(shared: &Shared, h: &HeaderMap) -> Result<(), Cross
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_lose_their_port() {
+        assert_eq!(host_name("chat.example:8443"), "chat.example");
+        assert_eq!(host_name("chat.example"), "chat.example");
+        assert_eq!(host_name("[::1]:443"), "::1");
+        assert_eq!(host_name("127.0.0.1:1"), "127.0.0.1");
+    }
 
     #[test]
     fn origins_normalise_default_port() {

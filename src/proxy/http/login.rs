@@ -1,7 +1,6 @@
 //! Sign-in and sign-out.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Limited};
@@ -13,6 +12,7 @@ use tracing::{info, warn};
 
 use super::response::{error, json, Body};
 use crate::accounts::{self, MAX_PASSWORD_LEN};
+use crate::proxy::hashing::Class;
 use crate::proxy::limits::Payer;
 use crate::proxy::state::Shared;
 use crate::session::{self, Device};
@@ -20,8 +20,6 @@ use crate::username::Username;
 
 /// Largest accepted request body (the login form), in bytes.
 const MAX_BODY: usize = 8 * 1024;
-/// Most login attempts waiting for a hashing slot before new ones get 503.
-const MAX_LOGIN_QUEUE: usize = 256;
 
 #[derive(Deserialize)]
 struct LoginForm {
@@ -35,7 +33,20 @@ pub(crate) async fn login(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let device = device_of(shared, req.headers());
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    // The body has its own deadline (hyper's covers the headers only): a
+    // client trickling bytes does not keep the connection.
+    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(body) = tokio::time::timeout(shared.config.request_timeout, collect).await else {
+        let mut resp = error(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "The request body took too long to arrive.",
+        );
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    };
+    let body = match body {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return error(
@@ -79,22 +90,23 @@ pub(crate) async fn login(
     let name_key: String = form.username.chars().take(64).collect();
     let refund = || shared.limits.refund(&payer);
 
-    // Bounded hashing: a few slots (see `Shared::hashing`); a bounded queue
-    // behind them.
-    if shared.login_queue.fetch_add(1, Ordering::SeqCst) >= MAX_LOGIN_QUEUE {
-        shared.login_queue.fetch_sub(1, Ordering::SeqCst);
+    // Bounded hashing (see `proxy::hashing`): known browsers first; a
+    // stranger who would wait long is answered at once.
+    let class = if payer.known_device() {
+        Class::Known
+    } else {
+        Class::Stranger
+    };
+    let Some(permit) = shared.hashing.acquire(class).await else {
         refund();
-        return error(
+        let mut resp = error(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             "Too many sign-ins at once; try again shortly.",
         );
-    }
-    let permit = shared.hashing.clone().acquire_owned().await;
-    shared.login_queue.fetch_sub(1, Ordering::SeqCst);
-    let Ok(permit) = permit else {
-        refund();
-        return error(StatusCode::SERVICE_UNAVAILABLE, "busy", "Shutting down.");
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
     };
 
     // Unknown users, invalid names and disabled users are verified against
@@ -161,13 +173,19 @@ fn device_of(shared: &Shared, headers: &HeaderMap) -> Option<Device> {
         .and_then(|t| shared.sessions.verify_device(t))
 }
 
-pub(crate) fn logout(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
+pub(crate) async fn logout(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
     if let Some(s) = shared.session_of(req.headers()) {
-        if let Err(e) = shared.sessions.revoke(&s) {
-            warn!(user = %s.user, "could not persist the logout: {e}");
-        }
+        // In memory at once (the session is refused from now on), then on
+        // disk on a blocking thread: the write fsyncs.
+        shared.sessions.mark_revoked(&s);
         shared.session_revoked(&s);
         info!(user = %s.user, "signed out");
+        let persist = Arc::clone(shared);
+        match tokio::task::spawn_blocking(move || persist.sessions.persist_revocations()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(user = %s.user, "could not persist the logout: {e}"),
+            Err(e) => warn!(user = %s.user, "could not persist the logout: {e}"),
+        }
     }
     let mut resp = json(StatusCode::OK, &serde_json::json!({}));
     resp.headers_mut().insert(

@@ -57,7 +57,7 @@ async fn route(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
     }
     match (req.method(), path.as_str()) {
         (&Method::POST, "/api/login") => login::login(shared, peer.ip(), req).await,
-        (&Method::POST, "/api/logout") => login::logout(shared, &req),
+        (&Method::POST, "/api/logout") => login::logout(shared, &req).await,
         (&Method::GET, "/api/session") => match shared.authenticate(req.headers()) {
             Some(s) => json(StatusCode::OK, &serde_json::json!({ "username": s.user })),
             None => not_signed_in(),

@@ -1,0 +1,325 @@
+//! Accounts over their life: ids, the durable copy in the store, restoring
+//! it at start-up, the admin's policy, reconnection and rejoining chats.
+
+use serde_json::{json, Map, Value};
+
+use super::handles::{self, Account, NewAccount, OptionValue, Protocol};
+use super::{events, ffi, invoke, state, view};
+use crate::backend::policy;
+use crate::backend::protocol::OpError;
+
+/// The account for `id`, or `no_such_account`.
+pub(crate) fn find(id: i64) -> Result<Account, OpError> {
+    Account::find(id).ok_or_else(|| OpError::new("no_such_account", format!("no account {id}")))
+}
+
+/// Its connection if signed on, or `not_connected`.
+pub(crate) fn connected(account: Account) -> Result<handles::Connection, OpError> {
+    account
+        .connected()
+        .ok_or_else(|| OpError::new("not_connected", "the account is not connected"))
+}
+
+/// A store error as a reply: the durable copy could not be written.
+pub(crate) fn store_failed(e: impl std::fmt::Display) -> OpError {
+    tracing::error!("store: {e}");
+    OpError::new("internal", format!("cannot store the change: {e}"))
+}
+
+/// Refused if the admin does not allow `protocol` (`backend.toml`).
+pub(crate) fn check_protocol_allowed(protocol: &str) -> Result<(), OpError> {
+    if state::protocol_allowed(protocol) {
+        return Ok(());
+    }
+    Err(OpError::new(
+        "protocol_not_allowed",
+        format!("the administrator does not allow accounts for '{protocol}' here"),
+    ))
+}
+
+/// Checks `options` (setting -> value) against the protocol's declared
+/// options and the policy; nothing is applied.
+pub(crate) fn check_options(
+    protocol: Protocol,
+    options: &Map<String, Value>,
+) -> Result<Vec<(String, OptionValue)>, OpError> {
+    let protocol_id = protocol.id();
+    let mut plan = Vec::new();
+    for (key, value) in options {
+        if let Some(why) = policy::option_refused(&protocol_id, key) {
+            return Err(OpError::new(
+                "bad_option",
+                format!("option '{key}' cannot be set: it {why}"),
+            ));
+        }
+        let opt = protocol
+            .option(key)
+            .ok_or_else(|| OpError::new("bad_option", format!("unknown option '{key}'")))?;
+        let v = opt
+            .check(value)
+            .ok_or_else(|| OpError::new("bad_option", format!("bad value for option '{key}'")))?;
+        plan.push((key.clone(), v));
+    }
+    Ok(plan)
+}
+
+/// Applies options checked by [`check_options`].
+pub(crate) fn apply_options(account: Account, plan: &[(String, OptionValue)]) {
+    for (key, value) in plan {
+        account.set_option(key, value);
+    }
+}
+
+/// A fresh id for a new account (never reused: history refers to ids).
+pub(crate) fn next_id() -> Result<i64, OpError> {
+    let used = Account::all()
+        .into_iter()
+        .map(Account::id)
+        .max()
+        .unwrap_or(0);
+    state::hub().next_account_id(used).map_err(store_failed)
+}
+
+/// The stored configuration of `account`; for an account that has none
+/// yet, what libpurple knows (without the password).
+pub(crate) fn stored_config(account: Account) -> Result<Value, OpError> {
+    let stored = state::hub()
+        .account_config(account.id())
+        .map_err(store_failed)?;
+    Ok(stored.unwrap_or_else(|| {
+        json!({
+            "protocol": account.protocol_id(),
+            "username": account.username(),
+            "options": view::options_of(account),
+            "enabled": account.enabled(),
+        })
+    }))
+}
+
+/// After libpurple is initialised: give every account an id, tell the hub
+/// what exists, and sign on the enabled accounts.
+pub(crate) fn startup() {
+    restore();
+    for account in Account::all() {
+        if account.id() == 0 {
+            match next_id() {
+                Ok(id) => account.set_id(id),
+                Err(e) => tracing::error!("cannot give an account an id: {e}"),
+            }
+        }
+    }
+    let hub = state::hub();
+    hub.set_accounts(Account::all().into_iter().map(view::account_json).collect());
+    let buddies = handles::Buddy::all()
+        .into_iter()
+        .filter_map(view::buddy_info)
+        .filter_map(|b| serde_json::to_value(b).ok())
+        .collect();
+    hub.set_buddies(buddies);
+    handles::go_online();
+}
+
+/// Makes libpurple's accounts match the database, which is written before
+/// every reply (libpurple saves `accounts.xml` up to 5 s later, so a crash
+/// can lose an addition, change or removal there).
+fn restore() {
+    for account in Account::all() {
+        enforce_policy(account);
+        take_over_irc_pacing(account);
+    }
+    let configs = match state::hub().account_configs() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot read accounts: {e}");
+            Vec::new()
+        }
+    };
+    for (id, config, removed) in configs {
+        let existing = Account::find(id);
+        if removed {
+            if let Some(account) = existing {
+                tracing::info!(account = id, "removing an account libpurple kept");
+                account.delete();
+            }
+            continue;
+        }
+        let account = match existing {
+            Some(a) => a,
+            None => match recreate(id, &config) {
+                Some(a) => a,
+                None => continue,
+            },
+        };
+        enforce_policy(account);
+        take_over_irc_pacing(account);
+        let enabled = config["enabled"].as_bool().unwrap_or(true)
+            && check_protocol_allowed(&account.protocol_id()).is_ok();
+        if account.enabled() != enabled {
+            account.set_enabled(enabled);
+        }
+    }
+}
+
+/// For IRC accounts: turns libpurple's own send pacing off
+/// (`ratelimit-interval` 0): `purple::sending` paces IRC lines itself with
+/// a token bucket and hands each to the network at once (`docs/irc.md`).
+pub(crate) fn take_over_irc_pacing(account: Account) {
+    if account.protocol_id() == "prpl-irc" {
+        account.set_int_setting("ratelimit-interval", 0);
+    }
+}
+
+/// At start-up, before anything signs on: removes every option the policy
+/// refuses (an older version, or libpurple's own files, may hold one such
+/// as zephyr's `use_tzc`) and disables accounts whose protocol the admin no
+/// longer allows.
+fn enforce_policy(account: Account) {
+    let protocol_id = account.protocol_id();
+    if let Some(protocol) = account.protocol() {
+        for opt in protocol.options() {
+            let setting = opt.setting();
+            if policy::option_refused(&protocol_id, &setting).is_some() {
+                account.remove_setting(&setting);
+            }
+        }
+    }
+    if check_protocol_allowed(&protocol_id).is_err() && account.enabled() {
+        tracing::warn!(
+            account = account.id(),
+            "protocol {protocol_id} is not allowed: account disabled"
+        );
+        account.set_enabled(false);
+    }
+}
+
+/// Re-creates an account libpurple lost from its stored configuration.
+fn recreate(id: i64, config: &Value) -> Option<Account> {
+    let protocol_id = config["protocol"].as_str()?;
+    let username = config["username"].as_str()?;
+    let Some(protocol) = Protocol::find(protocol_id) else {
+        tracing::warn!(account = id, "protocol {protocol_id} is not installed");
+        return None;
+    };
+    let account = match Account::find_by_name(username, protocol_id) {
+        Some(a) => a,
+        None => {
+            let new = NewAccount::new(username, protocol_id)?;
+            if let Some(options) = config["options"].as_object() {
+                let options: Map<String, Value> = options
+                    .iter()
+                    .filter(|(k, _)| policy::option_refused(protocol_id, k).is_none())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                match check_options(protocol, &options) {
+                    Ok(plan) => apply_options(new.account(), &plan),
+                    Err(e) => tracing::warn!(account = id, "stored options: {e}"),
+                }
+            }
+            if let Some(pw) = config["password"].as_str() {
+                new.account().set_password(pw);
+            }
+            if let Some(alias) = config["alias"].as_str() {
+                new.account().set_alias(alias);
+            }
+            new.add()
+        }
+    };
+    account.set_id(id);
+    tracing::info!(account = id, "account restored from the database");
+    Some(account)
+}
+
+/// Delay before reconnection attempt `n` (0-based): 2 s doubling to 5 min.
+pub(crate) fn reconnect_delay(n: u32) -> u32 {
+    (2u32 << n.min(8)).min(300)
+}
+
+/// The account signed on: the next failure starts the back-off again.
+pub(crate) fn reset_reconnect(id: i64) {
+    state::with(|s| s.attempts.remove(&id));
+}
+
+/// Reconnects an account after a non-fatal error (network trouble), with
+/// exponential back-off.
+pub(crate) fn schedule_reconnect(id: i64) {
+    unsafe extern "C" fn fire(data: ffi::gpointer) -> ffi::gboolean {
+        let id = data as usize as i64;
+        if let Some(account) = Account::find(id) {
+            if account.enabled() && account.connection().is_none() {
+                account.connect();
+            }
+        }
+        ffi::GFALSE
+    }
+    let n = state::with(|s| {
+        let n = s.attempts.entry(id).or_insert(0);
+        *n += 1;
+        *n - 1
+    });
+    let delay = reconnect_delay(n);
+    tracing::info!(account = id, "reconnecting in {delay} s");
+    // SAFETY: `fire` matches GSourceFunc and takes the id by value (no
+    // pointer to free); it runs once on the purple thread (it returns
+    // FALSE).
+    unsafe { ffi::g_timeout_add_seconds(delay, Some(fire), id as usize as ffi::gpointer) };
+}
+
+/// After `id` signed on: joins the chats the user had joined (soon, from
+/// the main loop, not inside libpurple's sign-on code).
+pub(crate) fn autojoin(id: i64) {
+    invoke::invoke(move || {
+        let Some(gc) = Account::find(id).and_then(Account::connected) else {
+            return;
+        };
+        let chats = match state::hub().autojoin_list(id) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(account = id, "cannot read the chats to rejoin: {e}");
+                return;
+            }
+        };
+        for (name, fields) in chats {
+            if !gc.join_chat(&name, &fields) {
+                tracing::warn!(
+                    account = id,
+                    "cannot rejoin {name}: the protocol has no chats"
+                );
+            }
+        }
+    });
+}
+
+/// Signs `account` on with the current status (after enabling it).
+pub(crate) fn sign_on(account: Account) {
+    account.set_enabled(true);
+    account.activate_current_status();
+}
+
+/// Forgets what the purple thread remembers of a removed account.
+pub(crate) fn forget(id: i64) {
+    state::with(|s| {
+        s.joined.retain(|k| k.0 != id);
+        s.statuses.remove(&id);
+        s.attempts.remove(&id);
+    });
+}
+
+/// Emits `account.updated` with the account object, which it returns.
+pub(crate) fn emit_updated(account: Account) -> Value {
+    let info = view::account_json(account);
+    events::emit(crate::backend::event::Event::AccountUpdated {
+        account: account.id(),
+        info: info.clone(),
+    });
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reconnect_back_off_doubles_up_to_five_minutes() {
+        let d: Vec<u32> = (0..10).map(super::reconnect_delay).collect();
+        assert_eq!(d, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(super::reconnect_delay(u32::MAX), 300);
+    }
+}

@@ -1,0 +1,169 @@
+//! The purple thread's state: one [`PurpleState`], owned by that thread.
+//!
+//! Everything the purple layer remembers between callbacks lives here
+//! (statuses already told, joined chats, reconnection attempts, open
+//! requests, DNS queries in flight, the hub and the configuration). It is
+//! reached only through [`with`], which panics with a clear message when
+//! called from another thread or before the thread started (instead of
+//! silently seeing empty state).
+//!
+//! Rule: never call libpurple inside [`with`]: libpurple may call back
+//! into code that needs the state. Copy what you need out, then act.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::ffi::c_int;
+use std::ptr::NonNull;
+use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
+
+use super::ffi;
+use super::handles::{DnsCallbacks, FieldsCb, IntCb, RequestFields, StringCb, UnitCb};
+use crate::backend::config::BackendConfig;
+use crate::backend::hub::Hub;
+
+/// How an open request is answered.
+#[derive(Clone, Copy)]
+pub(crate) enum Pending {
+    /// Input, file and folder requests: OK with a string, or cancel.
+    Text {
+        ok: Option<StringCb>,
+        cancel: Option<StringCb>,
+    },
+    Choice {
+        ok: Option<IntCb>,
+        cancel: Option<IntCb>,
+        default: c_int,
+    },
+    /// Actions are in [`PendingRequest::actions`].
+    Action,
+    Fields {
+        ok: Option<FieldsCb>,
+        cancel: Option<FieldsCb>,
+        fields: RequestFields,
+    },
+    /// A contact asks to see our presence (account UI ops).
+    Authorize {
+        allow: Option<UnitCb>,
+        deny: Option<UnitCb>,
+    },
+}
+
+/// A request libpurple opened and no one has closed.
+pub(crate) struct PendingRequest {
+    /// libpurple's request type (`None` for account requests).
+    pub(crate) kind: Option<ffi::PurpleRequestType>,
+    pub(crate) pending: Pending,
+    /// For action requests: one callback per action.
+    pub(crate) actions: Vec<Option<IntCb>>,
+    /// Valid values for choice requests.
+    pub(crate) values: Vec<c_int>,
+    pub(crate) answered: bool,
+}
+
+/// A DNS query in flight: its generation (a query pointer may be reused
+/// after it is destroyed) and its callbacks.
+pub(crate) struct DnsEntry {
+    pub(crate) generation: u64,
+    pub(crate) callbacks: DnsCallbacks,
+}
+
+pub(crate) struct PurpleState {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) config: BackendConfig,
+    /// Last status emitted per account, to drop repeats.
+    pub(crate) statuses: HashMap<i64, String>,
+    /// Chats we told clients are joined.
+    pub(crate) joined: HashSet<(i64, String)>,
+    /// Reconnection attempts since the last successful sign-on.
+    pub(crate) attempts: HashMap<i64, u32>,
+    /// Open requests by id (the `seq` of their `request.open`).
+    pub(crate) requests: HashMap<i64, PendingRequest>,
+    /// DNS queries in flight, by query key.
+    pub(crate) dns: HashMap<usize, DnsEntry>,
+    pub(crate) next_dns: u64,
+    /// While a send runs: the `seq` of the outgoing message it produced
+    /// (see `events::capture_outgoing`).
+    pub(crate) outgoing: Option<Option<u64>>,
+    /// The purple thread's main loop (GLib), once it exists.
+    pub(crate) main_loop: Option<NonNull<ffi::GMainLoop>>,
+    /// Paced outgoing lines per account (IRC), see `sending`.
+    pub(crate) send_queues: HashMap<i64, crate::backend::purple::sending::SendQueue>,
+}
+
+impl PurpleState {
+    pub(crate) fn new(hub: Arc<Hub>, config: BackendConfig) -> PurpleState {
+        PurpleState {
+            hub,
+            config,
+            statuses: HashMap::new(),
+            joined: HashSet::new(),
+            attempts: HashMap::new(),
+            requests: HashMap::new(),
+            dns: HashMap::new(),
+            next_dns: 1,
+            outgoing: None,
+            main_loop: None,
+            send_queues: HashMap::new(),
+        }
+    }
+}
+
+static PURPLE_THREAD: OnceLock<ThreadId> = OnceLock::new();
+
+thread_local! {
+    static STATE: RefCell<Option<PurpleState>> = const { RefCell::new(None) };
+}
+
+/// Makes the current thread the purple thread, owning `state`.
+pub(crate) fn install(state: PurpleState) {
+    let me = std::thread::current().id();
+    let owner = *PURPLE_THREAD.get_or_init(|| me);
+    assert_eq!(owner, me, "a second purple thread was started");
+    STATE.with(|s| *s.borrow_mut() = Some(state));
+}
+
+/// Runs `f` with the purple thread's state.
+///
+/// # Panics
+/// Off the purple thread, before [`install`], or when called from inside
+/// another `with` (libpurple must not be called inside `f`).
+pub(crate) fn with<R>(f: impl FnOnce(&mut PurpleState) -> R) -> R {
+    let me = std::thread::current().id();
+    match PURPLE_THREAD.get() {
+        Some(owner) if *owner == me => {}
+        Some(_) => panic!("PurpleState used off the purple thread ({me:?})"),
+        None => panic!("PurpleState used before the purple thread started"),
+    }
+    STATE.with(|s| {
+        let mut s = s
+            .try_borrow_mut()
+            .expect("PurpleState is already borrowed: libpurple called inside state::with");
+        f(s.as_mut().expect("the purple thread's state is installed"))
+    })
+}
+
+/// The hub (a clone, so it can be used outside [`with`]).
+pub(crate) fn hub() -> Arc<Hub> {
+    with(|s| s.hub.clone())
+}
+
+/// Whether the admin allows accounts for `protocol` (`backend.toml`).
+pub(crate) fn protocol_allowed(protocol: &str) -> bool {
+    with(|s| s.config.protocols.allows(protocol))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn off_the_purple_thread_is_a_clear_panic() {
+        let r = std::thread::spawn(|| super::with(|_| ())).join();
+        let msg = r.unwrap_err();
+        let msg = msg
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| msg.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap();
+        assert!(msg.contains("PurpleState"), "{msg}");
+    }
+}

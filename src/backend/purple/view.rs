@@ -1,0 +1,143 @@
+//! What clients see of libpurple's objects: the JSON of accounts,
+//! protocols, buddies, conversations and chat members (`docs/protocol.md`,
+//! "Objects"). Reads handles; changes nothing.
+
+use serde_json::{json, Map, Value};
+
+use super::events;
+use super::handles::{Account, Buddy, ChatBuddy, Conversation, OptionKind, OptionValue, Protocol};
+use crate::backend::event::{BuddyInfo, ConvRef, Member};
+use crate::backend::policy;
+
+/// The account's options a client may see and set (refused options are
+/// never shown).
+pub(crate) fn options_of(account: Account) -> Map<String, Value> {
+    let mut out = Map::new();
+    let Some(protocol) = account.protocol() else {
+        return out;
+    };
+    let protocol_id = account.protocol_id();
+    for opt in protocol.options() {
+        let key = opt.setting();
+        if policy::option_refused(&protocol_id, &key).is_some() {
+            continue;
+        }
+        let v = match account.option_value(opt) {
+            Some(OptionValue::Bool(b)) => json!(b),
+            Some(OptionValue::Int(i)) => json!(i),
+            Some(OptionValue::Str(s)) => json!(s),
+            None => continue,
+        };
+        out.insert(key, v);
+    }
+    out
+}
+
+/// The account object.
+pub(crate) fn account_json(account: Account) -> Value {
+    let id = account.id();
+    let mut a = json!({
+        "id": id,
+        "protocol": account.protocol_id(),
+        "username": account.username(),
+        "enabled": account.enabled(),
+        "status": events::last_status(id).unwrap_or_else(|| "disconnected".into()),
+        "options": options_of(account),
+    });
+    if let Some(alias) = account.alias() {
+        a["alias"] = json!(alias);
+    }
+    a
+}
+
+/// The buddy object (with presence).
+pub(crate) fn buddy_info(buddy: Buddy) -> Option<BuddyInfo> {
+    let account = buddy.account()?;
+    let presence = buddy.presence();
+    Some(BuddyInfo {
+        account: account.id(),
+        name: buddy.name(),
+        alias: buddy.alias(),
+        online: presence.online,
+        status: presence.status,
+        message: presence.message,
+    })
+}
+
+/// A conversation's account id and `{kind, name}`.
+pub(crate) fn conv_ref(conv: Conversation) -> Option<(i64, ConvRef)> {
+    let (account, kind, name) = conv.key()?;
+    Some((account.id(), ConvRef { kind, name }))
+}
+
+/// A chat member.
+pub(crate) fn member(cb: ChatBuddy) -> Member {
+    let (name, alias, flags) = cb.describe();
+    Member { name, alias, flags }
+}
+
+/// One protocol as `protocols` lists it.
+pub(crate) fn protocol_json(protocol: Protocol) -> Value {
+    let protocol_id = protocol.id();
+    let splits: Vec<Value> = protocol
+        .user_splits()
+        .into_iter()
+        .map(|split| {
+            json!({
+                "text": split.text(),
+                "default": split.default_value(),
+                "separator": split.separator().to_string(),
+            })
+        })
+        .collect();
+    let mut options = Vec::new();
+    for opt in protocol.options() {
+        let setting = opt.setting();
+        if policy::option_refused(&protocol_id, &setting).is_some() {
+            continue; // never offered (see backend::policy)
+        }
+        let mut o = json!({
+            "setting": setting,
+            "text": opt.text(),
+            "masked": opt.masked(),
+        });
+        match opt.kind() {
+            OptionKind::Bool => {
+                o["type"] = json!("bool");
+                o["default"] = json!(opt.default_bool());
+            }
+            OptionKind::Int => {
+                o["type"] = json!("int");
+                o["default"] = json!(opt.default_int());
+            }
+            OptionKind::Str => {
+                o["type"] = json!("string");
+                o["default"] = json!(opt.default_string());
+            }
+            OptionKind::List => {
+                o["type"] = json!("list");
+                o["default"] = json!(opt.default_string());
+                let choices: Vec<Value> = opt
+                    .choices()
+                    .into_iter()
+                    .map(|(label, value)| json!({"label": label, "value": value}))
+                    .collect();
+                o["choices"] = json!(choices);
+            }
+            OptionKind::Other => continue,
+        }
+        options.push(o);
+    }
+    let flags = protocol.flags();
+    use super::ffi::{OPT_PROTO_CHAT_TOPIC, OPT_PROTO_NO_PASSWORD, OPT_PROTO_PASSWORD_OPTIONAL};
+    json!({
+        "id": protocol_id,
+        "name": protocol.name(),
+        "user_splits": splits,
+        "options": options,
+        "password": if flags & OPT_PROTO_NO_PASSWORD != 0 { "none" }
+            else if flags & OPT_PROTO_PASSWORD_OPTIONAL != 0 { "optional" }
+            else { "required" },
+        "chat_topic": flags & OPT_PROTO_CHAT_TOPIC != 0,
+    })
+}
