@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::ServerName;
 use support::*;
 use tokio::net::TcpStream;
@@ -274,4 +275,74 @@ async fn tls_alpn_01_certificate_from_pebble_replaces_the_old_one_without_droppi
     // Not due again: nothing is done without --force.
     let out = ctl_cert(&renew);
     assert!(String::from_utf8_lossy(&out.stdout).contains("renewal due"));
+}
+
+#[test]
+fn a_bad_acme_value_stops_the_proxy_and_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("proxy.toml");
+    for (toml, key) in [
+        ("[acme]\ndomains = [\"*.example.org\"]\n", "acme.domains"),
+        (
+            "[acme]\ndomains = [\"a.example.org\"]\nchallenge = \"dns-01\"\n",
+            "acme.challenge",
+        ),
+        (
+            "[acme]\ndomains = [\"a.example.org\"]\ndirectory = \"http://ca/dir\"\n",
+            "acme.directory",
+        ),
+        ("[acme]\ndomain = [\"a.example.org\"]\n", "domain"),
+    ] {
+        std::fs::write(&cfg, toml).unwrap();
+        let out = Command::new(PROXY)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path().join("state"))
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{toml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{toml}: {err}");
+        let out = Command::new(CTL)
+            .args(["cert", "status", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{toml}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(key), "{toml}");
+    }
+}
+
+#[tokio::test]
+async fn acme_tls_alpn_without_a_pending_challenge_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proxy::start(ProxyOptions {
+        config_toml: format!(
+            "[acme]\ndomains = [\"{DOMAIN}\"]\nchallenge_dir = \"{}\"\n",
+            dir.path().display()
+        ),
+        ..ProxyOptions::default()
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(p.cert()).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", p.port)).await.unwrap();
+    let name = ServerName::try_from(DOMAIN).unwrap();
+    let r = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await;
+    assert!(r.is_err(), "an acme-tls/1 handshake got a certificate");
+    // ordinary clients are served as before
+    assert!(p.client().tls().await.is_ok());
 }
