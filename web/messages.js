@@ -172,7 +172,10 @@ export class MessageView {
     const t = messageTime(m);
     const title = m.delayed && t !== m.time
       ? `Sent ${fmtFull(t, clock)} (delivered ${fmtFull(m.time, clock)})` : fmtFull(t, clock);
-    const action = m.direction !== 'system' && m.text.startsWith('/me ');
+    // The backend flags actions (`action: true`, text without "/me ");
+    // older history still has the prefix.
+    const prefixed = !m.action && m.direction !== 'system' && m.text.startsWith('/me ');
+    const action = m.action === true || prefixed;
     const who = m.alias || m.sender;
     const cls = ['msg', m.direction];
     if (cont) cls.push('cont');
@@ -184,7 +187,7 @@ export class MessageView {
       m.direction === 'system' ? null
         : h('span', { class: `sender ${nickClass(m.sender)}`, title: m.alias && m.alias !== m.sender ? m.sender : null },
           action ? `* ${who}` : who),
-      h('span', { class: 'text' }, richText(action ? m.text.slice(4) : m.direction === 'system' ? localizeTimes(m.text, clock) : m.text)),
+      h('span', { class: 'text' }, richText(prefixed ? m.text.slice(4) : m.direction === 'system' ? localizeTimes(m.text, clock) : m.text)),
       m.truncated ? h('span', { class: 'muted' }, ' (cut: too long)') : null);
   }
 

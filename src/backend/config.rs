@@ -31,6 +31,9 @@ struct File {
     /// Seconds the purple thread may stall before the backend restarts
     /// (default 30, from 10 to 3600: longer than a request's deadline; see `backend::watchdog`).
     stall_limit: Option<u64>,
+    /// Seconds an account may take to sign on before it is put in error and
+    /// retried (default 60, from 1 to 3600; see `purple::accounts`).
+    signon_timeout: Option<u64>,
 }
 
 /// What the backend was configured with.
@@ -41,7 +44,13 @@ pub struct BackendConfig {
     pub landlock: bool,
     /// How long the purple thread may stall before the backend restarts.
     pub stall_limit: std::time::Duration,
+    /// How long an account may stay `connecting` before the backend gives
+    /// up on that attempt and retries.
+    pub signon_timeout: std::time::Duration,
 }
+
+/// The default of [`BackendConfig::signon_timeout`].
+pub const SIGNON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for BackendConfig {
     fn default() -> BackendConfig {
@@ -49,6 +58,7 @@ impl Default for BackendConfig {
             protocols: ProtocolAllowList::default(),
             landlock: true,
             stall_limit: super::watchdog::STALE,
+            signon_timeout: SIGNON_TIMEOUT,
         }
     }
 }
@@ -63,6 +73,8 @@ pub enum ConfigError {
     Protocols(PathBuf, String),
     #[error("{0}: key 'stall_limit': {1} is out of range (10 to 3600 seconds)")]
     StallLimit(PathBuf, u64),
+    #[error("{0}: key 'signon_timeout': {1} is out of range (1 to 3600 seconds)")]
+    SignonTimeout(PathBuf, u64),
 }
 
 impl BackendConfig {
@@ -110,10 +122,16 @@ impl BackendConfig {
             Some(s) if (10..=3600).contains(&s) => std::time::Duration::from_secs(s),
             Some(s) => return Err(ConfigError::StallLimit(path.to_owned(), s)),
         };
+        let signon_timeout = match file.signon_timeout {
+            None => SIGNON_TIMEOUT,
+            Some(s) if (1..=3600).contains(&s) => std::time::Duration::from_secs(s),
+            Some(s) => return Err(ConfigError::SignonTimeout(path.to_owned(), s)),
+        };
         Ok(BackendConfig {
             protocols: ProtocolAllowList(file.protocols),
             landlock: file.landlock.unwrap_or(true),
             stall_limit,
+            signon_timeout,
         })
     }
 }
@@ -153,6 +171,21 @@ mod tests {
         assert_eq!(c.stall_limit, std::time::Duration::from_secs(10));
         let e = BackendConfig::parse(Path::new("b.toml"), "stall_limit = 5").unwrap_err();
         assert!(e.to_string().contains("'stall_limit'"), "{e}");
+    }
+
+    #[test]
+    fn signon_timeout_is_bounded() {
+        let c = BackendConfig::parse(Path::new("x"), "").unwrap();
+        assert_eq!(c.signon_timeout, std::time::Duration::from_secs(60));
+        let c = BackendConfig::parse(Path::new("x"), "signon_timeout = 2").unwrap();
+        assert_eq!(c.signon_timeout, std::time::Duration::from_secs(2));
+        for bad in ["0", "3601"] {
+            let text = format!("signon_timeout = {bad}");
+            let e = BackendConfig::parse(Path::new("b.toml"), &text).unwrap_err();
+            assert!(e.to_string().contains("'signon_timeout'"), "{e}");
+        }
+        let e = BackendConfig::parse(Path::new("b.toml"), "signon_timeout = \"1m\"").unwrap_err();
+        assert!(e.to_string().contains("signon_timeout"), "{e}");
     }
 
     #[test]

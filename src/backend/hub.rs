@@ -289,6 +289,14 @@ impl Hub {
         self.lock().store.account_save(id, config)
     }
 
+    /// See [`Store::scrub_account_secrets`].
+    pub(crate) fn scrub_account_secrets(
+        &self,
+        masked: impl Fn(&str, &str) -> bool,
+    ) -> Result<usize, StoreError> {
+        self.lock().store.scrub_account_secrets(masked)
+    }
+
     /// See [`Store::account_remove`].
     pub(crate) fn account_remove(&self, id: i64) -> Result<(), StoreError> {
         self.lock().store.account_remove(id)

@@ -21,6 +21,19 @@
 //! are not offered in `protocols`, are never applied from a request, and are
 //! removed from accounts at start-up (an older version may have stored one).
 //!
+//! # Secrets
+//! An option is **secret** when the plugin marks it masked (a password
+//! field, such as pidgin-sipe's `email_password`), or when its name says it
+//! is one ([`option_secret`]): one of its words is in [`SECRET_WORDS`]
+//! (`password`, `passwd`, `pass`, `pwd`, `token`, `secret`, `key`,
+//! `cookie`, `credential`, …), or its lower-cased name contains one of
+//! [`SECRET_PARTS`] (`password`, `passwd`, `token`, `secret`, `apikey`) —
+//! purple-discord's `token` is its login token but not marked masked. A
+//! secret may be set like any other option, but its value never leaves the
+//! backend: every account object shows [`secret_marker`] instead
+//! (`{"set": true}`, or `{"set": false}` when empty), and stored events
+//! written by older versions are scrubbed at start ([`scrub_account`]).
+//!
 //! The admin may further limit the protocols users can add with
 //! `protocols = [...]` in `backend.toml` ([`super::config`]).
 
@@ -111,6 +124,73 @@ fn words(setting: &str) -> impl Iterator<Item = String> + '_ {
     out.into_iter()
 }
 
+/// Words that make an option a secret (see the module docs).
+pub(crate) const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "pass",
+    "pwd",
+    "pw",
+    "token",
+    "secret",
+    "key",
+    "apikey",
+    "cookie",
+    "credential",
+    "credentials",
+];
+
+/// Parts of a name that make it a secret even inside a longer word
+/// (`emailpassword`, `authtoken`, `clientsecret`).
+pub(crate) const SECRET_PARTS: &[&str] = &["password", "passwd", "token", "secret", "apikey"];
+
+/// Whether an option's value must never leave the backend: the plugin
+/// marks it `masked`, or its name says it is a secret.
+pub(crate) fn option_secret(setting: &str, masked: bool) -> bool {
+    if masked {
+        return true;
+    }
+    let lower = setting.to_lowercase();
+    SECRET_PARTS.iter().any(|p| lower.contains(p))
+        || words(setting).any(|w| SECRET_WORDS.contains(&w.as_str()))
+}
+
+/// What clients see instead of a secret option's value: whether it is set.
+pub(crate) fn secret_marker(value: &serde_json::Value) -> serde_json::Value {
+    let set = match value {
+        serde_json::Value::Null => false,
+        serde_json::Value::String(s) => !s.is_empty(),
+        serde_json::Value::Object(o) => o.get("set").and_then(|v| v.as_bool()).unwrap_or(true),
+        _ => true,
+    };
+    serde_json::json!({ "set": set })
+}
+
+/// Replaces every secret in an account object's `options` by
+/// [`secret_marker`]; `masked(protocol, setting)` says what the plugin
+/// marks masked. Returns whether anything changed.
+pub(crate) fn scrub_account(
+    info: &mut serde_json::Value,
+    masked: impl Fn(&str, &str) -> bool,
+) -> bool {
+    let protocol = info["protocol"].as_str().unwrap_or_default().to_owned();
+    let Some(options) = info.get_mut("options").and_then(|o| o.as_object_mut()) else {
+        return false;
+    };
+    let mut changed = false;
+    for (setting, value) in options.iter_mut() {
+        if option_secret(setting, masked(&protocol, setting)) {
+            let marker = secret_marker(value);
+            if *value != marker {
+                *value = marker;
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
 /// Protocols users may not add unless the admin names them in
 /// `protocols`: zephyr's sign-on blocks libpurple's thread (and with it every
 /// account and request of the user) for 10 s at each attempt on a host
@@ -197,6 +277,58 @@ mod tests {
         assert_eq!(w, ["binary", "path"]);
         let w: Vec<String> = words("ratelimit-interval").collect();
         assert_eq!(w, ["ratelimit", "interval"]);
+    }
+
+    #[test]
+    fn secrets_by_mask_or_name() {
+        for s in [
+            "password",
+            "email_password",
+            "emailPassword",
+            "nickserv_pass",
+            "token",
+            "auth-token",
+            "authtoken",
+            "client_secret",
+            "api_key",
+            "apikey",
+            "session.cookie",
+            "passwd",
+        ] {
+            assert!(option_secret(s, false), "{s}");
+        }
+        for s in [
+            "server",
+            "port",
+            "keepalive",
+            "hotkeys",
+            "passive",
+            "auth_plain_in_clear",
+            "connect_server",
+            "ratelimit-burst",
+        ] {
+            assert!(!option_secret(s, false), "{s}");
+        }
+        assert!(option_secret("server", true));
+    }
+
+    #[test]
+    fn account_objects_are_scrubbed() {
+        let mut a = serde_json::json!({
+            "id": 1, "protocol": "prpl-sipe",
+            "options": {"email_password": "hunter2", "server": "s", "token": "",
+                        "secret_word_masked": "x", "opaque": "y"},
+        });
+        assert!(scrub_account(&mut a, |p, s| p == "prpl-sipe" && s == "opaque"));
+        assert_eq!(
+            a["options"],
+            serde_json::json!({"email_password": {"set": true}, "server": "s",
+                "token": {"set": false}, "secret_word_masked": {"set": true},
+                "opaque": {"set": true}})
+        );
+        // Idempotent: a scrubbed object stays as it is.
+        assert!(!scrub_account(&mut a, |p, s| p == "prpl-sipe" && s == "opaque"));
+        assert!(!a.to_string().contains("hunter2"));
     }
 
     #[test]

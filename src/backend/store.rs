@@ -20,6 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use super::event::{ConvRef, Event};
+use super::policy;
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +148,38 @@ impl Store {
             params![key, value],
         )?;
         Ok(())
+    }
+
+    /// Replaces secret option values in every stored `account.added` and
+    /// `account.updated` event ([`policy::scrub_account`]; older versions
+    /// stored them as sent). Idempotent and cheap (account events are few),
+    /// so it runs at every start, once the plugins' `masked` flags are
+    /// known. Returns how many events changed.
+    pub(crate) fn scrub_account_secrets(
+        &mut self,
+        masked: impl Fn(&str, &str) -> bool,
+    ) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let rows: Vec<(i64, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT seq, body FROM events WHERE op IN ('account.added', 'account.updated')",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut changed = 0;
+        for (seq, body) in rows {
+            let mut wire: Value = serde_json::from_str(&body)?;
+            if policy::scrub_account(&mut wire["info"], &masked) {
+                tx.execute(
+                    "UPDATE events SET body = ?1 WHERE seq = ?2",
+                    params![serde_json::to_string(&wire)?, seq],
+                )?;
+                changed += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
     }
 
     /// Persists one event (and what it implies) in one transaction; returns
@@ -626,6 +659,45 @@ mod tests {
             .find(|c| c.key.name == name)
             .unwrap()
             .json
+    }
+
+    #[test]
+    fn stored_account_secrets_are_scrubbed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut store = Store::open(&path).unwrap();
+        let info = json!({"id": 1, "protocol": "prpl-x",
+            "options": {"token": "hunter2", "opaque": "swordfish", "server": "s"}});
+        store
+            .persist(
+                1,
+                10,
+                &Event::AccountAdded {
+                    account: 1,
+                    info: info.clone(),
+                },
+            )
+            .unwrap();
+        store
+            .persist(2, 11, &Event::AccountUpdated { account: 1, info })
+            .unwrap();
+        store
+            .persist(3, 12, &msg(1, "#a", "my token is hunter2", Direction::In))
+            .unwrap();
+        let masked = |p: &str, s: &str| p == "prpl-x" && s == "opaque";
+        assert_eq!(store.scrub_account_secrets(masked).unwrap(), 2);
+        assert_eq!(store.scrub_account_secrets(masked).unwrap(), 0);
+        let events = Reader::open(&path).unwrap().events(0, 10, 10).unwrap();
+        assert_eq!(events.len(), 3);
+        for (_, body) in &events[..2] {
+            let v: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(
+                v["info"]["options"],
+                json!({"token": {"set": true}, "opaque": {"set": true}, "server": "s"})
+            );
+        }
+        // Messages are the user's words, not account settings: untouched.
+        assert!(events[2].1.contains("hunter2"));
     }
 
     #[test]

@@ -109,6 +109,11 @@ pub(crate) fn startup() {
         }
     }
     let hub = state::hub();
+    match hub.scrub_account_secrets(view::protocol_masks) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed secret option values from {n} stored events"),
+        Err(e) => tracing::error!("cannot scrub secrets from stored events: {e}"),
+    }
     hub.set_accounts(Account::all().into_iter().map(view::account_json).collect());
     let buddies = handles::Buddy::all()
         .into_iter()
@@ -234,13 +239,25 @@ pub(crate) fn reconnect_delay(n: u32) -> u32 {
     (2u32 << n.min(8)).min(300)
 }
 
+/// `delay` seconds plus up to a quarter more, in milliseconds; `r` in
+/// `[0, 1)`. Many backends on one host (one address) that lost the network
+/// together then do not reconnect in step into a server's throttle.
+pub(crate) fn jittered_ms(delay: u32, r: f64) -> u32 {
+    let base = u64::from(delay) * 1000;
+    let extra = (base as f64 * 0.25 * r.clamp(0.0, 1.0)) as u64;
+    (base + extra).min(u64::from(u32::MAX)) as u32
+}
+
 /// The account signed on: the next failure starts the back-off again.
 pub(crate) fn reset_reconnect(id: i64) {
-    state::with(|s| s.attempts.remove(&id));
+    state::with(|s| {
+        s.attempts.remove(&id);
+        s.signons.remove(&id);
+    });
 }
 
 /// Reconnects an account after a non-fatal error (network trouble), with
-/// exponential back-off.
+/// exponential back-off and jitter.
 pub(crate) fn schedule_reconnect(id: i64) {
     unsafe extern "C" fn fire(data: ffi::gpointer) -> ffi::gboolean {
         let id = data as usize as i64;
@@ -252,16 +269,79 @@ pub(crate) fn schedule_reconnect(id: i64) {
         ffi::GFALSE
     }
     let n = state::with(|s| {
+        s.signons.remove(&id);
         let n = s.attempts.entry(id).or_insert(0);
         *n += 1;
         *n - 1
     });
-    let delay = reconnect_delay(n);
-    tracing::info!(account = id, "reconnecting in {delay} s");
+    let ms = jittered_ms(reconnect_delay(n), rand::random::<f64>());
+    tracing::info!(account = id, "reconnecting in {ms} ms");
     // SAFETY: `fire` matches GSourceFunc and takes the id by value (no
     // pointer to free); it runs once on the purple thread (it returns
     // FALSE).
-    unsafe { ffi::g_timeout_add_seconds(delay, Some(fire), id as usize as ffi::gpointer) };
+    unsafe { ffi::g_timeout_add(ms, Some(fire), id as usize as ffi::gpointer) };
+}
+
+/// An error ended `id`'s attempt: the watchdog has nothing left to do (a
+/// fatal error, such as a wrong password, is not retried).
+pub(crate) fn unwatch_signon(id: i64) {
+    state::with(|s| s.signons.remove(&id));
+}
+
+/// The sign-on watchdog: called when an attempt of `id` starts
+/// (`connecting`). If that attempt has not signed on within
+/// `signon_timeout` (`backend.toml`), and no error ended it, the account
+/// gets `account.status` `error`, its connection is closed and it is
+/// retried with the back-off. This catches a server that accepts and never
+/// answers, and a connection closed before registration that libpurple
+/// does not report (the issue #13 throttle case).
+pub(crate) fn watch_signon(id: i64) {
+    unsafe extern "C" fn fire(data: ffi::gpointer) -> ffi::gboolean {
+        // SAFETY: `data` is the box leaked below, given to this one-shot
+        // timeout only.
+        let attempt = unsafe { Box::from_raw(data as *mut (i64, u64)) };
+        let (id, number) = *attempt;
+        let current = state::with(|s| {
+            let current = s.signons.get(&id) == Some(&number);
+            if current {
+                s.signons.remove(&id);
+            }
+            current
+        });
+        if !current {
+            return ffi::GFALSE;
+        }
+        let Some(account) = Account::find(id) else {
+            return ffi::GFALSE;
+        };
+        if !account.enabled() || account.connected().is_some() {
+            return ffi::GFALSE;
+        }
+        let secs = state::with(|s| s.config.signon_timeout.as_secs());
+        tracing::warn!(account = id, "no sign-on after {secs} s: retrying");
+        events::emit_status(
+            id,
+            "error",
+            Some(format!(
+                "did not sign on within {secs} s (the server did not answer, \
+                 or closed the connection); retrying"
+            )),
+        );
+        account.disconnect();
+        schedule_reconnect(id);
+        ffi::GFALSE
+    }
+    let (number, timeout) = state::with(|s| {
+        let number = s.next_signon;
+        s.next_signon += 1;
+        s.signons.insert(id, number);
+        (number, s.config.signon_timeout)
+    });
+    let data = Box::into_raw(Box::new((id, number))) as ffi::gpointer;
+    let ms = timeout.as_millis().min(u128::from(u32::MAX)) as u32;
+    // SAFETY: `fire` matches GSourceFunc, runs once on the purple thread
+    // (it returns FALSE) and frees `data`, which nothing else holds.
+    unsafe { ffi::g_timeout_add(ms, Some(fire), data) };
 }
 
 /// After `id` signed on: joins the chats the user had joined (soon, from
@@ -301,6 +381,7 @@ pub(crate) fn forget(id: i64) {
         s.joined.retain(|k| k.0 != id);
         s.statuses.remove(&id);
         s.attempts.remove(&id);
+        s.signons.remove(&id);
     });
 }
 
@@ -321,5 +402,14 @@ mod tests {
         let d: Vec<u32> = (0..10).map(super::reconnect_delay).collect();
         assert_eq!(d, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
         assert_eq!(super::reconnect_delay(u32::MAX), 300);
+    }
+
+    #[test]
+    fn jitter_adds_up_to_a_quarter() {
+        assert_eq!(super::jittered_ms(2, 0.0), 2000);
+        assert_eq!(super::jittered_ms(2, 0.5), 2250);
+        assert_eq!(super::jittered_ms(300, 0.999_999), 374_999);
+        assert_eq!(super::jittered_ms(300, 7.0), 375_000);
+        assert_eq!(super::jittered_ms(300, -1.0), 300_000);
     }
 }

@@ -229,6 +229,13 @@ impl Account {
         self.connection().filter(|c| c.is_connected())
     }
 
+    /// Closes its connection (signed on or still connecting), without an
+    /// error report; the account stays enabled.
+    pub(crate) fn disconnect(self) {
+        // SAFETY: a live account; libpurple checks for a connection.
+        unsafe { ffi::purple_account_disconnect(self.raw()) };
+    }
+
     /// Signs on (libpurple ignores this for an account already connecting).
     pub(crate) fn connect(self) {
         // SAFETY: a live account.

@@ -77,6 +77,10 @@ pub(crate) struct PurpleState {
     pub(crate) joined: HashSet<(i64, String)>,
     /// Reconnection attempts since the last successful sign-on.
     pub(crate) attempts: HashMap<i64, u32>,
+    /// Sign-on attempts being watched: account → the attempt's number
+    /// (`accounts::watch_signon`).
+    pub(crate) signons: HashMap<i64, u64>,
+    pub(crate) next_signon: u64,
     /// Open requests by id (the `seq` of their `request.open`).
     pub(crate) requests: HashMap<i64, PendingRequest>,
     /// DNS queries in flight, by query key.
@@ -99,6 +103,8 @@ impl PurpleState {
             statuses: HashMap::new(),
             joined: HashSet::new(),
             attempts: HashMap::new(),
+            signons: HashMap::new(),
+            next_signon: 1,
             requests: HashMap::new(),
             dns: HashMap::new(),
             next_dns: 1,

@@ -9,8 +9,9 @@ use super::handles::{Account, Buddy, ChatBuddy, Conversation, OptionKind, Option
 use crate::backend::event::{BuddyInfo, ConvRef, Member};
 use crate::backend::policy;
 
-/// The account's options a client may see and set (refused options are
-/// never shown).
+/// The account's options a client may set, with their real values (refused
+/// options left out). **Holds secrets**: for the durable copy only; clients
+/// get [`account_json`], which replaces them.
 pub(crate) fn options_of(account: Account) -> Map<String, Value> {
     let mut out = Map::new();
     let Some(protocol) = account.protocol() else {
@@ -33,7 +34,23 @@ pub(crate) fn options_of(account: Account) -> Map<String, Value> {
     out
 }
 
-/// The account object.
+/// Whether the account's plugin marks `setting` masked.
+fn masked(account: Account, setting: &str) -> bool {
+    account
+        .protocol()
+        .and_then(|p| p.option(setting))
+        .is_some_and(|o| o.masked())
+}
+
+/// Whether installed protocol `protocol` marks `setting` masked.
+pub(crate) fn protocol_masks(protocol: &str, setting: &str) -> bool {
+    Protocol::find(protocol)
+        .and_then(|p| p.option(setting))
+        .is_some_and(|o| o.masked())
+}
+
+/// The account object, secrets replaced by `{"set": …}`
+/// ([`policy::scrub_account`]).
 pub(crate) fn account_json(account: Account) -> Value {
     let id = account.id();
     let mut a = json!({
@@ -47,6 +64,7 @@ pub(crate) fn account_json(account: Account) -> Value {
     if let Some(alias) = account.alias() {
         a["alias"] = json!(alias);
     }
+    policy::scrub_account(&mut a, |_, setting| masked(account, setting));
     a
 }
 
@@ -100,6 +118,7 @@ pub(crate) fn protocol_json(protocol: Protocol) -> Value {
             "setting": setting,
             "text": opt.text(),
             "masked": opt.masked(),
+            "secret": policy::option_secret(&setting, opt.masked()),
         });
         match opt.kind() {
             OptionKind::Bool => {

@@ -34,6 +34,16 @@ assets! {
     "/app.js" => "app.js", "text/javascript; charset=utf-8";
     "/conn.js" => "conn.js", "text/javascript; charset=utf-8";
     "/dom.js" => "dom.js", "text/javascript; charset=utf-8";
+    "/accounts.js" => "accounts.js", "text/javascript; charset=utf-8";
+    "/composer.js" => "composer.js", "text/javascript; charset=utf-8";
+    "/convlist.js" => "convlist.js", "text/javascript; charset=utf-8";
+    "/dialogs.js" => "dialogs.js", "text/javascript; charset=utf-8";
+    "/format.js" => "format.js", "text/javascript; charset=utf-8";
+    "/input.js" => "input.js", "text/javascript; charset=utf-8";
+    "/messages.js" => "messages.js", "text/javascript; charset=utf-8";
+    "/prompts.js" => "prompts.js", "text/javascript; charset=utf-8";
+    "/settings.js" => "settings.js", "text/javascript; charset=utf-8";
+    "/store.js" => "store.js", "text/javascript; charset=utf-8";
     "/app.css" => "app.css", "text/css; charset=utf-8";
     "/manifest.webmanifest" => "manifest.webmanifest", "application/manifest+json";
     "/icon.svg" => "icon.svg", "image/svg+xml";

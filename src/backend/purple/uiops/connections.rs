@@ -30,6 +30,7 @@ unsafe extern "C" fn connect_progress(
     ) {
         if events::last_status(id).as_deref() != Some("connecting") {
             events::emit_status(id, "connecting", None);
+            accounts::watch_signon(id);
         }
     }
 }
@@ -67,6 +68,7 @@ unsafe extern "C" fn report_disconnect_reason(
     ) {
         // SAFETY: NULL or a valid string for the call.
         let msg = unsafe { glue::string(text) };
+        accounts::unwatch_signon(id);
         events::emit_status(id, "error", Some(msg));
         if !handles::error_is_fatal(reason) {
             accounts::schedule_reconnect(id);
