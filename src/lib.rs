@@ -11,6 +11,7 @@
 )]
 
 pub mod accounts;
+pub mod acme;
 pub mod backend;
 pub mod fsutil;
 pub mod logging;

@@ -101,6 +101,8 @@ pub struct FileConfig {
     pub handshake_burst_per_address: Option<u32>,
     pub handshakes_per_second_per_address: Option<u32>,
     pub max_frame_bytes: Option<u64>,
+    /// `[acme]`: certificates from an ACME CA (see `crate::acme`).
+    pub acme: Option<crate::acme::AcmeFile>,
 }
 
 /// The resolved configuration the proxy runs with.
@@ -132,6 +134,8 @@ pub struct Config {
     pub handshake_burst_per_address: u32,
     pub handshakes_per_second_per_address: u32,
     pub max_frame_bytes: u64,
+    /// ACME is on: the proxy answers its challenges.
+    pub acme: Option<crate::acme::AcmeConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -248,7 +252,12 @@ impl Config {
                 "max_connections must be at least 1".into(),
             ));
         }
+        let acme = match file.acme {
+            Some(a) => a.check().map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            None => None,
+        };
         Ok(Config {
+            acme,
             listen,
             tls,
             accounts: args

@@ -13,7 +13,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn};
 
 use super::admission::Slot;
@@ -277,19 +278,21 @@ async fn serve_connection(
     _slot: Slot,
 ) {
     let _count = CountGuard::new(&shared.connections);
-    let acceptor = TlsAcceptor::from(shared.tls_config());
-    let tls =
-        match tokio::time::timeout(shared.config.header_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                debug!(%peer, "TLS handshake failed: {e}");
-                return;
-            }
-            Err(_) => {
-                debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        };
+    let tls = match tokio::time::timeout(shared.config.header_timeout, tls_accept(&shared, stream))
+        .await
+    {
+        Ok(Ok(Some(s))) => s,
+        // an ACME validation handshake, finished: nothing to serve
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
     let svc_shared = Arc::clone(&shared);
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         http::routes::handle(Arc::clone(&svc_shared), peer, over, req)
@@ -310,4 +313,52 @@ async fn serve_connection(
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
         }
     }
+}
+
+/// The TLS handshake with the current certificate; a ClientHello offering
+/// ALPN `acme-tls/1` (an ACME CA validating tls-alpn-01) gets the challenge
+/// certificate the renewing client left, and nothing else.
+async fn tls_accept(
+    shared: &Shared,
+    stream: TcpStream,
+) -> std::io::Result<Option<TlsStream<TcpStream>>> {
+    let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+    let hello = start.client_hello();
+    let acme_alpn = hello
+        .alpn()
+        .is_some_and(|mut a| a.any(|p| p == crate::acme::ACME_TLS_ALPN));
+    if let (true, Some(acme)) = (acme_alpn, &shared.config.acme) {
+        let name = hello.server_name().unwrap_or_default().to_string();
+        let Some(config) = challenge_config(&acme.challenge_dir, &name) else {
+            debug!(name, "acme-tls/1 handshake without a pending challenge");
+            return Ok(None);
+        };
+        info!(name, "answering a tls-alpn-01 validation");
+        let mut s = start.into_stream(config).await?;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
+        return Ok(None);
+    }
+    Ok(Some(start.into_stream(shared.tls_config()).await?))
+}
+
+fn challenge_config(dir: &std::path::Path, name: &str) -> Option<Arc<rustls::ServerConfig>> {
+    #[derive(Debug)]
+    struct One(Arc<rustls::sign::CertifiedKey>);
+    impl rustls::server::ResolvesServerCert for One {
+        fn resolve(
+            &self,
+            _: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(Arc::clone(&self.0))
+        }
+    }
+    let key = crate::acme::alpn_challenge(dir, name)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .ok()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(One(key)));
+    config.alpn_protocols = vec![crate::acme::ACME_TLS_ALPN.to_vec()];
+    Some(Arc::new(config))
 }

@@ -1,0 +1,352 @@
+//! ACME against the host's real pebble (Debian's `pebble`) on loopback:
+//! `sapphire-ctl cert renew` gets a certificate through the running proxy
+//! (tls-alpn-01 on the proxy's own port), the proxy serves it after SIGHUP
+//! and open WebSockets stay open; a wrong directory URL leaves the
+//! certificate in place and shows in `cert status`. Skipped (with a
+//! message) when pebble is not installed, except on CI.
+
+mod support;
+
+#[path = "support/net.rs"]
+#[allow(dead_code)]
+mod net;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::ServerName;
+use support::*;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+const DOMAIN: &str = "chat.sapphire.test";
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Pebble {
+    _pebble: Kill,
+    _dns: Kill,
+    port: u16,
+    mgmt: u16,
+    /// The certificate of pebble's own HTTPS listener (acme.directory_ca).
+    ca: PathBuf,
+}
+
+fn have_pebble() -> bool {
+    Path::new("/usr/bin/pebble").exists() && Path::new("/usr/bin/pebble-challtestsrv").exists()
+}
+
+/// pebble validating on `tls_port` of 127.0.0.1, `DOMAIN` resolved by
+/// pebble-challtestsrv to 127.0.0.1.
+fn pebble(dir: &Path, tls_port: u16) -> Pebble {
+    let ca = dir.join("pebble-https.crt");
+    let key = dir.join("pebble-https.key");
+    sapphire::tls::ensure_self_signed(&ca, &key, &["localhost".into(), "127.0.0.1".into()])
+        .unwrap();
+    let (port, mgmt, dns, dns_mgmt) = (
+        net::free_port(),
+        net::free_port(),
+        net::free_port(),
+        net::free_port(),
+    );
+    let mut dns_child = Command::new("/usr/bin/pebble-challtestsrv")
+        .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+        .args(["-dns01", &format!("127.0.0.1:{dns}")])
+        .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+        .args(["-management", &format!("127.0.0.1:{dns_mgmt}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    net::wait_tcp(
+        dns_mgmt,
+        &mut dns_child,
+        "pebble-challtestsrv",
+        Duration::from_secs(20),
+    );
+    let config = dir.join("pebble.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt}"),
+            "certificate": ca,
+            "privateKey": key,
+            "httpPort": 5002,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let mut child = Command::new("/usr/bin/pebble")
+        .arg("-config")
+        .arg(&config)
+        .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .env("PEBBLE_VA_ALWAYS_VALID", "0")
+        .env("PEBBLE_WFE_NONCEREJECT", "0")
+        .env("PEBBLE_AUTHZREUSE", "0")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    net::wait_tcp(port, &mut child, "pebble", Duration::from_secs(20));
+    net::wait_tcp(
+        mgmt,
+        &mut child,
+        "pebble management",
+        Duration::from_secs(20),
+    );
+    Pebble {
+        _pebble: Kill(child),
+        _dns: Kill(dns_child),
+        port,
+        mgmt,
+        ca,
+    }
+}
+
+/// pebble's issuing root, from its management interface.
+async fn pebble_root(p: &Pebble, out: &Path) {
+    let tcp = TcpStream::connect(("127.0.0.1", p.mgmt)).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = connector_for(&p.ca).connect(name, tcp).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(b"GET /roots/0 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tls.read_to_end(&mut buf).await;
+    let text = String::from_utf8(buf).unwrap();
+    let body = &text[text.find("-----BEGIN").expect(&text)..];
+    std::fs::write(out, body).unwrap();
+}
+
+/// A TLS handshake with the proxy for `DOMAIN`, trusting only `root`.
+async fn handshake(port: u16, root: &Path) -> std::io::Result<()> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = ServerName::try_from(DOMAIN).unwrap();
+    connector_for(root).connect(name, tcp).await.map(drop)
+}
+
+fn ctl_cert(args: &[&str]) -> std::process::Output {
+    Command::new(CTL)
+        .args(["cert"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tls_alpn_01_certificate_from_pebble_replaces_the_old_one_without_dropping_websockets() {
+    if !have_pebble() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "pebble is missing on CI (scripts/apt-packages-test lists it)"
+        );
+        eprintln!("SKIPPED: Debian's pebble is not installed (apt-get install pebble)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tls_dir = dir.path().join("tls");
+    let challenges = dir.path().join("acme");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    let (crt, key) = (tls_dir.join("tls.crt"), tls_dir.join("tls.key"));
+    sapphire::tls::ensure_self_signed(&crt, &key, &["localhost".into(), DOMAIN.into()]).unwrap();
+    let old_cert = dir.path().join("old.crt");
+    std::fs::copy(&crt, &old_cert).unwrap();
+    let placeholder_ca = dir.path().join("placeholder-ca.crt");
+    std::fs::copy(&crt, &placeholder_ca).unwrap();
+    let proxy_toml = |directory: &str, ca: &Path| {
+        format!(
+            "[acme]\ndomains = [\"{DOMAIN}\"]\ncontact = \"mailto:admin@sapphire.test\"\n\
+             directory = \"{directory}\"\ndirectory_ca = \"{}\"\nchallenge_dir = \"{}\"\n",
+            ca.display(),
+            challenges.display()
+        )
+    };
+    let p = Proxy::start(ProxyOptions {
+        config_toml: proxy_toml("https://127.0.0.1:1/dir", &placeholder_ca),
+        extra_args: vec![
+            "--tls-cert".into(),
+            crt.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ],
+        ..ProxyOptions::default()
+    });
+    let peb = pebble(dir.path(), p.port);
+    let root = dir.path().join("pebble-root.pem");
+    let state = dir.path().join("acme-state");
+    let run_ctl = |directory: &str, extra: &[&str]| {
+        let cfg = dir.path().join("ctl.toml");
+        std::fs::write(&cfg, proxy_toml(directory, &peb.ca)).unwrap();
+        let mut args = vec![
+            "--config",
+            cfg.to_str().unwrap(),
+            "--tls-dir",
+            tls_dir.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let directory = format!("https://127.0.0.1:{}/dir", peb.port);
+
+    // A WebSocket opened on the old certificate.
+    let old = Client::new(p.port, &old_cert)
+        .signed_in("alice", "alice-pw")
+        .await;
+    let mut ws = old.websocket(Some(&old.origin())).await.unwrap();
+
+    // A wrong directory: a clear error, the old certificate stays.
+    let bad = format!("https://127.0.0.1:{}/no-such-directory", peb.port);
+    let pid = p.child.id().to_string();
+    let args = run_ctl(&bad, &[]);
+    let mut renew: Vec<&str> = vec!["renew", "--proxy-pid", &pid];
+    renew.extend(args.iter().map(String::as_str));
+    let out = ctl_cert(&renew);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("acme.directory"), "{err}");
+    assert_eq!(
+        std::fs::read(&crt).unwrap(),
+        std::fs::read(&old_cert).unwrap()
+    );
+    let mut status: Vec<&str> = vec!["status"];
+    status.extend(args.iter().map(String::as_str));
+    let st = ctl_cert(&status);
+    let st = format!(
+        "{}{}",
+        String::from_utf8_lossy(&st.stdout),
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert!(
+        st.contains("last error: ") && st.contains("acme.directory"),
+        "{st}"
+    );
+    assert!(st.contains("next attempt not before"), "{st}");
+    // Without --force the back-off holds.
+    let out = ctl_cert(&renew);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("next attempt"));
+
+    // The right directory: pebble validates through the proxy's port.
+    let args = run_ctl(&directory, &[]);
+    let mut renew: Vec<&str> = vec!["renew", "--proxy-pid", &pid];
+    renew.extend(args.iter().map(String::as_str));
+    let out = ctl_cert(&renew);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pebble_root(&peb, &root).await;
+    // The proxy reloads on SIGHUP (sent by ctl): wait for the new certificate.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while handshake(p.port, &root).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pebble's certificate not served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Clients trusting only the old certificate are refused now.
+    assert!(old.tls().await.is_err());
+    // The WebSocket opened before still relays.
+    ws.send(Message::text("after renewal")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("after renewal")
+    );
+    let mut status: Vec<&str> = vec!["status"];
+    status.extend(args.iter().map(String::as_str));
+    let st = String::from_utf8_lossy(&ctl_cert(&status).stdout).to_string();
+    assert!(st.contains("Pebble"), "{st}");
+    assert!(st.contains(&format!("names: {DOMAIN}")), "{st}");
+    assert!(!st.contains("last error"), "{st}");
+    // Not due again: nothing is done without --force.
+    let out = ctl_cert(&renew);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("renewal due"));
+}
+
+#[test]
+fn a_bad_acme_value_stops_the_proxy_and_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("proxy.toml");
+    for (toml, key) in [
+        ("[acme]\ndomains = [\"*.example.org\"]\n", "acme.domains"),
+        (
+            "[acme]\ndomains = [\"a.example.org\"]\nchallenge = \"dns-01\"\n",
+            "acme.challenge",
+        ),
+        (
+            "[acme]\ndomains = [\"a.example.org\"]\ndirectory = \"http://ca/dir\"\n",
+            "acme.directory",
+        ),
+        ("[acme]\ndomain = [\"a.example.org\"]\n", "domain"),
+    ] {
+        std::fs::write(&cfg, toml).unwrap();
+        let out = Command::new(PROXY)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path().join("state"))
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{toml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{toml}: {err}");
+        let out = Command::new(CTL)
+            .args(["cert", "status", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{toml}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(key), "{toml}");
+    }
+}
+
+#[tokio::test]
+async fn acme_tls_alpn_without_a_pending_challenge_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proxy::start(ProxyOptions {
+        config_toml: format!(
+            "[acme]\ndomains = [\"{DOMAIN}\"]\nchallenge_dir = \"{}\"\n",
+            dir.path().display()
+        ),
+        ..ProxyOptions::default()
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(p.cert()).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", p.port)).await.unwrap();
+    let name = ServerName::try_from(DOMAIN).unwrap();
+    let r = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await;
+    assert!(r.is_err(), "an acme-tls/1 handshake got a certificate");
+    // ordinary clients are served as before
+    assert!(p.client().tls().await.is_ok());
+}
