@@ -146,6 +146,7 @@ ct_boot() {
     setsid systemd-nspawn --boot --register=no "${keep[@]}" --quiet --console=read-only \
         --machine="$CT_NAME" --hostname=sapphire-test \
         --network-veth-extra="$CT_HOSTIF:host0" \
+        --system-call-filter="landlock_create_ruleset landlock_add_rule landlock_restrict_self" \
         -D "$CT_RUN/root" >>"$CT_RUN/console.log" 2>&1 </dev/null &
     CT_NSPAWN_PID=$!
     # The container's PID 1 is the descendant of nspawn that is PID 1 in its
