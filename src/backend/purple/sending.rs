@@ -180,7 +180,7 @@ fn send_message(account: Account, kind: ConvKind, name: &str, text: &str) -> OpR
     }
     let id = account.id();
     let now = Instant::now();
-    let queued = state::with(|s| {
+    state::with(|s| {
         let q = s.send_queues.entry(id).or_insert_with(|| SendQueue {
             bucket: TokenBucket::new(pacing::DEFAULT_BURST, pacing::DEFAULT_INTERVAL, now),
             lines: VecDeque::new(),
@@ -189,7 +189,6 @@ fn send_message(account: Account, kind: ConvKind, name: &str, text: &str) -> OpR
         for line in &lines {
             q.lines.push_back((kind, name.to_owned(), line.clone()));
         }
-        q.lines.len()
     });
     let seq = drain(id);
     let (waiting, eta) = state::with(|s| {
@@ -202,7 +201,6 @@ fn send_message(account: Account, kind: ConvKind, name: &str, text: &str) -> OpR
             None => (0, std::time::Duration::ZERO),
         }
     });
-    let _ = queued;
     Ok(json!({
         "seq": seq.map_or(Value::Null, Value::from),
         "lines": lines.len(),
