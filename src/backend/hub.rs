@@ -340,6 +340,26 @@ impl Hub {
         self.lock().store.autojoin_remove(account, name)
     }
 
+    /// See [`Store::signon_started`].
+    pub(crate) fn signon_started(&self, account: i64) -> Result<(), StoreError> {
+        self.lock().store.signon_started(account)
+    }
+
+    /// See [`Store::signon_finished`].
+    pub(crate) fn signon_finished(&self, account: i64) -> Result<(), StoreError> {
+        self.lock().store.signon_finished(account)
+    }
+
+    /// See [`Store::signons_interrupted`].
+    pub(crate) fn signons_interrupted(&self) -> Result<(), StoreError> {
+        self.lock().store.signons_interrupted()
+    }
+
+    /// See [`Store::signon_strikes`].
+    pub(crate) fn signon_strikes(&self, limit: i64) -> Result<Vec<i64>, StoreError> {
+        self.lock().store.signon_strikes(limit)
+    }
+
     /// See [`Store::autojoin_list`].
     pub(crate) fn autojoin_list(&self, account: i64) -> Result<AutojoinList, StoreError> {
         self.lock().store.autojoin_list(account)
