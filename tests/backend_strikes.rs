@@ -20,7 +20,7 @@ async fn next_connection(listener: &TcpListener) -> tokio::net::TcpStream {
     s
 }
 
-fn account<'a>(snapshot: &'a Value, id: i64) -> &'a Value {
+fn account(snapshot: &Value, id: i64) -> &Value {
     snapshot["accounts"]
         .as_array()
         .unwrap()

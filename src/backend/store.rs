@@ -32,6 +32,25 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("bad stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the state directory is full ({0})")]
+    Full(String),
+    #[error("cannot check the state directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// Whether the write failed for lack of space (SQLite's `SQLITE_FULL`,
+    /// which it also reports for `ENOSPC`, or a space check).
+    pub(crate) fn is_full(&self) -> bool {
+        match self {
+            StoreError::Full(_) => true,
+            StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Io(e) => e.raw_os_error() == Some(libc::ENOSPC),
+            _ => false,
+        }
+    }
 }
 
 pub(crate) type Result<T> = std::result::Result<T, StoreError>;
@@ -402,6 +421,12 @@ impl Store {
             out.push((name, serde_json::from_str(&fields)?));
         }
         Ok(out)
+    }
+
+    /// Commits a small write (a `meta` row): fails as the next event's
+    /// commit would if the database cannot be written at all.
+    pub(crate) fn write_probe(&self, value: i64) -> Result<()> {
+        self.meta_set("write_probe", value)
     }
 
     /// A sign-on of `account` starts: if the process dies before

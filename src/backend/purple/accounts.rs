@@ -7,6 +7,7 @@ use super::handles::{self, Account, NewAccount, OptionValue, Protocol};
 use super::{events, ffi, invoke, state, view};
 use crate::backend::policy;
 use crate::backend::protocol::OpError;
+use crate::backend::store::StoreError;
 
 /// The account for `id`, or `no_such_account`.
 pub(crate) fn find(id: i64) -> Result<Account, OpError> {
@@ -20,10 +21,19 @@ pub(crate) fn connected(account: Account) -> Result<handles::Connection, OpError
         .ok_or_else(|| OpError::new("not_connected", "the account is not connected"))
 }
 
-/// A store error as a reply: the durable copy could not be written.
-pub(crate) fn store_failed(e: impl std::fmt::Display) -> OpError {
+/// A store error as a reply: the durable copy could not be written
+/// (`storage_full` when the state directory has no room, else
+/// `internal`).
+pub(crate) fn store_failed(e: StoreError) -> OpError {
     tracing::error!("store: {e}");
-    OpError::new("internal", format!("cannot store the change: {e}"))
+    if e.is_full() {
+        OpError::new(
+            "storage_full",
+            "the backend's disk is full: nothing was done (try again when there is room)",
+        )
+    } else {
+        OpError::new("internal", format!("cannot store the change: {e}"))
+    }
 }
 
 /// Refused if the admin does not allow `protocol` (`backend.toml`).
