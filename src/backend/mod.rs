@@ -209,6 +209,7 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
 
     let t0 = std::time::Instant::now();
     let hub = hub::Hub::open(&state.join("sapphire.db"))?;
+    hub.set_hello_conversations(config.settings.hello_conversations);
     notify::init(&state.join("sapphire.db"))?;
     let t1 = std::time::Instant::now();
     let listener = UnixListener::from_std(config.listen.listener)
