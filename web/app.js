@@ -18,7 +18,7 @@ import { Connection } from './conn.js';
 import { $, h, clear, setText, show } from './dom.js';
 import { fmtDate, fmtTime } from './format.js';
 import {
-  RANK_PREFIX, accountLabel, addMessage, applyEvent, applyHello, createState, currentConv, getConv, hiddenFromJson,
+  RANK_PREFIX, accountLabel, addMessage, applyConversationsPage, applyEvent, applyHello, createState, currentConv, getConv, hiddenFromJson,
   hiddenToJson, hide, memberRank, protocolName, resetState, sortedMembers, stepConv, totalUnread, unhide,
 } from './store.js';
 import { applySettings, bindSettingsForm, loadSettings, saveSettings } from './settings.js';
@@ -55,6 +55,7 @@ const ctx = {
   scheduleRender: () => scheduleRender(),
   openConv: (key) => openConv(key),
   openIm: (account, name) => openIm(account, name),
+  loadMoreConvs: () => loadMoreConvs(),
   setView: (view) => setView(view),
   loadOlder: (e) => loadHistory(e, true),
   onScrollBottom: () => markReadSoon(),
@@ -307,6 +308,21 @@ function onHello(reply, { resumed }) {
     const saved = sessionStorage.getItem('sapphire.current');
     if (saved && state.convs.has(saved) && !state.hidden.has(saved)) openConv(saved);
   }
+}
+
+/** Fetches the next page of older conversations (the snapshot has the newest). */
+async function loadMoreConvs() {
+  if (!state.convsNext || state.convsLoading || !app.conn) return;
+  state.convsLoading = true;
+  render();
+  try {
+    const reply = await app.conn.request('conversations.list', { before: state.convsNext });
+    effects(applyConversationsPage(state, reply));
+  } catch (err) {
+    state.convsLoading = false;
+    toast(errText(err), 'error', 'Cannot load more conversations');
+  }
+  render();
 }
 
 function onEvent(ev, { replayed }) {

@@ -25,6 +25,8 @@ export function createState() {
     dismissedRequests: new Set(),
     hidden: new Map(), // key -> last_seq when the person closed it
     drafts: new Map(), // key -> unsent text
+    convsNext: null, // cursor of the conversations the snapshot left out (conversations.list)
+    convsLoading: false, // a conversations.list is under way
   };
 }
 
@@ -116,18 +118,11 @@ export function applyHello(state, reply, { resumed }) {
       e.hasMore = true;
     }
   }
-  for (const c of reply.conversations || []) {
-    const e = getConv(state, c.account, c.conversation);
-    e.unread = c.unread;
-    e.mentions = c.mentions ?? (e.kind === 'im' ? c.unread : 0);
-    e.read_seq = c.read_seq;
-    e.last_seq = c.last_seq;
-    // Closed, and something new arrived meanwhile: it comes back.
-    if (state.hidden.has(e.key) && c.unread > 0 && c.last_seq > state.hidden.get(e.key)) {
-      state.hidden.delete(e.key);
-      fx.push({ type: 'hiddenChanged' });
-    }
-  }
+  for (const c of reply.conversations || []) applySummary(state, c, fx);
+  // The snapshot holds the newest conversations; the rest come page by
+  // page (conversations.list) when the person asks.
+  state.convsNext = reply.conversations_next ?? null;
+  state.convsLoading = false;
   for (const c of reply.chats || []) {
     const e = getConv(state, c.account, c.conversation);
     e.joined = true;
@@ -139,6 +134,39 @@ export function applyHello(state, reply, { resumed }) {
     if (!state.accounts.has(e.account)) state.convs.delete(k);
   }
   forgetCurrentIfGone(state);
+  return fx;
+}
+
+/** One conversation summary ({account, conversation, last_seq, read_seq, unread}) into the state. */
+function applySummary(state, c, fx) {
+  const e = getConv(state, c.account, c.conversation);
+  e.unread = c.unread;
+  e.mentions = c.mentions ?? (e.kind === 'im' ? c.unread : 0);
+  e.read_seq = c.read_seq;
+  e.last_seq = c.last_seq;
+  // Closed, and something new arrived meanwhile: it comes back.
+  if (state.hidden.has(e.key) && c.unread > 0 && c.last_seq > state.hidden.get(e.key)) {
+    state.hidden.delete(e.key);
+    fx.push({ type: 'hiddenChanged' });
+  }
+}
+
+/**
+ * A `conversations.list` reply ({conversations, next}): older conversations
+ * the snapshot left out. A conversation the state already knows as newer
+ * (an event came after the page was made) keeps what it has; conversations
+ * of unknown accounts are ignored. Returns effects.
+ */
+export function applyConversationsPage(state, reply) {
+  const fx = [];
+  for (const c of reply.conversations || []) {
+    if (!state.accounts.has(c.account)) continue;
+    const known = getConv(state, c.account, c.conversation, false);
+    if (known && known.last_seq >= c.last_seq) continue;
+    applySummary(state, c, fx);
+  }
+  state.convsNext = reply.next ?? null;
+  state.convsLoading = false;
   return fx;
 }
 
