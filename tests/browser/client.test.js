@@ -119,6 +119,34 @@ describe('Reading and driving the web client', () => {
     assert.equal(await senderClass(page, 'first from bob'), bobClass);
   });
 
+  it('a reload revalidates the cached client: its modules and styles answer 304, none is sent again', async () => {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    const seen = [];
+    cdp.on('Network.responseReceived', (e) => {
+      const u = new URL(e.response.url);
+      if (u.protocol === 'https:' && !u.pathname.startsWith('/api/') && u.pathname !== '/ws') {
+        const h = Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v]));
+        seen.push({ path: u.pathname, status: e.response.status, encoding: h['content-encoding'] || null });
+      }
+    });
+    await page.reload();
+    await appReady(page);
+    await openChannel(page);
+    await cdp.detach();
+    const paths = seen.map((r) => r.path);
+    for (const p of ['/', '/app.js', '/store.js', '/app.css']) assert.ok(paths.includes(p), `${p} in ${paths}`);
+    // The modules and the style sheet (the client's bulk) come from the
+    // cache after a 304. Chromium here fetches the page itself, its icons
+    // and the manifest again without If-None-Match (it keeps no copy of
+    // them; docs/benchmarks.md): those are sent compressed.
+    const code = seen.filter((r) => /\.(js|css)$/.test(r.path));
+    assert.ok(code.length >= 10, JSON.stringify(seen));
+    assert.deepEqual(code.filter((r) => r.status !== 304), [], 'every module and style sheet was current');
+    const page1 = seen.find((r) => r.path === '/');
+    assert.equal(page1.encoding, 'br', 'the page is sent with brotli');
+  });
+
   it('condenses joins and parts into one line, expandable, hidden by a setting', async () => {
     const peers = await Promise.all([0, 1, 2].map((i) => IrcPeer.connect(irc.port, `dave${i}`)));
     for (const p of peers) {
