@@ -5,8 +5,8 @@
 //! `Cache-Control: no-cache` and a strong `ETag` (SHA-256 of the file, per
 //! encoding), and a matching `If-None-Match` gets `304` without a body. Files
 //! are not fingerprinted: the ES modules import each other by plain relative
-//! names, and rewriting every import (and the manifest's and service
-//! worker's references) to hashed names at build time would buy only the
+//! names, and rewriting every import (and the manifest's references)
+//! to hashed names at build time would buy only the
 //! revalidation requests of a reload, which are a few hundred bytes each
 //! and carry no body. Bodies are precompressed at build time (`build.rs`:
 //! brotli and gzip) and chosen from `Accept-Encoding`, with
