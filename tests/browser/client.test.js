@@ -137,9 +137,9 @@ describe('Reading and driving the web client', () => {
     const paths = seen.map((r) => r.path);
     for (const p of ['/', '/app.js', '/store.js', '/app.css']) assert.ok(paths.includes(p), `${p} in ${paths}`);
     // The modules and the style sheet (the client's bulk) come from the
-    // cache after a 304. Chromium here fetches the page itself, its icons
-    // and the manifest again without If-None-Match (it keeps no copy of
-    // them; docs/benchmarks.md): those are sent compressed.
+    // cache after a 304. Headless Chromium fetches the page itself, its
+    // icons and the manifest again without If-None-Match, whatever the
+    // server's headers (docs/benchmarks.md): those are sent compressed.
     const code = seen.filter((r) => /\.(js|css)$/.test(r.path));
     assert.ok(code.length >= 10, JSON.stringify(seen));
     assert.deepEqual(code.filter((r) => r.status !== 304), [], 'every module and style sheet was current');
