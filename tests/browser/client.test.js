@@ -368,6 +368,40 @@ describe('Reading and driving the web client', () => {
     await page2.close();
   });
 
+  it('lists the conversations a hello left out behind "More conversations"', async () => {
+    // A backend whose snapshot holds the 2 newest conversations (500 by default).
+    const small = await Sapphire.start({ dana: PASSWORD }, { backendToml: 'hello_conversations = 2\n' });
+    const p2 = watchPage(await browser.newPage(), problems);
+    let peer;
+    try {
+      await p2.goto(small.url);
+      await signIn(p2, 'dana', PASSWORD);
+      await appReady(p2);
+      await addIrcAccount(p2, 'dana', irc.port);
+      // Four strangers (one IRC client changing its nick) write to dana.
+      peer = await IrcPeer.connect(irc.port, 'q0');
+      for (let i = 0; i < 4; i++) {
+        if (i) peer.send(`NICK q${i}`);
+        peer.send(`PRIVMSG dana :hello ${i}`);
+      }
+      await convItem(p2, 'q3').waitFor();
+      await p2.reload();
+      await appReady(p2);
+      await convItem(p2, 'q3').waitFor();
+      await convItem(p2, 'q2').waitFor();
+      assert.equal(await convItem(p2, 'q0').count(), 0, 'the oldest is not in the snapshot');
+      await p2.click('#more-convs');
+      await convItem(p2, 'q0').waitFor();
+      await convItem(p2, 'q1').waitFor();
+      await p2.locator('#more-convs').waitFor({ state: 'detached' });
+      assert.equal(await p2.locator('#conv-list li.conv-item[data-name="q1"] .badge.unread').textContent(), '1');
+    } finally {
+      if (peer) peer.close();
+      await p2.close();
+      await small.stop();
+    }
+  });
+
   it('had no page errors and no CSP violations', () => {
     assert.deepEqual(problems, []);
   });
