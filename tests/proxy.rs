@@ -775,3 +775,101 @@ async fn concurrent_attempts_cannot_slip_past_the_limit() {
         assert_eq!(c.login("bob", "bob-pw").await.status, StatusCode::OK);
     }
 }
+
+/// Static files (issue #15): precompressed brotli and gzip bodies chosen
+/// from `Accept-Encoding` that decode to the files themselves, strong
+/// ETags per encoding, `no-cache` with 304 for a current copy, and the
+/// security headers on every answer, 304s included.
+#[tokio::test]
+async fn web_files_are_compressed_and_revalidated() {
+    use std::io::Read;
+    let p = Proxy::start(ProxyOptions::default());
+    let c = p.client();
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    for (path, file) in [
+        ("/", "index.html"),
+        ("/app.js", "app.js"),
+        ("/store.js", "store.js"),
+        ("/app.css", "app.css"),
+    ] {
+        let original = std::fs::read(web.join(file)).unwrap();
+        let plain = c.request("GET", path, None, &[]).await;
+        assert_eq!(plain.status, StatusCode::OK, "{path}");
+        assert!(plain.headers.get("content-encoding").is_none(), "{path}");
+        assert_eq!(&plain.body[..], &original[..], "{path}");
+        assert_eq!(plain.headers["cache-control"], "no-cache", "{path}");
+        assert_eq!(plain.headers["vary"], "Accept-Encoding", "{path}");
+        let etag = plain.headers["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"') && !etag.starts_with("W/"), "{etag}");
+
+        let br = c
+            .request(
+                "GET",
+                path,
+                None,
+                &[("accept-encoding", "gzip, deflate, br, zstd")],
+            )
+            .await;
+        assert_eq!(br.headers["content-encoding"], "br", "{path}");
+        assert!(
+            br.body.len() < original.len() / 2,
+            "{path}: {}",
+            br.body.len()
+        );
+        let mut decoded = Vec::new();
+        brotli::Decompressor::new(&br.body[..], 4096)
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, original, "{path}");
+        let br_etag = br.headers["etag"].to_str().unwrap().to_owned();
+        assert_ne!(br_etag, etag, "one strong ETag per encoding");
+
+        let gz = c
+            .request("GET", path, None, &[("accept-encoding", "gzip")])
+            .await;
+        assert_eq!(gz.headers["content-encoding"], "gzip", "{path}");
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(&gz.body[..])
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, original, "{path}");
+
+        // A reload: the cached copy is current.
+        let again = c
+            .request(
+                "GET",
+                path,
+                None,
+                &[("accept-encoding", "gzip, br"), ("if-none-match", &br_etag)],
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
+        assert!(again.body.is_empty());
+        assert_eq!(again.headers["etag"].to_str().unwrap(), br_etag);
+        assert_eq!(again.headers["cache-control"], "no-cache");
+        let csp = again.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+        assert_eq!(again.headers["x-content-type-options"], "nosniff");
+        // Another version's tag gets the file.
+        let stale = c
+            .request("GET", path, None, &[("if-none-match", "\"0123\"")])
+            .await;
+        assert_eq!(stale.status, StatusCode::OK, "{path}");
+        assert_eq!(&stale.body[..], &original[..]);
+    }
+    // PNGs do not compress: sent as they are, whatever the client takes.
+    let png = c
+        .request(
+            "GET",
+            "/icon-192.png",
+            None,
+            &[("accept-encoding", "br, gzip")],
+        )
+        .await;
+    assert_eq!(png.status, StatusCode::OK);
+    assert!(png.headers.get("content-encoding").is_none());
+    assert_eq!(
+        &png.body[..],
+        &std::fs::read(web.join("icon-192.png")).unwrap()[..]
+    );
+}

@@ -448,6 +448,30 @@ impl IrcPeer {
             .unwrap_or_else(|| panic!("IRC peer: no line with {needle:?}"))
     }
 
+    /// Every line (PINGs answered and left out) up to and including the
+    /// first that contains `needle`.
+    pub async fn lines_until(&mut self, needle: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut raw = Vec::new();
+            let n = tokio::time::timeout(WAIT, self.reader.read_until(b'\n', &mut raw))
+                .await
+                .unwrap_or_else(|_| panic!("IRC peer: no line with {needle:?} in {lines:?}"))
+                .unwrap();
+            assert!(n > 0, "IRC server closed the connection");
+            let line = String::from_utf8_lossy(&raw).into_owned();
+            if let Some(rest) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {}", rest.trim_end())).await;
+                continue;
+            }
+            let done = line.contains(needle);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
     /// Like `expect`, but gives up (`None`) after `limit`.
     pub async fn expect_within(&mut self, needle: &str, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
