@@ -355,6 +355,29 @@ impl Hub {
         self.lock().store.scrub_account_secrets(masked)
     }
 
+    /// See [`Store::find_duplicate`].
+    pub(crate) fn find_duplicate(
+        &self,
+        key: &ConvKey,
+        line: (&str, &str),
+        sent: i64,
+        tolerance_ms: i64,
+        taken: &std::collections::HashSet<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.lock()
+            .store
+            .find_duplicate(key, line.0, line.1, sent, tolerance_ms, taken)
+    }
+
+    /// See [`Store::recent_lines`].
+    pub(crate) fn recent_lines(
+        &self,
+        key: &ConvKey,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.lock().store.recent_lines(key, limit)
+    }
+
     /// See [`Store::account_remove`].
     pub(crate) fn account_remove(&self, id: i64) -> Result<(), StoreError> {
         self.lock().store.account_remove(id)
