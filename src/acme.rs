@@ -243,10 +243,10 @@ fn write_alpn_challenge(dir: &Path, domain: &str, digest: &[u8]) -> Result<PathB
         message: e.to_string(),
     })?;
     let path = alpn_file(dir, domain);
-    let sub = path.parent().unwrap();
-    std::fs::create_dir_all(sub).map_err(io(sub))?;
+    challenge_subdir(path.parent().unwrap())?;
     let pem = format!("{}{}", cert.pem(), key.serialize_pem());
-    // Readable by the proxy's group through the directory's mode.
+    // Readable by the proxy's group: the packaged directory is setgid
+    // sapphire-proxy (tmpfiles.d), so the file gets that group.
     atomic_write(&path, pem.as_bytes(), 0o640).map_err(io(&path))?;
     Ok(path)
 }
@@ -259,10 +259,30 @@ fn write_http_challenge(dir: &Path, token: &str, key_auth: &str) -> Result<PathB
         });
     }
     let path = http_file(dir, token);
-    let sub = path.parent().unwrap();
-    std::fs::create_dir_all(sub).map_err(io(sub))?;
+    challenge_subdir(path.parent().unwrap())?;
     atomic_write(&path, key_auth.as_bytes(), 0o644).map_err(io(&path))?;
     Ok(path)
+}
+
+/// Makes a challenge subdirectory the proxy can traverse (0750 at least,
+/// whatever the umask: the renew unit's is 0077). One that exists (the
+/// package's, from tmpfiles.d, setgid sapphire-proxy) is left as it is.
+fn challenge_subdir(sub: &Path) -> Result<(), AcmeError> {
+    use std::os::unix::fs::PermissionsExt;
+    if sub.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(sub).map_err(io(sub))?;
+    let mode = std::fs::metadata(sub)
+        .map_err(io(sub))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o750 != 0o750 {
+        std::fs::set_permissions(sub, std::fs::Permissions::from_mode(mode | 0o750))
+            .map_err(io(sub))?;
+    }
+    Ok(())
 }
 
 // ---- certificate facts ----
