@@ -426,6 +426,11 @@ fn current_is_good(cfg: &AcmeConfig, paths: &Paths, status: &Status) -> Option<i
 /// One run of the client: renews when due (or `force`), records the
 /// attempt in the status file. A failure leaves the certificate in place.
 pub async fn renew(cfg: &AcmeConfig, paths: &Paths, force: bool) -> Result<Outcome, AcmeError> {
+    // One run at a time (the timer's, the proxy's start-up check, an
+    // admin's --force): they share the account, the status and the files.
+    std::fs::create_dir_all(&paths.state_dir).map_err(io(&paths.state_dir))?;
+    let lock = paths.state_dir.join("renew.lock");
+    let _lock = crate::fsutil::LockFile::acquire(&lock).map_err(io(&lock))?;
     let mut status = Status::load(paths);
     if !force {
         if let Some(renew_at) = current_is_good(cfg, paths, &status) {
