@@ -139,6 +139,11 @@ assets! {
     "/prompts.js" => "prompts.js", "text/javascript; charset=utf-8";
     "/settings.js" => "settings.js", "text/javascript; charset=utf-8";
     "/store.js" => "store.js", "text/javascript; charset=utf-8";
+    "/notify.js" => "notify.js", "text/javascript; charset=utf-8";
+    "/notifications.js" => "notifications.js", "text/javascript; charset=utf-8";
+    // The service worker: at the root so its scope is the whole app
+    // (no Service-Worker-Allowed header needed).
+    "/sw.js" => "sw.js", "text/javascript; charset=utf-8";
     "/app.css" => "app.css", "text/css; charset=utf-8";
     "/manifest.webmanifest" => "manifest.webmanifest", "application/manifest+json";
     "/icon.svg" => "icon.svg", "image/svg+xml";
