@@ -378,15 +378,8 @@ async fn mentions_are_pushed_when_nobody_is_reading() {
     backend.terminate();
     backend.restart();
     let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
-    c.event_op(
-        "account.status",
-        json!({"account": alice, "status": "connected"}),
-    )
-    .await;
-    // The chat is rejoined by itself.
-    c.event_op("chat.joined", json!({"conversation": chat("#sapphire")}))
-        .await;
+    // The account signs on and the chat is rejoined by themselves.
+    hello_when_ready(&mut c, alice, Some("#sapphire")).await;
     bob.expect("JOIN").await;
     drop(c);
     bob.send("PRIVMSG #sapphire :alice: back?").await;
