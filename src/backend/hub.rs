@@ -8,12 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
-use super::event::{ConvRef, Event};
+use super::event::{ConvRef, Direction, Event, Message};
 use super::store::{ConvKey, ConversationRow, Store, StoreError};
 
 /// Chats to join with their join fields.
@@ -76,7 +76,34 @@ pub(crate) struct Hub {
     inner: Mutex<Inner>,
     /// Signalled when the status line may have changed.
     status_notify: Notify,
+    /// Where Web Push delivery learns of messages and read markers.
+    tap: OnceLock<mpsc::Sender<Tap>>,
+    /// How many clients are subscribed (for Web Push delivery).
+    clients: watch::Sender<usize>,
 }
+
+/// What the hub tells Web Push delivery (`push_delivery`), in the order
+/// the events were emitted.
+#[derive(Debug)]
+pub(crate) enum Tap {
+    /// An incoming message (not history the network replayed), and how
+    /// many clients were subscribed when it was emitted.
+    Incoming {
+        seq: u64,
+        message: Message,
+        clients: usize,
+    },
+    /// A conversation was read up to `upto` (a `read` marker, or the
+    /// user's own message there).
+    Read {
+        account: i64,
+        conversation: ConvRef,
+        upto: u64,
+    },
+}
+
+/// How many taps may wait for delivery before new ones are dropped.
+const TAP_QUEUE: usize = 1024;
 
 /// What `hello` gets back from [`Hub::subscribe`].
 pub(crate) struct Subscription {
@@ -122,6 +149,8 @@ impl Hub {
                 status: String::new(),
             }),
             status_notify: Notify::new(),
+            tap: OnceLock::new(),
+            clients: watch::channel(0).0,
         });
         for (account, name) in leftovers.chats {
             hub.emit(Event::ChatLeft {
@@ -242,8 +271,52 @@ impl Hub {
             });
         if inner.clients.len() != before {
             self.status_notify.notify_one();
+            self.clients.send_replace(inner.clients.len());
+        }
+        if let Some(tap) = self.tap.get() {
+            let t = match &event {
+                Event::Message(m) if m.direction == Direction::In && !m.delayed => {
+                    Some(Tap::Incoming {
+                        seq,
+                        message: m.clone(),
+                        clients: inner.clients.len(),
+                    })
+                }
+                Event::Message(m) if m.direction == Direction::Out => Some(Tap::Read {
+                    account: m.account,
+                    conversation: m.conversation.clone(),
+                    upto: seq,
+                }),
+                Event::Read {
+                    account,
+                    conversation,
+                    read_seq,
+                } => Some(Tap::Read {
+                    account: *account,
+                    conversation: conversation.clone(),
+                    upto: *read_seq,
+                }),
+                _ => None,
+            };
+            if let Some(t) = t {
+                if tap.try_send(t).is_err() {
+                    tracing::warn!("web push: delivery is behind; a message was not considered");
+                }
+            }
         }
         Ok(seq)
+    }
+
+    /// Starts telling Web Push delivery about messages (once).
+    pub(crate) fn tap(&self) -> mpsc::Receiver<Tap> {
+        let (tx, rx) = mpsc::channel(TAP_QUEUE);
+        let _ = self.tap.set(tx);
+        rx
+    }
+
+    /// The number of subscribed clients, as it changes.
+    pub(crate) fn clients_watch(&self) -> watch::Receiver<usize> {
+        self.clients.subscribe()
     }
 
     /// Subscribes a client: events after the returned `last_seq` go to `tx`.
@@ -255,6 +328,7 @@ impl Hub {
         let snapshot = inner.state.snapshot();
         inner.clients.insert(id, Client { tx, kick });
         self.status_notify.notify_one();
+        self.clients.send_replace(inner.clients.len());
         Subscription {
             last_seq: inner.last_seq,
             snapshot,
@@ -262,7 +336,10 @@ impl Hub {
     }
 
     pub(crate) fn unsubscribe(&self, id: u64) {
-        self.lock().clients.remove(&id);
+        let mut inner = self.lock();
+        inner.clients.remove(&id);
+        self.clients.send_replace(inner.clients.len());
+        drop(inner);
         self.status_notify.notify_one();
     }
 
@@ -373,6 +450,29 @@ impl Hub {
         masked: impl Fn(&str, &str) -> bool,
     ) -> Result<usize, StoreError> {
         self.lock().store.scrub_account_secrets(masked)
+    }
+
+    /// See [`Store::find_duplicate`].
+    pub(crate) fn find_duplicate(
+        &self,
+        key: &ConvKey,
+        line: (&str, &str),
+        sent: i64,
+        tolerance_ms: i64,
+        taken: &std::collections::HashSet<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.lock()
+            .store
+            .find_duplicate(key, line.0, line.1, sent, tolerance_ms, taken)
+    }
+
+    /// See [`Store::recent_lines`].
+    pub(crate) fn recent_lines(
+        &self,
+        key: &ConvKey,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.lock().store.recent_lines(key, limit)
     }
 
     /// See [`Store::account_remove`].

@@ -141,7 +141,30 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     // One transaction: one commit instead of one per table. Every
     // statement is idempotent, so new tables appear in old databases.
     conn.execute_batch(&format!("BEGIN;{SCHEMA}COMMIT;"))?;
+    migrate(&conn)?;
     Ok(conn)
+}
+
+/// Columns added after version 1's first schema (idempotent).
+///
+/// * `messages.sent`: the original time (Unix ms) of a replayed
+///   (`delayed`) message; NULL for a live one, whose original time is
+///   `time`. History dedup ([`Store::find_duplicate`]) matches on
+///   `coalesce(sent, time)`, indexed by `messages_by_original_time`.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_sent: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'sent'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_sent {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN sent INTEGER")?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS messages_by_original_time
+         ON messages (conversation, coalesce(sent, time))",
+    )?;
+    Ok(())
 }
 
 /// The writer side, owned by the hub.
@@ -226,10 +249,11 @@ impl Store {
                 let key = ConvKey::new(m.account, &m.conversation);
                 let direction = m.direction.as_str();
                 let conv = upsert_conversation(&tx, &key)?;
+                let sent = m.sent.filter(|_| m.delayed);
                 tx.execute(
-                    "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![seq as i64, conv, time, m.sender, m.alias, m.text, direction],
+                    "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction, sent)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![seq as i64, conv, time, m.sender, m.alias, m.text, direction, sent],
                 )?;
                 tx.execute(
                     "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
@@ -328,6 +352,71 @@ impl Store {
             .into_iter()
             .map(|id| conversation_row(&self.conn, id))
             .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// History dedup: the stored message of conversation `key` from
+    /// `sender` with exactly `text` whose original time
+    /// (`coalesce(sent, time)`) is within `tolerance_ms` of `sent`, nearest
+    /// first, skipping the seqs in `taken` (each stored line matches at most
+    /// one line of a replay). `None` when the line is new.
+    pub(crate) fn find_duplicate(
+        &self,
+        key: &ConvKey,
+        sender: &str,
+        text: &str,
+        sent: i64,
+        tolerance_ms: i64,
+        taken: &std::collections::HashSet<i64>,
+    ) -> Result<Option<i64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.seq FROM messages m JOIN conversations c ON c.id = m.conversation
+             WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3
+               AND coalesce(m.sent, m.time) BETWEEN ?4 AND ?5
+               AND m.sender = ?6 AND m.text = ?7 AND m.direction != 'system'
+             ORDER BY abs(coalesce(m.sent, m.time) - ?8), m.seq",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                key.account,
+                key.kind,
+                key.name,
+                sent.saturating_sub(tolerance_ms),
+                sent.saturating_add(tolerance_ms),
+                sender,
+                text,
+                sent
+            ],
+            |r| r.get::<_, i64>(0),
+        )?;
+        for seq in rows {
+            let seq = seq?;
+            if !taken.contains(&seq) {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The newest `limit` messages (not system lines) of conversation
+    /// `key` as `(sender, text)`, oldest first: what a server's history on
+    /// join may repeat (IRC dedup by content, `purple::history`).
+    pub(crate) fn recent_lines(
+        &self,
+        key: &ConvKey,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.sender, m.text FROM messages m JOIN conversations c ON c.id = m.conversation
+             WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3 AND m.direction != 'system'
+             ORDER BY m.seq DESC LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![key.account, key.kind, key.name, limit as i64],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        let mut out: Vec<(String, String)> = rows.collect::<rusqlite::Result<_>>()?;
+        out.reverse();
+        Ok(out)
     }
 
     /// Stores an account's configuration (protocol, username, password,
@@ -620,7 +709,7 @@ impl Reader {
     ) -> Result<Vec<Value>> {
         let before = before.map(|b| b as i64).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction
+            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction, m.sent
              FROM messages m JOIN conversations c ON c.id = m.conversation
              WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3 AND m.seq < ?4
              ORDER BY m.seq DESC LIMIT ?5",
@@ -638,6 +727,7 @@ impl Reader {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ))
             },
         )?;
@@ -660,7 +750,8 @@ impl Reader {
         }
         let fts = terms.join(" ");
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction
+            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
+                    m.sent
              FROM messages_fts f
              JOIN messages m ON m.seq = f.rowid
              JOIN conversations c ON c.id = m.conversation
@@ -678,6 +769,7 @@ impl Reader {
                 r.get(6)?,
                 r.get(7)?,
                 r.get(8)?,
+                r.get(9)?,
             ))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -695,6 +787,7 @@ fn message_json(
     alias: Option<String>,
     text: String,
     direction: String,
+    sent: Option<i64>,
 ) -> Value {
     let mut m = json!({
         "seq": seq,
@@ -707,6 +800,10 @@ fn message_json(
     });
     if let Some(alias) = alias {
         m["alias"] = Value::String(alias);
+    }
+    if let Some(sent) = sent {
+        m["delayed"] = Value::Bool(true);
+        m["sent"] = sent.into();
     }
     m
 }

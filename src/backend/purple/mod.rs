@@ -15,6 +15,7 @@ mod events;
 pub(crate) mod ffi;
 mod glue;
 mod handles;
+mod history;
 mod invoke;
 mod requests;
 pub(crate) mod sending;

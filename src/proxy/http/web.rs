@@ -5,8 +5,8 @@
 //! `Cache-Control: no-cache` and a strong `ETag` (SHA-256 of the file, per
 //! encoding), and a matching `If-None-Match` gets `304` without a body. Files
 //! are not fingerprinted: the ES modules import each other by plain relative
-//! names, and rewriting every import (and the manifest's references)
-//! to hashed names at build time would buy only the
+//! names, and rewriting every import (and the manifest's and service
+//! worker's references) to hashed names at build time would buy only the
 //! revalidation requests of a reload, which are a few hundred bytes each
 //! and carry no body. Bodies are precompressed at build time (`build.rs`:
 //! brotli and gzip) and chosen from `Accept-Encoding`, with
@@ -139,6 +139,11 @@ assets! {
     "/prompts.js" => "prompts.js", "text/javascript; charset=utf-8";
     "/settings.js" => "settings.js", "text/javascript; charset=utf-8";
     "/store.js" => "store.js", "text/javascript; charset=utf-8";
+    "/notify.js" => "notify.js", "text/javascript; charset=utf-8";
+    "/notifications.js" => "notifications.js", "text/javascript; charset=utf-8";
+    // The service worker: at the root so its scope is the whole app
+    // (no Service-Worker-Allowed header needed).
+    "/sw.js" => "sw.js", "text/javascript; charset=utf-8";
     "/app.css" => "app.css", "text/css; charset=utf-8";
     "/manifest.webmanifest" => "manifest.webmanifest", "application/manifest+json";
     "/icon.svg" => "icon.svg", "image/svg+xml";

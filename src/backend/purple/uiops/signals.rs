@@ -6,7 +6,7 @@
 use std::ffi::{c_char, c_void, CStr};
 
 use super::super::handles::{Account, Buddy, Conversation};
-use super::super::{accounts, events, ffi, glue, state, view};
+use super::super::{accounts, events, ffi, glue, history, state, view};
 use crate::backend::event::{ConvRef, Event};
 use crate::backend::protocol::clean_incoming;
 
@@ -171,6 +171,10 @@ fn chat_joined(conv: Conversation) {
     if !state::with(|s| s.joined.insert(key)) {
         return;
     }
+    let irc = conv
+        .account()
+        .is_some_and(|a| a.protocol_id() == "prpl-irc");
+    history::joined(account, &conversation, irc);
     events::emit(Event::ChatJoined {
         account,
         conversation: conversation.clone(),
