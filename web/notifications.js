@@ -70,7 +70,12 @@ async function subscribePush(conn) {
     const { key } = await conn.request('push.vapid_key', {});
     const reg = await navigator.serviceWorker.ready;
     let sub = await reg.pushManager.getSubscription();
-    if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64UrlToBytes(key) });
+    // A browser without a reachable push service may never answer.
+    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('the browser\'s push service did not answer')), 10000));
+    if (!sub) {
+      sub = await Promise.race([timeout,
+        reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64UrlToBytes(key) })]);
+    }
     await conn.request('push.subscribe', { subscription: sub.toJSON() });
     return 'On. Push notifications reach this device while Sapphire is closed.';
   } catch (err) {
