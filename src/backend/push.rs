@@ -302,17 +302,9 @@ pub async fn subscribe(db_path: PathBuf, req: &Map<String, Value>) -> OpResult {
 /// `push.unsubscribe {endpoint}`: forgets it (also when unknown).
 pub async fn unsubscribe(db_path: PathBuf, req: &Map<String, Value>) -> OpResult {
     let endpoint = Params(req).str("endpoint")?.to_owned();
-    tokio::task::spawn_blocking(move || -> Result<(), OpError> {
-        open(&db_path)?
-            .execute(
-                "DELETE FROM push_subscriptions WHERE endpoint = ?1",
-                [endpoint],
-            )
-            .map_err(OpError::internal)?;
-        Ok(())
-    })
-    .await
-    .map_err(OpError::internal)??;
+    tokio::task::spawn_blocking(move || remove(&db_path, &endpoint))
+        .await
+        .map_err(OpError::internal)??;
     Ok(json!({}))
 }
 
@@ -356,7 +348,7 @@ pub(crate) fn subscriptions(db_path: &Path) -> Result<Vec<Subscription>, OpError
         .map_err(OpError::internal)
 }
 
-/// Forgets a subscription the push service said is gone.
+/// Forgets a subscription (unsubscribed, or gone at the push service).
 pub(crate) fn remove(db_path: &Path, endpoint: &str) -> Result<(), OpError> {
     open(db_path)?
         .execute(
