@@ -46,7 +46,7 @@ const supported = () => typeof Notification !== 'undefined';
 export function notifyMessage(ctx, conv, m) {
   if (!ctx.settings().notifications || !supported() || Notification.permission !== 'granted') return;
   if (document.visibilityState === 'visible' && document.hasFocus()) return;
-  if (!notifies(levelFor(ctx.state.notify, conv.account, conv.kind, conv.name), m)) return;
+  if (!notifies(levelFor(ctx.state.notify, conv.account, conv.kind, conv.name), m, conv.kind)) return;
   const n = notificationFor(conv, m);
   const shown = new Notification(n.title, { body: n.body, tag: n.tag, icon: '/icon-192.png' });
   shown.onclick = () => {

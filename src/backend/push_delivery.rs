@@ -5,8 +5,9 @@
 //! key of [`super::push::key_pair`]).
 //!
 //! # What is pushed, and when
-//! The hub tells this task about every incoming message (not history the
-//! network replays) and every read marker ([`Tap`]). A message is pushed
+//! The hub tells this task about every incoming message (not a chat's
+//! history the network replays; private messages that waited for us while
+//! we were offline do count) and every read marker ([`Tap`]). A message is pushed
 //! when the conversation's level ([`super::notify`]) says it notifies: any
 //! message at `all`, mentions at `mentions`, nothing at `none`.
 //!

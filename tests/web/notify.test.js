@@ -40,7 +40,8 @@ test('what notifies at each level', () => {
   assert.ok(!notifies('mentions', chatter));
   assert.ok(!notifies('none', mention));
   assert.ok(!notifies('all', { direction: 'out' }), 'not my own messages');
-  assert.ok(!notifies('all', { direction: 'in', delayed: true }), 'not history the network replays');
+  assert.ok(!notifies('all', { direction: 'in', delayed: true }, 'chat'), 'not a room\'s history replayed');
+  assert.ok(notifies('all', { direction: 'in', delayed: true }, 'im'), 'an offline private message counts');
 });
 
 test('a notification says who, where and what, shortened, tagged like the push', () => {
