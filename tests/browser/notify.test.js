@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  IrcPeer, Ngircd, Sapphire, WAIT, addIrcAccount, appReady, convItem, joinChat, launchBrowser, signIn, until,
-  waitText, watchPage,
+  IrcPeer, Ngircd, Sapphire, WAIT, addIrcAccount, appReady, convItem, joinChat, launchBrowser, screenshot, signIn,
+  until, waitText, watchPage,
 } from './harness.js';
 
 const USER = 'nora';
@@ -174,6 +174,7 @@ describe('Notifications in a real Chromium', () => {
     await until(page, () => document.querySelectorAll('#mentions-list li').length === 3);
     const texts = await page.$$eval('#mentions-list li .text', (els) => els.map((e) => e.textContent));
     assert.deepEqual(texts, [`${USER}: third`, `${USER}: and this`, `${USER}: look at this`]);
+    await screenshot(page, 'n1-mentions', 'mentions');
     await page.locator('#mentions-list li', { hasText: `${USER}: and this` }).locator('button').click();
     await until(page, (t) => [...document.querySelectorAll('#messages .msg.found .text')].some((e) => e.textContent === t),
       `${USER}: and this`);
