@@ -180,6 +180,19 @@ describe('Notifications in a real Chromium', () => {
       `${USER}: and this`);
   });
 
+  it('opens the message a push notification names when it starts a new tab', async () => {
+    // What the service worker opens when no tab is left: /#open=<the payload's place>.
+    const seq = await page.$eval('#messages .msg.mention', (el) => Number(el.dataset.seq));
+    const where = { account: 1, conversation: { kind: 'chat', name: CHANNEL }, seq };
+    const tab = watchPage(await browser.newPage(), problems);
+    await tab.goto(`${sapphire.url}#open=${encodeURIComponent(JSON.stringify(where))}`);
+    await appReady(tab);
+    await until(tab, (s) => document.querySelector(`#messages .msg.found[data-seq="${s}"]`), seq);
+    assert.equal(await tab.textContent('#conv-name'), CHANNEL);
+    assert.equal(new URL(tab.url()).hash, '', 'the address is clean again');
+    await tab.close();
+  });
+
   it('syncs a conversation\'s level to the other tabs', async () => {
     const page2 = watchPage(await browser.newPage(), problems);
     await page2.goto(sapphire.url);
