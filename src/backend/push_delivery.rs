@@ -128,6 +128,26 @@ impl Notification {
     }
 }
 
+/// Largest payload before encryption: push services take 4096 bytes of
+/// encrypted body (RFC 8030 section 7.2), and aes128gcm adds 86 bytes of
+/// header and 17 of padding and tag.
+const MAX_PAYLOAD: usize = 3900;
+
+/// The payload's bytes; without `conversation` and `tag` when a very long
+/// conversation name (an XMPP room's JID may be 3 KB) would make it too
+/// big (a click then opens the app, not the conversation).
+fn bounded_payload(mut v: Value) -> Vec<u8> {
+    let bytes = v.to_string().into_bytes();
+    if bytes.len() <= MAX_PAYLOAD {
+        return bytes;
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.remove("conversation");
+        o.remove("tag");
+    }
+    v.to_string().into_bytes()
+}
+
 /// At most `limit` characters (whitespace runs folded), with "…" if cut.
 fn shorten(s: &str, limit: usize) -> String {
     let folded: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -383,7 +403,7 @@ impl Worker {
             return;
         }
         let Some(key) = self.key().await else { return };
-        let payload: Arc<[u8]> = n.payload(count).to_string().into_bytes().into();
+        let payload: Arc<[u8]> = bounded_payload(n.payload(count)).into();
         let job = Arc::new(Job {
             key,
             config: self.config.clone(),
@@ -717,6 +737,23 @@ mod tests {
         assert_eq!(n.body.chars().count(), MAX_BODY);
         assert!(n.body.ends_with('…'));
         assert_eq!(n.urgency(), "high");
+    }
+
+    #[test]
+    fn payloads_fit_a_push_service() {
+        let mut m = message(ConvKind::Chat, &"x".repeat(300), true);
+        m.conversation.name = format!("#{}", "é".repeat(1500));
+        let n = Notification::of(1, &m, false);
+        let p = bounded_payload(n.payload(1));
+        assert!(p.len() <= MAX_PAYLOAD, "{}", p.len());
+        let v: Value = serde_json::from_slice(&p).unwrap();
+        assert!(v.get("conversation").is_none() && v["seq"] == 1 && v["title"].is_string());
+        let short = message(ConvKind::Chat, "hi", false);
+        let v: Value = serde_json::from_slice(&bounded_payload(
+            Notification::of(2, &short, false).payload(1),
+        ))
+        .unwrap();
+        assert_eq!(v["conversation"]["name"], "#rust");
     }
 
     #[test]
