@@ -382,17 +382,8 @@ async fn mentions_are_pushed_when_nobody_is_reading() {
     backend.terminate();
     backend.restart();
     let mut c = backend.connect().await;
-    let hello = c.ok("hello", json!({})).await;
-    // The chat is rejoined by itself (maybe before this hello).
-    let joined = hello["chats"].as_array().is_some_and(|chats| {
-        chats
-            .iter()
-            .any(|ch| ch["conversation"] == chat("#sapphire"))
-    });
-    if !joined {
-        c.event_op("chat.joined", json!({"conversation": chat("#sapphire")}))
-            .await;
-    }
+    // The account signs on and the chat is rejoined by themselves.
+    hello_when_ready(&mut c, alice, Some("#sapphire")).await;
     bob.expect("JOIN").await;
     drop(c);
     bob.send("PRIVMSG #sapphire :alice: back?").await;

@@ -540,6 +540,39 @@ pub async fn add_irc_account(c: &mut Client, port: u16, nick: &str) -> i64 {
     id
 }
 
+/// Says `hello` and waits until `account` is connected and, if given,
+/// `joined` is a joined chat: from the snapshot when that happened before
+/// this client came (after a restart the backend signs on by itself), else
+/// from the events. Returns the `hello` reply.
+pub async fn hello_when_ready(c: &mut Client, account: i64, joined: Option<&str>) -> Value {
+    let hello = c.ok("hello", json!({})).await;
+    let connected = hello["accounts"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x["id"] == account && x["status"] == "connected")
+    });
+    if !connected {
+        c.event_op(
+            "account.status",
+            json!({"account": account, "status": "connected"}),
+        )
+        .await;
+    }
+    if let Some(name) = joined {
+        let in_snapshot = hello["chats"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["account"] == account && x["conversation"] == chat(name))
+        });
+        if !in_snapshot {
+            c.event_op(
+                "chat.joined",
+                json!({"account": account, "conversation": chat(name)}),
+            )
+            .await;
+        }
+    }
+    hello
+}
+
 pub fn chat(name: &str) -> Value {
     json!({"kind": "chat", "name": name})
 }
