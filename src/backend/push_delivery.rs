@@ -530,6 +530,12 @@ fn origin_of(endpoint: &str) -> String {
 
 /// The VAPID header: `vapid t=<JWT>, k=<public key>` (RFC 8292 section 3),
 /// the JWT's `aud` the endpoint's origin, `exp` 12 hours ahead.
+///
+/// Decision: the ES256 signature is ring's (the key is ring's already);
+/// only the three-part JWT envelope is assembled here. `web-push-native`'s
+/// own VAPID feature was not used: it writes `aud` as `scheme://host`,
+/// dropping a non-default port (the origin RFC 8292 section 2 asks for),
+/// and it brings `jwt-simple` with a second ECDSA implementation.
 pub(crate) fn vapid_authorization(
     key: &EcdsaKeyPair,
     aud: &str,
