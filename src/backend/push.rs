@@ -429,4 +429,17 @@ mod tests {
             ("8.8.8.8".to_owned(), 8443)
         );
     }
+
+    /// At send time the same rule holds, and only the checked addresses
+    /// are handed to the connection.
+    #[tokio::test]
+    async fn send_targets_are_checked_again() {
+        let e = target("https://127.0.0.1:8443/x").await.err().unwrap();
+        assert_eq!(e.code, "bad_endpoint");
+        let e = target("https://[::ffff:10.0.0.1]/x").await.err().unwrap();
+        assert!(e.message.contains("non-global"), "{e}");
+        let t = target("https://8.8.8.8:8443/p?q").await.unwrap();
+        assert_eq!(t.addrs, vec!["8.8.8.8:8443".parse().unwrap()]);
+        assert_eq!((t.host.as_str(), t.uri.path()), ("8.8.8.8", "/p"));
+    }
 }
