@@ -95,13 +95,23 @@ export async function syncPush(conn) {
   } catch (_) { /* tried again at the next connection */ }
 }
 
+/** Ends this browser's push subscription (and tells the backend when it can). */
+export async function stopPush(conn) {
+  try {
+    await unsubscribePush(conn);
+  } catch (_) { /* the push service answers 410 to the backend later */ }
+}
+
 async function unsubscribePush(conn) {
   if (!registration || !('PushManager' in window)) return;
   const sub = await registration.pushManager.getSubscription().catch(() => null);
   if (!sub) return;
   const endpoint = sub.endpoint;
   await sub.unsubscribe().catch(() => {});
-  if (conn) await conn.request('push.unsubscribe', { endpoint }).catch(() => {});
+  if (conn) {
+    const told = conn.request('push.unsubscribe', { endpoint }).catch(() => {});
+    await Promise.race([told, new Promise((r) => setTimeout(r, 3000))]);
+  }
 }
 
 /**

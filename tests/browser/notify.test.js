@@ -96,11 +96,15 @@ describe('Notifications in a real Chromium', () => {
     await cdp.send('ServiceWorker.deliverPushMessage', {
       origin: sapphire.url.replace(/\/$/, ''), registrationId, data: JSON.stringify(payload),
     });
-    const shown = await until(page, async () => {
-      const r = await navigator.serviceWorker.ready;
-      const n = await r.getNotifications();
-      return n.length ? n.map((x) => ({ title: x.title, body: x.body, tag: x.tag, data: x.data })) : null;
-    }).then((h) => h.jsonValue());
+    // (waitForFunction does not wait on a promise: poll from here.)
+    let shown = [];
+    for (const deadline = Date.now() + WAIT; !shown.length && Date.now() < deadline;) {
+      shown = await page.evaluate(async () => {
+        const n = await (await navigator.serviceWorker.ready).getNotifications();
+        return n.map((x) => ({ title: x.title, body: x.body, tag: x.tag, data: x.data }));
+      });
+      if (!shown.length) await new Promise((r) => setTimeout(r, 50));
+    }
     assert.deepEqual(shown, [{ title: payload.title, body: payload.body, tag: payload.tag,
       data: { account: 1, conversation: payload.conversation, seq: 42 } }]);
     await cdp.send('ServiceWorker.disable');
@@ -211,6 +215,12 @@ describe('Notifications in a real Chromium', () => {
     assert.equal(await page.evaluate(() => window.__shown.length), 1);
     await page.evaluate(() => { window.__background = false; });
     await page2.close();
+  });
+
+  it('turns notifications off on this browser when signing out', async () => {
+    await page.click('#logout');
+    await page.locator('#login-view').waitFor({ state: 'visible' });
+    assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem('sapphire.settings')).notifications), false);
     assert.deepEqual(problems, []);
   });
 });
