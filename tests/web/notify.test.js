@@ -76,6 +76,16 @@ test('recent mentions across conversations, newest first; the store keeps the se
   assert.deepEqual(state.notify.highlights, ['rust']);
 });
 
+test('the snapshot\'s mention counts: the backend\'s for chats, every unread message for IMs', () => {
+  const state = createState();
+  applyHello(state, { accounts: [{ id: 1, username: 'alice' }], conversations: [
+    { account: 1, conversation: chat('#a'), last_seq: 9, read_seq: 2, unread: 5, mentions: 2 },
+    { account: 1, conversation: chat('#b'), last_seq: 9, read_seq: 2, unread: 5 },
+    { account: 1, conversation: im('bob'), last_seq: 9, read_seq: 2, unread: 3 },
+  ] }, { resumed: false });
+  assert.deepEqual(['#a', '#b', 'bob'].map((n) => getConv(state, 1, n === 'bob' ? im(n) : chat(n)).mentions), [2, 0, 3]);
+});
+
 test('highlight words from the text field', () => {
   assert.deepEqual(parseHighlights(' rust, Sapphire ,,rust\nRUST, sapphire'), ['rust', 'Sapphire']);
   assert.deepEqual(parseHighlights(''), []);
