@@ -32,7 +32,7 @@ import { Prompts } from './prompts.js';
 import { bindAccounts } from './accounts.js';
 import { levelFor, ownLevel, recentMentions } from './notify.js';
 import {
-  bindNotificationSettings, notifyMessage, startServiceWorker, syncPush, takeOpenRequest,
+  bindNotificationSettings, notifyMessage, startServiceWorker, stopPush, syncPush, takeOpenRequest,
 } from './notifications.js';
 
 const PAGE = 50;
@@ -245,6 +245,14 @@ $('login').addEventListener('submit', async (ev) => {
 });
 
 $('logout').addEventListener('click', async () => {
+  // No more notifications of this user on this browser (a shared computer):
+  // the push subscription goes (the backend is told, or learns it from the
+  // push service's 410) and the setting is off until turned on again.
+  if (app.settings.notifications) {
+    app.settings = { ...app.settings, notifications: false };
+    saveSettings(localStorage, app.settings);
+    await stopPush(app.conn);
+  }
   // Stop the connection first: the proxy closes the session's WebSockets
   // (1008) on logout, and that is not a "session ended" surprise here.
   if (app.conn) {

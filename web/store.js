@@ -145,7 +145,8 @@ export function applyHello(state, reply, { resumed }) {
 function applySummary(state, c, fx) {
   const e = getConv(state, c.account, c.conversation);
   e.unread = c.unread;
-  e.mentions = c.mentions ?? (e.kind === 'im' ? c.unread : 0);
+  // Every unread private message counts as a mention (it is addressed to you).
+  e.mentions = e.kind === 'im' ? c.unread : (c.mentions ?? 0);
   e.read_seq = c.read_seq;
   e.last_seq = c.last_seq;
   // Closed, and something new arrived meanwhile: it comes back.

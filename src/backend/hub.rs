@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::event::{ConvRef, Direction, Event, Message};
+use super::protocol::ConvKind;
 use super::store::{ConvKey, ConversationRow, Store, StoreError};
 
 /// Chats to join with their join fields.
@@ -86,7 +87,8 @@ pub(crate) struct Hub {
 /// the events were emitted.
 #[derive(Debug)]
 pub(crate) enum Tap {
-    /// An incoming message (not history the network replayed), and how
+    /// An incoming message (not a chat's history the network replayed;
+    /// private messages that waited while we were offline count), and how
     /// many clients were subscribed when it was emitted.
     Incoming {
         seq: u64,
@@ -275,7 +277,12 @@ impl Hub {
         }
         if let Some(tap) = self.tap.get() {
             let t = match &event {
-                Event::Message(m) if m.direction == Direction::In && !m.delayed => {
+                // Delayed chat messages are a room's history replayed;
+                // delayed private ones were sent while we were offline.
+                Event::Message(m)
+                    if m.direction == Direction::In
+                        && (!m.delayed || m.conversation.kind == ConvKind::Im) =>
+                {
                     Some(Tap::Incoming {
                         seq,
                         message: m.clone(),
@@ -983,6 +990,67 @@ mod tests {
             sub.snapshot["conversations"],
             json!([{"account": 1, "conversation": {"kind": "im", "name": "bob"},
                 "last_seq": 3, "read_seq": 0, "unread": 2}])
+        );
+    }
+
+    /// Web Push delivery hears of incoming messages (not a chat's replayed
+    /// history; offline private messages count), of reads (markers and our
+    /// own messages) and of the client count.
+    #[test]
+    fn the_tap_tells_delivery_what_may_notify() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::open(&dir.path().join("db")).unwrap();
+        let mut rx = hub.tap();
+        let clients = hub.clients_watch();
+        let m = |conversation: ConvRef, text: &str, direction, delayed| {
+            Event::Message(Message {
+                account: 1,
+                conversation,
+                sender: "bob".into(),
+                alias: None,
+                text: text.into(),
+                direction,
+                truncated: false,
+                mention: false,
+                action: false,
+                delayed,
+                sent: None,
+            })
+        };
+        let (tx, _keep) = mpsc::channel(10);
+        hub.subscribe(7, tx, Kick::default());
+        assert_eq!(*clients.borrow(), 1);
+        hub.emit(m(ConvRef::chat("#a"), "replayed", Direction::In, true))
+            .unwrap();
+        let live = hub
+            .emit(m(ConvRef::chat("#a"), "live", Direction::In, false))
+            .unwrap();
+        let offline = hub
+            .emit(m(ConvRef::im("bob"), "while away", Direction::In, true))
+            .unwrap();
+        let mine = hub
+            .emit(m(ConvRef::im("bob"), "mine", Direction::Out, false))
+            .unwrap();
+        hub.unsubscribe(7);
+        assert_eq!(*clients.borrow(), 0);
+        let mut got = Vec::new();
+        while let Ok(t) = rx.try_recv() {
+            got.push(match t {
+                Tap::Incoming {
+                    seq,
+                    message,
+                    clients,
+                } => format!("in {seq} {} {clients}", message.text),
+                Tap::Read { upto, .. } => format!("read {upto}"),
+            });
+        }
+        assert_eq!(
+            got,
+            [
+                format!("in {live} live 1"),
+                format!("in {offline} while away 1"),
+                format!("read {mine}"),
+            ]
         );
     }
 

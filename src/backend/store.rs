@@ -147,6 +147,10 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
 
 /// Columns added after version 1's first schema (idempotent).
 ///
+/// * `messages.mention`, `conversations.mentions`: whether an incoming
+///   message was a mention, and how many unread ones a conversation has
+///   (the snapshot's `mentions`, history's `mention`); 0 for what was
+///   stored before.
 /// * `messages.sent`: the original time (Unix ms) of a replayed
 ///   (`delayed`) message; NULL for a live one, whose original time is
 ///   `time`. History dedup ([`Store::find_duplicate`]) matches on
@@ -159,6 +163,18 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     if !has_sent {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN sent INTEGER")?;
+    }
+    for (table, column) in [("messages", "mention"), ("conversations", "mentions")] {
+        let has: bool = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+            ))?;
+        }
     }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS messages_by_original_time
@@ -250,10 +266,11 @@ impl Store {
                 let direction = m.direction.as_str();
                 let conv = upsert_conversation(&tx, &key)?;
                 let sent = m.sent.filter(|_| m.delayed);
+                let mention = i64::from(direction == "in" && m.mention);
                 tx.execute(
-                    "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction, sent)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![seq as i64, conv, time, m.sender, m.alias, m.text, direction, sent],
+                    "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction, sent, mention)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![seq as i64, conv, time, m.sender, m.alias, m.text, direction, sent, mention],
                 )?;
                 tx.execute(
                     "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
@@ -261,8 +278,9 @@ impl Store {
                 )?;
                 let unread = i64::from(direction == "in");
                 tx.execute(
-                    "UPDATE conversations SET last_seq = ?2, unread = unread + ?3 WHERE id = ?1",
-                    params![conv, seq as i64, unread],
+                    "UPDATE conversations SET last_seq = ?2, unread = unread + ?3,
+                       mentions = mentions + ?4 WHERE id = ?1",
+                    params![conv, seq as i64, unread, mention],
                 )?;
                 conversation = Some(conversation_row(&tx, conv)?);
             }
@@ -280,6 +298,9 @@ impl Store {
                 tx.execute(
                     "UPDATE conversations SET unread = (SELECT count(*) FROM messages
                        WHERE conversation = ?1 AND direction = 'in'
+                         AND seq > conversations.read_seq),
+                       mentions = (SELECT count(*) FROM messages
+                       WHERE conversation = ?1 AND mention = 1
                          AND seq > conversations.read_seq)
                      WHERE id = ?1",
                     params![conv],
@@ -611,7 +632,8 @@ pub(crate) struct Persisted {
 }
 
 /// One conversation's summary: its row id, key and the JSON the snapshot
-/// shows (`{account, conversation, last_seq, read_seq, unread}`).
+/// shows (`{account, conversation, last_seq, read_seq, unread,
+/// mentions?}`; `mentions` only when some unread message is a mention).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ConversationRow {
     pub id: i64,
@@ -622,7 +644,7 @@ pub(crate) struct ConversationRow {
 
 fn conversation_row(conn: &Connection, id: i64) -> rusqlite::Result<ConversationRow> {
     conn.query_row(
-        "SELECT account, kind, name, last_seq, read_seq, unread FROM conversations WHERE id = ?1",
+        "SELECT account, kind, name, last_seq, read_seq, unread, mentions FROM conversations WHERE id = ?1",
         [id],
         |r| {
             let key = ConvKey {
@@ -631,13 +653,17 @@ fn conversation_row(conn: &Connection, id: i64) -> rusqlite::Result<Conversation
                 name: r.get(2)?,
             };
             let last_seq: i64 = r.get(3)?;
-            let json = json!({
+            let mut json = json!({
                 "account": key.account,
                 "conversation": key.to_json(),
                 "last_seq": last_seq,
                 "read_seq": r.get::<_, i64>(4)?,
                 "unread": r.get::<_, i64>(5)?,
             });
+            let mentions: i64 = r.get(6)?;
+            if mentions > 0 {
+                json["mentions"] = mentions.into();
+            }
             Ok(ConversationRow {
                 id,
                 key,
@@ -709,7 +735,7 @@ impl Reader {
     ) -> Result<Vec<Value>> {
         let before = before.map(|b| b as i64).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction, m.sent
+            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction, m.sent, m.mention
              FROM messages m JOIN conversations c ON c.id = m.conversation
              WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3 AND m.seq < ?4
              ORDER BY m.seq DESC LIMIT ?5",
@@ -728,6 +754,7 @@ impl Reader {
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get(7)?,
                 ))
             },
         )?;
@@ -751,7 +778,7 @@ impl Reader {
         let fts = terms.join(" ");
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
-                    m.sent
+                    m.sent, m.mention
              FROM messages_fts f
              JOIN messages m ON m.seq = f.rowid
              JOIN conversations c ON c.id = m.conversation
@@ -770,6 +797,7 @@ impl Reader {
                 r.get(7)?,
                 r.get(8)?,
                 r.get(9)?,
+                r.get(10)?,
             ))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -788,6 +816,7 @@ fn message_json(
     text: String,
     direction: String,
     sent: Option<i64>,
+    mention: bool,
 ) -> Value {
     let mut m = json!({
         "seq": seq,
@@ -804,6 +833,9 @@ fn message_json(
     if let Some(sent) = sent {
         m["delayed"] = Value::Bool(true);
         m["sent"] = sent.into();
+    }
+    if mention {
+        m["mention"] = Value::Bool(true);
     }
     m
 }
@@ -876,6 +908,55 @@ mod tests {
         }
         // Messages are the user's words, not account settings: untouched.
         assert!(events[2].1.contains("hunter2"));
+    }
+
+    /// Mentions are kept: the conversation counts its unread ones (the
+    /// snapshot's badge), history and search flag them, a read resets.
+    #[test]
+    fn mentions_are_counted_and_kept_in_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut store = Store::open(&path).unwrap();
+        let mention = |text: &str| {
+            let Event::Message(mut m) = msg(1, "#a", text, Direction::In) else {
+                unreachable!()
+            };
+            m.mention = true;
+            Event::Message(m)
+        };
+        store.persist(1, 10, &mention("alice: one")).unwrap();
+        store
+            .persist(2, 11, &msg(1, "#a", "chatter", Direction::In))
+            .unwrap();
+        let p = store.persist(3, 12, &mention("alice: two")).unwrap();
+        assert_eq!(p.conversation.unwrap().json["mentions"], 2);
+        let reader = Reader::open(&path).unwrap();
+        let key = ConvKey {
+            account: 1,
+            kind: "chat".into(),
+            name: "#a".into(),
+        };
+        let flags: Vec<Value> = reader
+            .history(&key, None, 10)
+            .unwrap()
+            .iter()
+            .map(|m| m["mention"].clone())
+            .collect();
+        assert_eq!(flags, [json!(true), Value::Null, json!(true)]);
+        assert_eq!(reader.search("two", 10).unwrap()[0]["mention"], true);
+        let read = |seq| Event::Read {
+            account: 1,
+            conversation: ConvRef::chat("#a"),
+            read_seq: seq,
+        };
+        let p = store.persist(4, 13, &read(1)).unwrap();
+        assert_eq!(p.conversation.unwrap().json["mentions"], 1);
+        let p = store.persist(5, 14, &read(3)).unwrap();
+        assert!(p.conversation.unwrap().json.get("mentions").is_none());
+        drop(store);
+        // The counts survive a reopen (and the columns a second migration).
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.conversations().unwrap()[0].json["unread"], 0);
     }
 
     #[test]
