@@ -196,3 +196,120 @@ async fn long_lines_are_split_at_words_and_join_adds_the_hash() {
     }
     assert_eq!(got.join(" "), text, "words lost or cut");
 }
+
+/// The body of a `PRIVMSG` line.
+fn body(line: &str) -> String {
+    line.trim_end().split_once(" :").unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
+    let irc = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let mut bob = IrcPeer::connect(irc.port, "bob").await;
+    bob.send("JOIN #paste").await;
+    bob.expect(" 366 ").await;
+    let alice = add_irc_account(&mut c, irc.port, "alice").await;
+    c.ok("chat.join", json!({"account": alice, "name": "#paste"}))
+        .await;
+    c.event_op("chat.joined", json!({"conversation": chat("#paste")}))
+        .await;
+    bob.expect("JOIN").await;
+
+    // A burst of 5 lines goes at once: nothing waits.
+    let burst: Vec<String> = (1..=5).map(|i| format!("burst {i}")).collect();
+    let r = send(&mut c, alice, chat("#paste"), &burst.join("\n")).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        (r["lines"].clone(), r["queued"].clone()),
+        (json!(5), json!(0))
+    );
+    assert_eq!(r["delivered_in_ms"], 0, "{r}");
+    for want in &burst {
+        let m = c
+            .event_op("message", json!({"direction": "out", "text": want}))
+            .await;
+        assert!(m.get("queued").is_none(), "sent at once: {m}");
+        assert_eq!(body(&bob.expect("PRIVMSG #paste").await), *want);
+    }
+
+    // A 20-line paste with a long line: what the pace holds back is shown
+    // as queued at once, then each is sent, in order.
+    let long = (0..120)
+        .map(|i| format!("word{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut paste: Vec<String> = (1..=19).map(|i| format!("line {i:02}")).collect();
+    paste.insert(9, long.clone());
+    let r = send(&mut c, alice, chat("#paste"), &paste.join("\n")).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let lines = r["lines"].as_u64().unwrap() as usize;
+    let queued = r["queued"].as_u64().unwrap() as usize;
+    assert!(lines > 20, "the long line was split: {r}");
+    // (the burst of 10 minus the 5 just spent goes at once)
+    assert!(
+        queued > 0 && queued + 10 >= lines,
+        "the pace holds the rest back: {r}"
+    );
+    assert!(r["delivered_in_ms"].as_u64().unwrap() > 0, "{r}");
+
+    // Its message events, in order: the first go at once, the rest queued.
+    let mut texts = Vec::new();
+    let mut waiting = Vec::new();
+    let mut sender = None;
+    for i in 0..lines {
+        let m = c
+            .event("an outgoing line", |e| {
+                e["op"] == "message"
+                    && e["direction"] == "out"
+                    && !e["text"].as_str().unwrap().starts_with("burst")
+            })
+            .await;
+        texts.push(m["text"].as_str().unwrap().to_owned());
+        let s = m["sender"].as_str().unwrap().to_owned();
+        assert_eq!(sender.get_or_insert(s.clone()), &s, "one sender: {m}");
+        if i < lines - queued {
+            assert!(m.get("queued").is_none(), "{m}");
+        } else {
+            assert_eq!(m["queued"], true, "{m}");
+            waiting.push(m["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(texts.join(" "), paste.join(" "), "split at words, in order");
+    assert_eq!(texts.concat().matches("word").count(), 120);
+
+    // The history says so too, while the last line waits.
+    let h = c
+        .ok(
+            "history",
+            json!({"account": alice, "conversation": chat("#paste"), "limit": 1}),
+        )
+        .await;
+    assert_eq!(h["messages"][0]["queued"], true, "{h}");
+
+    // The raw IRC peer gets every line whole, in order; each queued line
+    // gets its `message.sent` in order.
+    let mut got = Vec::new();
+    for _ in 0..lines {
+        let line = bob.expect("PRIVMSG #paste").await;
+        assert!(line.trim_end().len() <= 510, "{line}");
+        got.push(body(&line));
+    }
+    assert_eq!(got, texts);
+    for want in &waiting {
+        let e = c.event_op("message.sent", json!({})).await;
+        assert_eq!(e["message"].as_u64(), Some(*want), "{e}");
+        assert_eq!(e["conversation"], chat("#paste"));
+        assert!(e.get("error").is_none(), "{e}");
+    }
+    let h = c
+        .ok(
+            "history",
+            json!({"account": alice, "conversation": chat("#paste"), "limit": 1}),
+        )
+        .await;
+    assert!(h["messages"][0].get("queued").is_none(), "{h}");
+}

@@ -127,6 +127,14 @@ impl Hub {
                 reason: Some("restart"),
             })?;
         }
+        for (message, account, conversation) in leftovers.queued {
+            hub.emit(Event::MessageSent {
+                account,
+                conversation,
+                message,
+                error: Some("not sent: the backend restarted".into()),
+            })?;
+        }
         for account in leftovers.accounts {
             hub.emit(Event::AccountStatus {
                 account,
@@ -477,6 +485,8 @@ impl LiveState {
                 self.status = Some(json!({"status": status, "message": message}));
             }
             Event::Message(_)
+            | Event::MessageSent { .. }
+            | Event::ChatJoinFailed { .. }
             | Event::Read { .. }
             | Event::Typing { .. }
             | Event::Notice(_)
@@ -680,6 +690,7 @@ mod tests {
                 action: false,
                 delayed: false,
                 sent: None,
+                queued: false,
             })
         };
         hub.emit(m("one", Direction::In)).unwrap();

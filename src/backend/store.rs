@@ -58,7 +58,10 @@ CREATE TABLE IF NOT EXISTS messages (
     sender TEXT NOT NULL,
     alias TEXT,
     text TEXT NOT NULL,
-    direction TEXT NOT NULL
+    direction TEXT NOT NULL,
+    action INTEGER NOT NULL DEFAULT 0,
+    queued INTEGER NOT NULL DEFAULT 0,
+    error TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation, seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5 (
@@ -114,7 +117,29 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     // One transaction: one commit instead of one per table. Every
     // statement is idempotent, so new tables appear in old databases.
     conn.execute_batch(&format!("BEGIN;{SCHEMA}COMMIT;"))?;
+    add_missing_columns(&conn)?;
     Ok(conn)
+}
+
+/// Columns added to `messages` after its first release (issue #12: a
+/// message's action flag and sending state), added to older databases.
+const MESSAGE_COLUMNS: &[(&str, &str)] = &[
+    ("action", "INTEGER NOT NULL DEFAULT 0"),
+    ("queued", "INTEGER NOT NULL DEFAULT 0"),
+    ("error", "TEXT"),
+];
+
+fn add_missing_columns(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('messages')")?;
+    let have = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    for (name, decl) in MESSAGE_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {name} {decl}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// The writer side, owned by the hub.
@@ -200,9 +225,13 @@ impl Store {
                 let direction = m.direction.as_str();
                 let conv = upsert_conversation(&tx, &key)?;
                 tx.execute(
-                    "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![seq as i64, conv, time, m.sender, m.alias, m.text, direction],
+                    "INSERT INTO messages
+                       (seq, conversation, time, sender, alias, text, direction, action, queued)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        seq as i64, conv, time, m.sender, m.alias, m.text, direction, m.action,
+                        m.queued
+                    ],
                 )?;
                 tx.execute(
                     "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
@@ -214,6 +243,12 @@ impl Store {
                     params![conv, seq as i64, unread],
                 )?;
                 conversation = Some(conversation_row(&tx, conv)?);
+            }
+            Event::MessageSent { message, error, .. } => {
+                tx.execute(
+                    "UPDATE messages SET queued = 0, error = ?2 WHERE seq = ?1",
+                    params![*message as i64, error],
+                )?;
             }
             Event::Read {
                 account,
@@ -415,10 +450,31 @@ impl Store {
         for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
             accounts.push(row?);
         }
+        let mut queued = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT m.seq, c.account, c.kind, c.name FROM messages m
+             JOIN conversations c ON c.id = m.conversation WHERE m.queued != 0 ORDER BY m.seq",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })? {
+            let (seq, account, kind, name) = row?;
+            let conversation = match kind.as_str() {
+                "chat" => ConvRef::chat(name),
+                _ => ConvRef::im(name),
+            };
+            queued.push((seq as u64, account, conversation));
+        }
         Ok(Leftovers {
             chats,
             requests,
             accounts,
+            queued,
         })
     }
 }
@@ -428,6 +484,8 @@ pub(crate) struct Leftovers {
     pub chats: Vec<(i64, String)>,
     pub requests: Vec<i64>,
     pub accounts: Vec<i64>,
+    /// Outgoing lines that were still queued: `(seq, account, conversation)`.
+    pub queued: Vec<(u64, i64, ConvRef)>,
 }
 
 /// What [`Store::persist`] wrote.
@@ -539,7 +597,8 @@ impl Reader {
     ) -> Result<Vec<Value>> {
         let before = before.map(|b| b as i64).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction
+            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction,
+                    m.action, m.queued, m.error
              FROM messages m JOIN conversations c ON c.id = m.conversation
              WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3 AND m.seq < ?4
              ORDER BY m.seq DESC LIMIT ?5",
@@ -547,7 +606,7 @@ impl Reader {
         let rows = stmt.query_map(
             params![key.account, key.kind, key.name, before, limit as i64],
             |r| {
-                Ok(message_json(
+                let m = message_json(
                     r.get(0)?,
                     r.get(1)?,
                     key.account,
@@ -557,7 +616,8 @@ impl Reader {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
-                ))
+                );
+                with_state(m, r, 6)
             },
         )?;
         let mut out: Vec<Value> = rows.collect::<rusqlite::Result<_>>()?;
@@ -579,7 +639,8 @@ impl Reader {
         }
         let fts = terms.join(" ");
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction
+            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
+                    m.action, m.queued, m.error
              FROM messages_fts f
              JOIN messages m ON m.seq = f.rowid
              JOIN conversations c ON c.id = m.conversation
@@ -587,7 +648,7 @@ impl Reader {
              ORDER BY m.seq DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![fts, limit as i64], |r| {
-            Ok(message_json(
+            let m = message_json(
                 r.get(0)?,
                 r.get(1)?,
                 r.get(2)?,
@@ -597,10 +658,27 @@ impl Reader {
                 r.get(6)?,
                 r.get(7)?,
                 r.get(8)?,
-            ))
+            );
+            with_state(m, r, 9)
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Adds a stored message's `action`, `queued` and `error` (columns `at`,
+/// `at + 1`, `at + 2` of `r`) to its JSON, as the `message` event and a
+/// later `message.sent` said.
+fn with_state(mut m: Value, r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Value> {
+    if r.get::<_, bool>(at)? {
+        m["action"] = Value::Bool(true);
+    }
+    if r.get::<_, bool>(at + 1)? {
+        m["queued"] = Value::Bool(true);
+    }
+    if let Some(error) = r.get::<_, Option<String>>(at + 2)? {
+        m["error"] = Value::String(error);
+    }
+    Ok(m)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -648,6 +726,7 @@ mod tests {
             action: false,
             delayed: false,
             sent: None,
+            queued: false,
         })
     }
 
@@ -698,6 +777,47 @@ mod tests {
         }
         // Messages are the user's words, not account settings: untouched.
         assert!(events[2].1.contains("hunter2"));
+    }
+
+    #[test]
+    fn an_old_database_gets_the_sending_state_and_queued_lines_are_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE messages (seq INTEGER PRIMARY KEY, conversation INTEGER NOT NULL,
+               time INTEGER NOT NULL, sender TEXT NOT NULL, alias TEXT, text TEXT NOT NULL,
+               direction TEXT NOT NULL)",
+        )
+        .unwrap();
+        drop(old);
+        let mut store = Store::open(&path).unwrap();
+        let Event::Message(mut m) = msg(1, "#a", "waiting", Direction::Out) else {
+            unreachable!()
+        };
+        m.queued = true;
+        store.persist(1, 10, &Event::Message(m.clone())).unwrap();
+        m.queued = false;
+        m.text = "gone".into();
+        store.persist(2, 11, &Event::Message(m)).unwrap();
+        let key = ConvKey::new(1, &ConvRef::chat("#a"));
+        let reader = Reader::open(&path).unwrap();
+        let h = reader.history(&key, None, 10).unwrap();
+        assert_eq!(h[0]["queued"], true, "{h:?}");
+        assert!(h[1].get("queued").is_none(), "{h:?}");
+        let left = store.leftovers().unwrap().queued;
+        assert_eq!(left, [(1, 1, ConvRef::chat("#a"))]);
+        let sent = Event::MessageSent {
+            account: 1,
+            conversation: ConvRef::chat("#a"),
+            message: 1,
+            error: Some("not sent".into()),
+        };
+        store.persist(3, 12, &sent).unwrap();
+        let h = reader.history(&key, None, 10).unwrap();
+        assert!(h[0].get("queued").is_none(), "{h:?}");
+        assert_eq!(h[0]["error"], "not sent");
+        assert!(store.leftovers().unwrap().queued.is_empty());
     }
 
     #[test]

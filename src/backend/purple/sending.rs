@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::handles::{self, Account, CmdResult, Conversation};
 use super::{events, ffi, glue, state};
+use crate::backend::event::{ConvRef, Direction, Event, Message};
 use crate::backend::pacing::{self, TokenBucket};
 use crate::backend::protocol::{ConvKind, OpError, OpResult};
 
@@ -28,9 +29,19 @@ const IRC: &str = "prpl-irc";
 /// One account's paced lines.
 pub(crate) struct SendQueue {
     bucket: TokenBucket,
-    lines: VecDeque<(ConvKind, String, String)>,
+    lines: VecDeque<Line>,
     /// A drain timer is pending.
     armed: bool,
+}
+
+/// A line waiting for its token.
+struct Line {
+    kind: ConvKind,
+    name: String,
+    text: String,
+    /// The `seq` of its `message` event with `queued: true`, once emitted
+    /// (a line that goes at once has none: its echo is its event).
+    seq: Option<u64>,
 }
 
 /// Runs `conversation.send`'s text.
@@ -187,10 +198,16 @@ fn send_message(account: Account, kind: ConvKind, name: &str, text: &str) -> OpR
             armed: false,
         });
         for line in &lines {
-            q.lines.push_back((kind, name.to_owned(), line.clone()));
+            q.lines.push_back(Line {
+                kind,
+                name: name.to_owned(),
+                text: line.clone(),
+                seq: None,
+            });
         }
     });
     let seq = drain(id);
+    announce_queued(account, id);
     let (waiting, eta) = state::with(|s| {
         let q = s.send_queues.get_mut(&id);
         match q {
@@ -227,19 +244,33 @@ fn drain(id: i64) -> Option<u64> {
         });
         match next {
             None => break,
-            Some(Ok((kind, name, line))) => {
+            Some(Ok(line)) => {
                 let Ok(account) = super::accounts::find(id) else {
                     state::with(|s| s.send_queues.remove(&id));
                     break;
                 };
-                let markup = glue::text_to_markup(&line);
-                let (_, seq) = events::capture_outgoing(|| {
-                    account.find_conversation(kind, &name).map(|c| match kind {
-                        ConvKind::Im => c.send_im(&markup),
-                        ConvKind::Chat => c.send_chat(&markup),
-                    })
-                });
-                first = first.or(seq);
+                let markup = glue::text_to_markup(&line.text);
+                let send = || {
+                    account
+                        .find_conversation(line.kind, &line.name)
+                        .is_some_and(|c| match line.kind {
+                            ConvKind::Im => c.send_im(&markup),
+                            ConvKind::Chat => c.send_chat(&markup),
+                        })
+                };
+                match line.seq {
+                    None => {
+                        let (_, seq) = events::capture_outgoing(send);
+                        first = first.or(seq);
+                    }
+                    Some(queued) => {
+                        let conversation = ConvRef {
+                            kind: line.kind,
+                            name: line.name.clone(),
+                        };
+                        events::send_queued(id, conversation, queued, send);
+                    }
+                }
                 kick(account);
             }
             Some(Err(at)) => {
@@ -249,6 +280,61 @@ fn drain(id: i64) -> Option<u64> {
         }
     }
     first
+}
+
+/// Emits a `message` event with `queued: true` for each line of the
+/// account's queue that has none yet (the lines the pace holds back), in
+/// order, so every client shows them at once as waiting.
+fn announce_queued(account: Account, id: i64) {
+    let waiting: Vec<(usize, ConvKind, String, String)> = state::with(|s| {
+        s.send_queues.get(&id).map_or_else(Vec::new, |q| {
+            q.lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.seq.is_none())
+                .map(|(i, l)| (i, l.kind, l.name.clone(), l.text.clone()))
+                .collect()
+        })
+    });
+    if waiting.is_empty() {
+        return;
+    }
+    // The name libpurple's own echo of the line will carry (the IRC
+    // plugin writes our lines under the connection's display name, the
+    // nick).
+    let sender = account
+        .connection()
+        .and_then(|gc| gc.display_name())
+        .unwrap_or_else(|| account.username());
+    let mut seqs = Vec::new();
+    for (i, kind, name, text) in waiting {
+        let seq = events::emit(Event::Message(Message {
+            account: id,
+            conversation: ConvRef { kind, name },
+            sender: sender.clone(),
+            alias: None,
+            text,
+            direction: Direction::Out,
+            truncated: false,
+            mention: false,
+            action: false,
+            delayed: false,
+            sent: None,
+            queued: true,
+        }));
+        if let Some(seq) = seq {
+            seqs.push((i, seq));
+        }
+    }
+    state::with(|s| {
+        if let Some(q) = s.send_queues.get_mut(&id) {
+            for (i, seq) in seqs {
+                if let Some(line) = q.lines.get_mut(i) {
+                    line.seq = Some(seq);
+                }
+            }
+        }
+    });
 }
 
 fn arm(id: i64, at: Instant) {
@@ -285,9 +371,23 @@ fn kick(account: Account) {
     }
 }
 
-/// Forgets the queue of a removed account.
+/// Forgets the queue of a removed account; its queued lines are reported
+/// as not sent.
 pub(crate) fn forget(id: i64) {
-    state::with(|s| s.send_queues.remove(&id));
+    let lines = state::with(|s| s.send_queues.remove(&id)).map(|q| q.lines);
+    for line in lines.into_iter().flatten() {
+        if let Some(message) = line.seq {
+            events::emit(Event::MessageSent {
+                account: id,
+                conversation: ConvRef {
+                    kind: line.kind,
+                    name: line.name,
+                },
+                message,
+                error: Some("not sent: the account was removed".into()),
+            });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,9 @@ pub(crate) struct PurpleState {
     /// While a send runs: the `seq` of the outgoing message it produced
     /// (see `events::capture_outgoing`).
     pub(crate) outgoing: Option<Option<u64>>,
+    /// While a queued line is being sent: the `seq` of its `queued`
+    /// message event (see `events::send_queued`).
+    pub(crate) queued_echo: Option<u64>,
     /// The purple thread's main loop (GLib), once it exists.
     pub(crate) main_loop: Option<NonNull<ffi::GMainLoop>>,
     /// Paced outgoing lines per account (IRC), see `sending`.
@@ -109,6 +112,7 @@ impl PurpleState {
             dns: HashMap::new(),
             next_dns: 1,
             outgoing: None,
+            queued_echo: None,
             main_loop: None,
             send_queues: HashMap::new(),
         }
