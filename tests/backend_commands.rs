@@ -313,3 +313,65 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
         .await;
     assert!(h["messages"][0].get("queued").is_none(), "{h}");
 }
+
+#[tokio::test]
+async fn ctcp_requests_are_answered_not_shown_and_refused_joins_say_why() {
+    let irc = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let mut bob = IrcPeer::connect(irc.port, "bob").await;
+    let alice = add_irc_account(&mut c, irc.port, "alice").await;
+
+    // A stranger's CTCP VERSION: libpurple answers it, nobody sees it.
+    bob.send("PRIVMSG alice :\u{1}VERSION\u{1}").await;
+    let reply = bob.expect("NOTICE bob").await;
+    assert!(reply.contains("VERSION"), "{reply}");
+    bob.send("PRIVMSG alice :\u{1}TIME\u{1}").await;
+    bob.send("PRIVMSG alice :after the probes").await;
+    let m = c
+        .event_op("message", json!({"direction": "in", "sender": "bob"}))
+        .await;
+    assert_eq!(m["text"], "after the probes", "the CTCP was shown: {m}");
+
+    // Joins the server refuses answer chat.join_failed with its reason,
+    // once (no second error notice), and are not remembered.
+    bob.send("JOIN #club").await;
+    bob.expect(" 366 ").await;
+    bob.send("MODE #club +i").await;
+    bob.expect("MODE #club").await;
+    bob.send("JOIN #locked").await;
+    bob.expect(" 366 ").await;
+    bob.send("MODE #locked +k sesame").await;
+    bob.expect("MODE #locked").await;
+    for (name, mode) in [("#club", "+i"), ("#locked", "+k")] {
+        let r = c
+            .ok("chat.join", json!({"account": alice, "name": name}))
+            .await;
+        assert_eq!(r["name"], name);
+        let e = c
+            .event_op("chat.join_failed", json!({"conversation": chat(name)}))
+            .await;
+        let why = e["message"].as_str().unwrap();
+        assert!(why.contains(mode), "{name}: {e}");
+    }
+    // The right key joins.
+    c.ok(
+        "chat.join",
+        json!({"account": alice, "name": "#locked", "fields": {"password": "sesame"}}),
+    )
+    .await;
+    c.event_op("chat.joined", json!({"conversation": chat("#locked")}))
+        .await;
+    let notices: Vec<&Value> = c.events.iter().filter(|e| e["op"] == "notice").collect();
+    assert!(
+        notices.is_empty(),
+        "the refusal was told twice: {notices:?}"
+    );
+    // Not remembered: leaving it finds nothing to forget.
+    let r = c
+        .request("chat.leave", json!({"account": alice, "name": "#club"}))
+        .await;
+    assert_eq!(code(&r), "not_joined", "the refused chat was remembered");
+}

@@ -75,6 +75,15 @@ pub(crate) struct PurpleState {
     pub(crate) statuses: HashMap<i64, String>,
     /// Chats we told clients are joined.
     pub(crate) joined: HashSet<(i64, String)>,
+    /// Chats `chat.join` asked for that the server has not confirmed yet
+    /// (account, normalised name): a refusal forgets them.
+    pub(crate) pending_joins: HashSet<(i64, String)>,
+    /// The IRC line being handled refused a join that `chat.join_failed`
+    /// reported: libpurple's error pop-up for it is not a `notice`.
+    pub(crate) quiet_error: bool,
+    /// The IRC line being handled is this CTCP request: the message
+    /// libpurple makes of it is dropped.
+    pub(crate) ctcp_line: Option<String>,
     /// Reconnection attempts since the last successful sign-on.
     pub(crate) attempts: HashMap<i64, u32>,
     /// Sign-on attempts being watched: account → the attempt's number
@@ -105,6 +114,9 @@ impl PurpleState {
             config,
             statuses: HashMap::new(),
             joined: HashSet::new(),
+            pending_joins: HashSet::new(),
+            quiet_error: false,
+            ctcp_line: None,
             attempts: HashMap::new(),
             signons: HashMap::new(),
             next_signon: 1,
