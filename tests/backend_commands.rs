@@ -213,6 +213,13 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
     bob.send("JOIN #paste").await;
     bob.expect(" 366 ").await;
     let alice = add_irc_account(&mut c, irc.port, "alice").await;
+    // The account object tells clients the pace.
+    let a = c.event_op("account.added", json!({"account": alice})).await;
+    assert_eq!(
+        a["info"]["pacing"],
+        json!({"burst": 10, "interval_ms": 2000}),
+        "{a}"
+    );
     c.ok("chat.join", json!({"account": alice, "name": "#paste"}))
         .await;
     c.event_op("chat.joined", json!({"conversation": chat("#paste")}))

@@ -319,7 +319,16 @@ function effects(fx) {
   for (const f of fx) {
     if (f.type === 'toast') toast(f.text, f.level, f.title, f.tag);
     else if (f.type === 'dropToasts') dropToasts(f.tag);
-    else if (f.type === 'open') openConv(f.key);
+    else if (f.type === 'open') {
+      if ($('dlg-join').open) $('dlg-join').close();
+      openConv(f.key);
+    } else if (f.type === 'joinFailed') {
+      const text = `Could not join ${f.name}: ${f.message}`;
+      if ($('dlg-join').open) {
+        setText($('join-status'), '');
+        setText($('join-error'), text);
+      } else toast(text, 'error');
+    }
     else if (f.type === 'requestClosed') prompts.closed(f.id);
     else if (f.type === 'typing') setTimeout(scheduleRender, f.ms);
     else if (f.type === 'hiddenChanged') saveHidden();

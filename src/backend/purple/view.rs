@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::events;
 use super::handles::{Account, Buddy, ChatBuddy, Conversation, OptionKind, OptionValue, Protocol};
 use crate::backend::event::{BuddyInfo, ConvRef, Member};
-use crate::backend::policy;
+use crate::backend::{pacing, policy};
 
 /// The account's options a client may set, with their real values (refused
 /// options left out). **Holds secrets**: for the durable copy only; clients
@@ -63,6 +63,14 @@ pub(crate) fn account_json(account: Account) -> Value {
     });
     if let Some(alias) = account.alias() {
         a["alias"] = json!(alias);
+    }
+    if account.protocol_id() == "prpl-irc" {
+        // Sapphire's own pace for the account's lines (`backend::pacing`),
+        // so a client can say how long a paste will take before sending.
+        a["pacing"] = json!({
+            "burst": pacing::DEFAULT_BURST,
+            "interval_ms": pacing::DEFAULT_INTERVAL.as_millis() as u64,
+        });
     }
     policy::scrub_account(&mut a, |_, setting| masked(account, setting));
     a
