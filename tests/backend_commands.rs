@@ -243,6 +243,13 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
         assert_eq!(body(&bob.expect("PRIVMSG #paste").await), *want);
     }
 
+    // A private line that goes at once, for comparison below.
+    let r = send(&mut c, alice, json!({"kind": "im", "name": "bob"}), "direct").await;
+    assert!(r["seq"].is_u64(), "{r}");
+    let direct = c
+        .event_op("message", json!({"direction": "out", "text": "direct"}))
+        .await;
+
     // A 20-line paste with a long line: what the pace holds back is shown
     // as queued at once, then each is sent, in order.
     let long = (0..120)
@@ -262,6 +269,19 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
         "the pace holds the rest back: {r}"
     );
     assert!(r["delivered_in_ms"].as_u64().unwrap() > 0, "{r}");
+    // A private line now waits behind the paste, shown with the names its
+    // echo would have had.
+    let r = send(&mut c, alice, json!({"kind": "im", "name": "bob"}), "waiting").await;
+    assert!(r["queued"].as_u64() >= Some(1), "{r}");
+    let waiting_im = c
+        .event_op("message", json!({"direction": "out", "text": "waiting"}))
+        .await;
+    assert_eq!(waiting_im["queued"], true, "{waiting_im}");
+    assert_eq!(
+        (&waiting_im["sender"], &waiting_im["alias"]),
+        (&direct["sender"], &direct["alias"]),
+        "{direct} {waiting_im}"
+    );
 
     // Its message events, in order: the first go at once, the rest queued.
     let mut texts = Vec::new();
@@ -272,6 +292,7 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
             .event("an outgoing line", |e| {
                 e["op"] == "message"
                     && e["direction"] == "out"
+                    && e["conversation"] == chat("#paste")
                     && !e["text"].as_str().unwrap().starts_with("burst")
             })
             .await;
@@ -306,12 +327,14 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
         got.push(body(&line));
     }
     assert_eq!(got, texts);
+    waiting.push(waiting_im["seq"].as_u64().unwrap());
     for want in &waiting {
         let e = c.event_op("message.sent", json!({})).await;
         assert_eq!(e["message"].as_u64(), Some(*want), "{e}");
-        assert_eq!(e["conversation"], chat("#paste"));
         assert!(e.get("error").is_none(), "{e}");
     }
+    let line = bob.expect("PRIVMSG bob").await;
+    assert_eq!(body(&line), "waiting");
     let h = c
         .ok(
             "history",

@@ -299,20 +299,27 @@ fn announce_queued(account: Account, id: i64) {
     if waiting.is_empty() {
         return;
     }
-    // The name libpurple's own echo of the line will carry (the IRC
-    // plugin writes our lines under the connection's display name, the
-    // nick).
-    let sender = account
+    // The names libpurple's own echo of the line would carry: in a chat
+    // the IRC plugin writes our lines under the connection's display name
+    // (the nick); for an IM `purple_conversation_write` passes the
+    // conversation's name as `who` and our alias (the account's, else the
+    // nick) as the alias.
+    let nick = account
         .connection()
         .and_then(|gc| gc.display_name())
         .unwrap_or_else(|| account.username());
+    let im_alias = account.alias().unwrap_or_else(|| nick.clone());
     let mut seqs = Vec::new();
     for (i, kind, name, text) in waiting {
+        let (sender, alias) = match kind {
+            ConvKind::Chat => (nick.clone(), None),
+            ConvKind::Im => (name.clone(), Some(im_alias.clone()).filter(|a| *a != name)),
+        };
         let seq = events::emit(Event::Message(Message {
             account: id,
             conversation: ConvRef { kind, name },
-            sender: sender.clone(),
-            alias: None,
+            sender,
+            alias,
             text,
             direction: Direction::Out,
             truncated: false,
