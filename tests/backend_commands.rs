@@ -244,7 +244,13 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
     }
 
     // A private line that goes at once, for comparison below.
-    let r = send(&mut c, alice, json!({"kind": "im", "name": "bob"}), "direct").await;
+    let r = send(
+        &mut c,
+        alice,
+        json!({"kind": "im", "name": "bob"}),
+        "direct",
+    )
+    .await;
     assert!(r["seq"].is_u64(), "{r}");
     let direct = c
         .event_op("message", json!({"direction": "out", "text": "direct"}))
@@ -271,7 +277,13 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
     assert!(r["delivered_in_ms"].as_u64().unwrap() > 0, "{r}");
     // A private line now waits behind the paste, shown with the names its
     // echo would have had.
-    let r = send(&mut c, alice, json!({"kind": "im", "name": "bob"}), "waiting").await;
+    let r = send(
+        &mut c,
+        alice,
+        json!({"kind": "im", "name": "bob"}),
+        "waiting",
+    )
+    .await;
     assert!(r["queued"].as_u64() >= Some(1), "{r}");
     let waiting_im = c
         .event_op("message", json!({"direction": "out", "text": "waiting"}))
@@ -342,6 +354,28 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
         )
         .await;
     assert!(h["messages"][0].get("queued").is_none(), "{h}");
+
+    // Lines still queued when the account goes offline are reported not
+    // sent (libpurple would drop them without a word).
+    let r = send(&mut c, alice, chat("#paste"), "late one\nlate two").await;
+    assert_eq!(r["queued"], 2, "the pace is spent: {r}");
+    let mut late = Vec::new();
+    for _ in 0..2 {
+        let m = c
+            .event_op("message", json!({"direction": "out", "queued": true}))
+            .await;
+        late.push(m["seq"].as_u64().unwrap());
+    }
+    c.ok(
+        "account.set_enabled",
+        json!({"account": alice, "enabled": false}),
+    )
+    .await;
+    for want in late {
+        let e = c.event_op("message.sent", json!({"message": want})).await;
+        let why = e["error"].as_str().unwrap_or_default();
+        assert!(why.contains("offline"), "{e}");
+    }
 }
 
 #[tokio::test]

@@ -185,6 +185,7 @@ fn send_message(account: Account, kind: ConvKind, name: &str, text: &str) -> OpR
         // `null`: some protocols echo sent chat messages from the server.
         return Ok(json!({"seq": seq.map_or(Value::Null, Value::from)}));
     }
+    super::accounts::connected(account)?;
     let lines = pacing::split_message(text, pacing::irc_text_limit(name));
     if lines.is_empty() {
         return Err(OpError::bad_request("'text' has nothing to send"));
@@ -249,6 +250,17 @@ fn drain(id: i64) -> Option<u64> {
                     state::with(|s| s.send_queues.remove(&id));
                     break;
                 };
+                if account.connected().is_none() {
+                    // libpurple would drop the lines without a word: this
+                    // one and the rest are reported not sent.
+                    state::with(|s| {
+                        if let Some(q) = s.send_queues.get_mut(&id) {
+                            q.lines.push_front(line);
+                        }
+                    });
+                    fail_all(id, "not sent: the account went offline");
+                    break;
+                }
                 let markup = glue::text_to_markup(&line.text);
                 let send = || {
                     account
@@ -381,6 +393,11 @@ fn kick(account: Account) {
 /// Forgets the queue of a removed account; its queued lines are reported
 /// as not sent.
 pub(crate) fn forget(id: i64) {
+    fail_all(id, "not sent: the account was removed");
+}
+
+/// Empties an account's queue, reporting each announced line not sent.
+fn fail_all(id: i64, why: &str) {
     let lines = state::with(|s| s.send_queues.remove(&id)).map(|q| q.lines);
     for line in lines.into_iter().flatten() {
         if let Some(message) = line.seq {
@@ -391,7 +408,7 @@ pub(crate) fn forget(id: i64) {
                     name: line.name,
                 },
                 message,
-                error: Some("not sent: the account was removed".into()),
+                error: Some(why.to_owned()),
             });
         }
     }
