@@ -90,7 +90,7 @@ export function pasteCheck(text, account, target) {
   const { burst, interval_ms: interval } = account.pacing;
   const pace = `${burst} lines at once, then one every ${interval / 1000} s`;
   const question = ms > 0
-    ? `This sends ${lines} lines to ${target}. At this network's pace (${pace}) the last one arrives in ${describeDuration(ms)}; what you send meanwhile waits behind them.`
+    ? `This sends ${lines} lines to ${target}. At this network's pace (${pace}) the last one arrives in ${describeDuration(ms)} (later if you sent other lines just before); what you send meanwhile waits behind them.`
     : `This sends ${lines} lines to ${target}.`;
   return { lines, ms, question };
 }
