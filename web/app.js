@@ -310,6 +310,10 @@ function onHello(reply, { resumed }) {
 }
 
 function onEvent(ev, { replayed }) {
+  // A prompt while the Join dialog waits for the server (an XMPP room to
+  // configure, a password): the prompt needs the screen; the join goes on
+  // and its chat still opens once joined.
+  if (ev.op === 'request.open' && !replayed && state.pendingJoin && $('dlg-join').open) $('dlg-join').close();
   effects(applyEvent(state, ev, { replayed }));
   scheduleRender();
 }
