@@ -261,6 +261,23 @@ fn drain(id: i64) -> Option<u64> {
                     fail_all(id, "not sent: the account went offline");
                     break;
                 }
+                // A line that waited for the pace is checked again: if
+                // the history cannot keep it now, it and the rest of the
+                // queue are dropped, never sent (and reported so).
+                if let Err(e) = state::hub().writable(line.text.len()) {
+                    let dropped = state::with(|s| {
+                        let q = s.send_queues.get_mut(&id)?;
+                        q.lines.push_front(line);
+                        Some(q.lines.len())
+                    });
+                    tracing::error!(
+                        account = id,
+                        "cannot store outgoing lines ({e}): {} not sent",
+                        dropped.unwrap_or(1)
+                    );
+                    fail_all(id, "not sent: the history cannot be stored (disk full?)");
+                    break;
+                }
                 let markup = glue::text_to_markup(&line.text);
                 let send = || {
                     account

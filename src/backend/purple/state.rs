@@ -105,6 +105,8 @@ pub(crate) struct PurpleState {
     pub(crate) main_loop: Option<NonNull<ffi::GMainLoop>>,
     /// Paced outgoing lines per account (IRC), see `sending`.
     pub(crate) send_queues: HashMap<i64, crate::backend::purple::sending::SendQueue>,
+    /// History replays in progress (dedup), see `history`.
+    pub(crate) replays: super::history::Replays,
 }
 
 impl PurpleState {
@@ -127,6 +129,7 @@ impl PurpleState {
             queued_echo: None,
             main_loop: None,
             send_queues: HashMap::new(),
+            replays: HashMap::new(),
         }
     }
 }

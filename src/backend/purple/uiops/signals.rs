@@ -6,7 +6,7 @@
 use std::ffi::{c_char, c_void, CStr};
 
 use super::super::handles::{Account, Buddy, Connection, Conversation};
-use super::super::{events, ffi, glue, state, view};
+use super::super::{accounts, events, ffi, glue, history, state, view};
 use crate::backend::event::{ConvRef, Event};
 use crate::backend::protocol::clean_incoming;
 
@@ -24,6 +24,7 @@ type ReceivingFn = unsafe extern "C" fn(
     *mut ffi::PurpleMessageFlags,
 ) -> ffi::gboolean;
 type ConnTextFn = unsafe extern "C" fn(*mut ffi::PurpleConnection, *mut *mut c_char);
+type AccountFn = unsafe extern "C" fn(*mut ffi::PurpleAccount);
 type Generic = unsafe extern "C" fn();
 
 /// A signal handler, by the arguments its signal passes.
@@ -36,6 +37,7 @@ enum Handler {
     Buddy(BuddyFn),
     Receiving(ReceivingFn),
     ConnText(ConnTextFn),
+    Account(AccountFn),
 }
 
 impl Handler {
@@ -61,6 +63,8 @@ impl Handler {
             Handler::Receiving(f) => unsafe { std::mem::transmute::<ReceivingFn, Generic>(f) },
             // SAFETY: as above.
             Handler::ConnText(f) => unsafe { std::mem::transmute::<ConnTextFn, Generic>(f) },
+            // SAFETY: as above.
+            Handler::Account(f) => unsafe { std::mem::transmute::<AccountFn, Generic>(f) },
         };
         Some(f)
     }
@@ -73,12 +77,18 @@ enum Instance {
     Blist,
     /// The IRC protocol plugin (its own signals, if it is installed).
     Irc,
+    Accounts,
 }
 
 /// Every signal we handle, with the handler of its type (libpurple's
-/// `conversation-signals.dox` and `blist-signals.dox`, and the IRC
-/// plugin's `irc-receiving-text`).
+/// `conversation-signals.dox`, `blist-signals.dox`, `account-signals.dox`,
+/// and the IRC plugin's `irc-receiving-text`).
 const SIGNALS: &[(Instance, &CStr, Handler)] = &[
+    (
+        Instance::Accounts,
+        c"account-connecting",
+        Handler::Account(account_connecting),
+    ),
     (
         Instance::Conversations,
         c"chat-joined",
@@ -155,12 +165,15 @@ pub(crate) fn connect() {
     let blist = unsafe { ffi::purple_blist_get_handle() };
     // SAFETY: a static C string; NULL or a plugin loaded for the process.
     let irc = unsafe { ffi::purple_find_prpl(c"prpl-irc".as_ptr()) }.cast::<c_void>();
+    // SAFETY: as above.
+    let accounts = unsafe { ffi::purple_accounts_get_handle() };
     for (instance, name, handler) in SIGNALS {
         let instance = match instance {
             Instance::Conversations => convs,
             Instance::Blist => blist,
             Instance::Irc if irc.is_null() => continue,
             Instance::Irc => irc,
+            Instance::Accounts => accounts,
         };
         // SAFETY: a registered signal of `instance`, a handler of its type
         // (see SIGNALS) and a static handle that outlives the connection.
@@ -173,6 +186,15 @@ pub(crate) fn connect() {
                 std::ptr::null_mut(),
             )
         };
+    }
+}
+
+/// libpurple is about to sign `account` on (before the plugin's login
+/// runs): the attempt is recorded durably (see `accounts::SIGNON_STRIKES`).
+unsafe extern "C" fn account_connecting(account: *mut ffi::PurpleAccount) {
+    // SAFETY: libpurple passes NULL or its live account.
+    if let Some(account) = unsafe { Account::from_ptr(account) } {
+        accounts::signon_started(account.id());
     }
 }
 
@@ -189,6 +211,10 @@ fn chat_joined(conv: Conversation) {
     }) {
         return;
     }
+    let irc = conv
+        .account()
+        .is_some_and(|a| a.protocol_id() == "prpl-irc");
+    history::joined(account, &conversation, irc);
     events::emit(Event::ChatJoined {
         account,
         conversation: conversation.clone(),
