@@ -283,6 +283,10 @@ export class Sapphire {
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  // The test certificate is self-signed: ignoreHTTPSErrors covers pages and
+  // fetches, not the service worker's script fetch (/sw.js), which Chromium
+  // refuses with "An SSL certificate error occurred when fetching the script".
+  '--ignore-certificate-errors',
 ];
 
 /** Debian's Chromium with a fresh profile (user data dir). */
