@@ -433,6 +433,30 @@ async fn ctcp_requests_are_answered_not_shown_and_refused_joins_say_why() {
         notices.is_empty(),
         "the refusal was told twice: {notices:?}"
     );
+    // The pace is the account's: its options set the burst and interval
+    // (libpurple's own queue stays off), at once.
+    let r = c
+        .ok(
+            "account.update",
+            json!({"account": alice, "options": {"ratelimit-burst": 2, "ratelimit-interval": 1}}),
+        )
+        .await;
+    assert_eq!(
+        r["account"]["pacing"],
+        json!({"burst": 2, "interval_ms": 1000}),
+        "{r}"
+    );
+    assert_eq!(r["account"]["options"]["ratelimit-interval"], 1, "{r}");
+    let r = send(&mut c, alice, chat("#locked"), "p1\np2\np3\np4").await;
+    assert_eq!(
+        (r["queued"].clone(), r["delivered_in_ms"].clone()),
+        (json!(2), json!(2000)),
+        "{r}"
+    );
+    for want in ["p1", "p2", "p3", "p4"] {
+        assert_eq!(body(&bob.expect("PRIVMSG #locked").await), want);
+    }
+
     // Not remembered: leaving it finds nothing to forget.
     let r = c
         .request("chat.leave", json!({"account": alice, "name": "#club"}))

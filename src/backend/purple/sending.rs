@@ -192,12 +192,15 @@ fn send_message(account: Account, kind: ConvKind, name: &str, text: &str) -> OpR
     }
     let id = account.id();
     let now = Instant::now();
+    let pace = state::pace(id);
     state::with(|s| {
         let q = s.send_queues.entry(id).or_insert_with(|| SendQueue {
-            bucket: TokenBucket::new(pacing::DEFAULT_BURST, pacing::DEFAULT_INTERVAL, now),
+            bucket: TokenBucket::new(pace.burst, pace.interval, now),
             lines: VecDeque::new(),
             armed: false,
         });
+        // The account's options may have changed the pace since.
+        q.bucket.set_pace(pace, now);
         for line in &lines {
             q.lines.push_back(Line {
                 kind,

@@ -105,6 +105,9 @@ pub(crate) struct PurpleState {
     pub(crate) main_loop: Option<NonNull<ffi::GMainLoop>>,
     /// Paced outgoing lines per account (IRC), see `sending`.
     pub(crate) send_queues: HashMap<i64, crate::backend::purple::sending::SendQueue>,
+    /// Each IRC account's pace, from its stored options
+    /// (`accounts::take_over_irc_pacing`).
+    pub(crate) paces: HashMap<i64, crate::backend::pacing::Pace>,
     /// History replays in progress (dedup), see `history`.
     pub(crate) replays: super::history::Replays,
 }
@@ -129,6 +132,7 @@ impl PurpleState {
             queued_echo: None,
             main_loop: None,
             send_queues: HashMap::new(),
+            paces: HashMap::new(),
             replays: HashMap::new(),
         }
     }
@@ -176,6 +180,11 @@ pub(crate) fn hub() -> Arc<Hub> {
 /// Whether the admin allows accounts for `protocol` (`backend.toml`).
 pub(crate) fn protocol_allowed(protocol: &str) -> bool {
     with(|s| s.config.protocols.allows(protocol))
+}
+
+/// The pace of an IRC account (`accounts::take_over_irc_pacing` sets it).
+pub(crate) fn pace(id: i64) -> crate::backend::pacing::Pace {
+    with(|s| s.paces.get(&id).copied()).unwrap_or_default()
 }
 
 #[cfg(test)]

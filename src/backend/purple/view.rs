@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::events;
 use super::handles::{Account, Buddy, ChatBuddy, Conversation, OptionKind, OptionValue, Protocol};
 use crate::backend::event::{BuddyInfo, ConvRef, Member};
-use crate::backend::{pacing, policy};
+use crate::backend::policy;
 
 /// The account's options a client may set, with their real values (refused
 /// options left out). **Holds secrets**: for the durable copy only; clients
@@ -67,10 +67,17 @@ pub(crate) fn account_json(account: Account) -> Value {
     if account.protocol_id() == "prpl-irc" {
         // Sapphire's own pace for the account's lines (`backend::pacing`),
         // so a client can say how long a paste will take before sending.
+        let pace = super::state::pace(id);
         a["pacing"] = json!({
-            "burst": pacing::DEFAULT_BURST,
-            "interval_ms": pacing::DEFAULT_INTERVAL.as_millis() as u64,
+            "burst": pace.burst,
+            "interval_ms": pace.interval.as_millis() as u64,
         });
+        // libpurple's own interval is always 0 (Sapphire paces): show the
+        // pace these two options set, so that editing them means it.
+        if let Some(o) = a["options"].as_object_mut() {
+            o.insert("ratelimit-burst".into(), json!(pace.burst));
+            o.insert("ratelimit-interval".into(), json!(pace.interval.as_secs()));
+        }
     }
     policy::scrub_account(&mut a, |_, setting| masked(account, setting));
     a
