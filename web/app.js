@@ -348,6 +348,10 @@ async function loadMoreConvs() {
 }
 
 function onEvent(ev, { replayed }) {
+  // A prompt while the Join dialog waits for the server (an XMPP room to
+  // configure, a password): the prompt needs the screen; the join goes on
+  // and its chat still opens once joined.
+  if (ev.op === 'request.open' && !replayed && state.pendingJoin && $('dlg-join').open) $('dlg-join').close();
   effects(applyEvent(state, ev, { replayed }));
   scheduleRender();
 }
@@ -360,7 +364,16 @@ function effects(fx) {
     }
     if (f.type === 'toast') toast(f.text, f.level, f.title, f.tag);
     else if (f.type === 'dropToasts') dropToasts(f.tag);
-    else if (f.type === 'open') openConv(f.key);
+    else if (f.type === 'open') {
+      if ($('dlg-join').open) $('dlg-join').close();
+      openConv(f.key);
+    } else if (f.type === 'joinFailed') {
+      const text = `Could not join ${f.name}: ${f.message}`;
+      if ($('dlg-join').open) {
+        setText($('join-status'), '');
+        setText($('join-error'), text);
+      } else toast(text, 'error');
+    }
     else if (f.type === 'requestClosed') prompts.closed(f.id);
     else if (f.type === 'typing') setTimeout(scheduleRender, f.ms);
     else if (f.type === 'hiddenChanged') saveHidden();

@@ -168,6 +168,14 @@ impl Hub {
                 reason: Some("restart"),
             })?;
         }
+        for (message, account, conversation) in leftovers.queued {
+            hub.emit(Event::MessageSent {
+                account,
+                conversation,
+                message,
+                error: Some("not sent: the backend restarted".into()),
+            })?;
+        }
         for account in leftovers.accounts {
             hub.emit(Event::AccountStatus {
                 account,
@@ -754,6 +762,8 @@ impl LiveState {
                 self.status = Some(json!({"status": status, "message": message}));
             }
             Event::Message(_)
+            | Event::MessageSent { .. }
+            | Event::ChatJoinFailed { .. }
             | Event::Read { .. }
             | Event::Typing { .. }
             | Event::Notice(_)
@@ -937,24 +947,43 @@ mod tests {
                 message: None,
             })
             .unwrap();
+            // An IRC line still waiting for the pace.
+            hub.emit(Event::Message(Message {
+                account: 1,
+                conversation: ConvRef::chat("#a"),
+                sender: "alice".into(),
+                alias: None,
+                text: "later".into(),
+                direction: Direction::Out,
+                truncated: false,
+                mention: false,
+                action: false,
+                delayed: false,
+                sent: None,
+                queued: true,
+            }))
+            .unwrap();
         }
         let hub = Hub::open(&path).unwrap();
         let reader = store::Reader::open(&path).unwrap();
         let ops: Vec<Value> = reader
-            .events(3, 100, 100)
+            .events(4, 100, 100)
             .unwrap()
             .into_iter()
             .map(|(_, b)| serde_json::from_str(&b).unwrap())
             .collect();
-        assert_eq!(ops.len(), 3);
+        assert_eq!(ops.len(), 4);
         assert_eq!(ops[0]["op"], "chat.left");
         assert_eq!(ops[1]["op"], "request.close");
         assert_eq!(ops[1]["request"], 2);
-        assert_eq!(ops[2]["status"], "disconnected");
+        assert_eq!(ops[2]["op"], "message.sent");
+        assert_eq!(ops[2]["message"], 4);
+        assert!(ops[2]["error"].as_str().unwrap().contains("restarted"));
+        assert_eq!(ops[3]["status"], "disconnected");
         drop(hub);
         // Nothing left open the second time.
         let hub = Hub::open(&path).unwrap();
-        assert_eq!(hub.last_seq(), 6);
+        assert_eq!(hub.last_seq(), 8);
     }
 
     /// `hello` must not open the database or run a query while holding
@@ -978,6 +1007,7 @@ mod tests {
                 action: false,
                 delayed: false,
                 sent: None,
+                queued: false,
             })
         };
         hub.emit(m("one", Direction::In)).unwrap();
