@@ -5,55 +5,6 @@ mod backend_support;
 use backend_support::*;
 use serde_json::{json, Value};
 
-fn im(name: &str) -> Value {
-    json!({"kind": "im", "name": name})
-}
-
-async fn add_xmpp(c: &mut Client, port: u16, user: &str, password: &str) -> i64 {
-    let r = c
-        .ok(
-            "account.add",
-            json!({"protocol": "prpl-jabber", "username": format!("{user}@localhost/sapphire"),
-                   "password": password,
-                   "options": {"connect_server": "localhost", "port": port}}),
-        )
-        .await;
-    r["account"]["id"].as_i64().unwrap()
-}
-
-/// Accepts the certificate prompt and waits until `account` is connected.
-async fn accept_certificate(c: &mut Client, account: i64) {
-    let prompt = c
-        .event("certificate prompt", |e| {
-            e["op"] == "request.open"
-                && e["actions"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
-        })
-        .await;
-    let accept = action_id(&prompt, "Accept");
-    c.ok(
-        "request.answer",
-        json!({"request": prompt["request"], "action": accept}),
-    )
-    .await;
-    c.event_op(
-        "account.status",
-        json!({"account": account, "status": "connected"}),
-    )
-    .await;
-}
-
-fn action_id(prompt: &Value, label: &str) -> Value {
-    prompt["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["label"] == label)
-        .unwrap_or_else(|| panic!("no action {label} in {prompt}"))["id"]
-        .clone()
-}
-
 #[tokio::test]
 async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
     let xmpp = Prosody::start(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
@@ -72,43 +23,8 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
 
     // alice creates a room: libpurple asks how to configure it (a prompt).
     let room = "lounge@conference.localhost";
-    c.ok("chat.join", json!({"account": alice, "name": room}))
-        .await;
-    let prompt = c
-        .event_op("request.open", json!({"kind": "action", "account": alice}))
-        .await;
-    let defaults = action_id(&prompt, "Accept Defaults");
-    c.ok(
-        "request.answer",
-        json!({"request": prompt["request"], "action": defaults}),
-    )
-    .await;
-    c.event_op(
-        "chat.joined",
-        json!({"account": alice, "conversation": chat(room)}),
-    )
-    .await;
-
-    // The room is unlocked once the server has applied the default
-    // configuration; until then joining it fails, so bob retries.
-    for attempt in 0.. {
-        assert!(attempt < 50, "bob could not join the room");
-        c.ok("chat.join", json!({"account": bob, "name": room}))
-            .await;
-        let e = c
-            .event("bob joined or failed to", |e| {
-                (e["op"] == "chat.joined" && e["account"] == bob)
-                    || (e["op"] == "notice"
-                        && e["primary"]
-                            .as_str()
-                            .is_some_and(|p| p.contains("Error joining chat")))
-            })
-            .await;
-        if e["op"] == "chat.joined" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    create_room(&mut c, alice, room).await;
+    join_room(&mut c, bob, room).await;
     c.event("alice sees bob join", |e| {
         e["op"] == "chat.members"
             && e["account"] == alice

@@ -9,6 +9,9 @@
 //! * `accounts`: account configurations, re-applied to libpurple at
 //!   start-up (libpurple saves its own copy up to 5 s late).
 //! * `autojoin`: chats to join whenever their account signs on.
+//! * `signons`: accounts whose sign-on is under way (`pending`) and how
+//!   many starts in a row found one left over (`strikes`): a sign-on that
+//!   crashed or wedged the backend (issue #10).
 //!
 //! WAL with `synchronous=NORMAL`: a committed transaction survives the
 //! process being killed (`kill -9`); only a power loss may drop the last
@@ -29,6 +32,25 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("bad stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the state directory is full ({0})")]
+    Full(String),
+    #[error("cannot check the state directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// Whether the write failed for lack of space (SQLite's `SQLITE_FULL`,
+    /// which it also reports for `ENOSPC`, or a space check).
+    pub(crate) fn is_full(&self) -> bool {
+        match self {
+            StoreError::Full(_) => true,
+            StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Io(e) => e.raw_os_error() == Some(libc::ENOSPC),
+            _ => false,
+        }
+    }
 }
 
 pub(crate) type Result<T> = std::result::Result<T, StoreError>;
@@ -80,6 +102,11 @@ CREATE TABLE IF NOT EXISTS autojoin (
     fields TEXT NOT NULL,
     PRIMARY KEY (account, name)
 );
+CREATE TABLE IF NOT EXISTS signons (
+    account INTEGER PRIMARY KEY,
+    pending INTEGER NOT NULL DEFAULT 0,
+    strikes INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 /// Identifies a conversation: an account, a kind (`im`/`chat`) and a name.
@@ -114,7 +141,30 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     // One transaction: one commit instead of one per table. Every
     // statement is idempotent, so new tables appear in old databases.
     conn.execute_batch(&format!("BEGIN;{SCHEMA}COMMIT;"))?;
+    migrate(&conn)?;
     Ok(conn)
+}
+
+/// Columns added after version 1's first schema (idempotent).
+///
+/// * `messages.sent`: the original time (Unix ms) of a replayed
+///   (`delayed`) message; NULL for a live one, whose original time is
+///   `time`. History dedup ([`Store::find_duplicate`]) matches on
+///   `coalesce(sent, time)`, indexed by `messages_by_original_time`.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_sent: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'sent'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_sent {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN sent INTEGER")?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS messages_by_original_time
+         ON messages (conversation, coalesce(sent, time))",
+    )?;
+    Ok(())
 }
 
 /// The writer side, owned by the hub.
@@ -199,10 +249,11 @@ impl Store {
                 let key = ConvKey::new(m.account, &m.conversation);
                 let direction = m.direction.as_str();
                 let conv = upsert_conversation(&tx, &key)?;
+                let sent = m.sent.filter(|_| m.delayed);
                 tx.execute(
-                    "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![seq as i64, conv, time, m.sender, m.alias, m.text, direction],
+                    "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction, sent)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![seq as i64, conv, time, m.sender, m.alias, m.text, direction, sent],
                 )?;
                 tx.execute(
                     "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
@@ -303,6 +354,71 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    /// History dedup: the stored message of conversation `key` from
+    /// `sender` with exactly `text` whose original time
+    /// (`coalesce(sent, time)`) is within `tolerance_ms` of `sent`, nearest
+    /// first, skipping the seqs in `taken` (each stored line matches at most
+    /// one line of a replay). `None` when the line is new.
+    pub(crate) fn find_duplicate(
+        &self,
+        key: &ConvKey,
+        sender: &str,
+        text: &str,
+        sent: i64,
+        tolerance_ms: i64,
+        taken: &std::collections::HashSet<i64>,
+    ) -> Result<Option<i64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.seq FROM messages m JOIN conversations c ON c.id = m.conversation
+             WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3
+               AND coalesce(m.sent, m.time) BETWEEN ?4 AND ?5
+               AND m.sender = ?6 AND m.text = ?7 AND m.direction != 'system'
+             ORDER BY abs(coalesce(m.sent, m.time) - ?8), m.seq",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                key.account,
+                key.kind,
+                key.name,
+                sent.saturating_sub(tolerance_ms),
+                sent.saturating_add(tolerance_ms),
+                sender,
+                text,
+                sent
+            ],
+            |r| r.get::<_, i64>(0),
+        )?;
+        for seq in rows {
+            let seq = seq?;
+            if !taken.contains(&seq) {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The newest `limit` messages (not system lines) of conversation
+    /// `key` as `(sender, text)`, oldest first: what a server's history on
+    /// join may repeat (IRC dedup by content, `purple::history`).
+    pub(crate) fn recent_lines(
+        &self,
+        key: &ConvKey,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.sender, m.text FROM messages m JOIN conversations c ON c.id = m.conversation
+             WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3 AND m.direction != 'system'
+             ORDER BY m.seq DESC LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![key.account, key.kind, key.name, limit as i64],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        let mut out: Vec<(String, String)> = rows.collect::<rusqlite::Result<_>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
     /// Stores an account's configuration (protocol, username, password,
     /// alias, options, enabled): the durable copy of what libpurple saves
     /// with a delay, replayed into libpurple at start-up.
@@ -393,6 +509,60 @@ impl Store {
             let (name, fields) = row?;
             out.push((name, serde_json::from_str(&fields)?));
         }
+        Ok(out)
+    }
+
+    /// Commits a small write (a `meta` row): fails as the next event's
+    /// commit would if the database cannot be written at all.
+    pub(crate) fn write_probe(&self, value: i64) -> Result<()> {
+        self.meta_set("write_probe", value)
+    }
+
+    /// A sign-on of `account` starts: if the process dies before
+    /// [`Store::signon_finished`], the next start counts a strike.
+    pub(crate) fn signon_started(&self, account: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO signons (account, pending) VALUES (?1, 1)
+             ON CONFLICT (account) DO UPDATE SET pending = 1",
+            [account],
+        )?;
+        Ok(())
+    }
+
+    /// The sign-on of `account` ended (signed on, or an error the backend
+    /// survived): no strike, and earlier strikes are forgiven.
+    pub(crate) fn signon_finished(&self, account: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM signons WHERE account = ?1", [account])?;
+        Ok(())
+    }
+
+    /// At a clean shutdown: sign-ons still under way were not the cause.
+    pub(crate) fn signons_interrupted(&self) -> Result<()> {
+        self.conn
+            .execute("UPDATE signons SET pending = 0 WHERE pending = 1", [])?;
+        Ok(())
+    }
+
+    /// At start-up: every sign-on a previous run left under way counts a
+    /// strike for its account. Returns the accounts with at least
+    /// `limit` strikes in a row, whose count starts again (the caller
+    /// disables them: enabling one again gives it `limit` new tries).
+    pub(crate) fn signon_strikes(&mut self, limit: i64) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE signons SET strikes = strikes + 1, pending = 0 WHERE pending = 1",
+            [],
+        )?;
+        let mut out = Vec::new();
+        {
+            let mut stmt = tx.prepare("SELECT account FROM signons WHERE strikes >= ?1")?;
+            for row in stmt.query_map([limit], |r| r.get::<_, i64>(0))? {
+                out.push(row?);
+            }
+        }
+        tx.execute("DELETE FROM signons WHERE strikes >= ?1", [limit])?;
+        tx.commit()?;
         Ok(out)
     }
 
@@ -539,7 +709,7 @@ impl Reader {
     ) -> Result<Vec<Value>> {
         let before = before.map(|b| b as i64).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction
+            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction, m.sent
              FROM messages m JOIN conversations c ON c.id = m.conversation
              WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3 AND m.seq < ?4
              ORDER BY m.seq DESC LIMIT ?5",
@@ -557,6 +727,7 @@ impl Reader {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ))
             },
         )?;
@@ -579,7 +750,8 @@ impl Reader {
         }
         let fts = terms.join(" ");
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction
+            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
+                    m.sent
              FROM messages_fts f
              JOIN messages m ON m.seq = f.rowid
              JOIN conversations c ON c.id = m.conversation
@@ -597,6 +769,7 @@ impl Reader {
                 r.get(6)?,
                 r.get(7)?,
                 r.get(8)?,
+                r.get(9)?,
             ))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -614,6 +787,7 @@ fn message_json(
     alias: Option<String>,
     text: String,
     direction: String,
+    sent: Option<i64>,
 ) -> Value {
     let mut m = json!({
         "seq": seq,
@@ -626,6 +800,10 @@ fn message_json(
     });
     if let Some(alias) = alias {
         m["alias"] = Value::String(alias);
+    }
+    if let Some(sent) = sent {
+        m["delayed"] = Value::Bool(true);
+        m["sent"] = sent.into();
     }
     m
 }

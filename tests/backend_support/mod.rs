@@ -89,13 +89,21 @@ impl Ngircd {
 /// `conference.localhost`.
 pub struct Prosody {
     pub port: u16,
-    _proc: Proc,
+    proc: Option<Proc>,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Prosody {
     /// Starts prosody with the given `(user, password)` accounts.
     pub fn start(users: &[(&str, &str)]) -> Prosody {
+        Prosody::start_with(users, "")
+    }
+
+    /// Like [`Prosody::start`], with extra lines for the MUC component
+    /// (e.g. `muc_room_default_persistent = true`: rooms, and their
+    /// history, stay when everyone has left).
+    pub fn start_with(users: &[(&str, &str)], muc: &str) -> Prosody {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let port = free_port();
@@ -114,7 +122,7 @@ run_as_root = true
 pidfile = "{d}/prosody.pid"
 data_path = "{d}/data"
 certificates = "{d}"
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq"; }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq"; "offline"; }}
 modules_disabled = {{ "s2s"; "admin_shell"; }}
 c2s_ports = {{ {port} }}
 c2s_interfaces = {{ "127.0.0.1" }}
@@ -125,6 +133,7 @@ c2s_require_encryption = true
 ssl = {{ key = "{d}/localhost.key"; certificate = "{d}/localhost.crt"; }}
 VirtualHost "localhost"
 Component "conference.localhost" "muc"
+{muc}
 "#,
                 d = d.display()
             ),
@@ -140,20 +149,35 @@ Component "conference.localhost" "muc"
                 .expect("prosodyctl (Debian package prosody) must be installed");
             assert!(status.success(), "prosodyctl register {user} failed");
         }
+        let mut p = Prosody {
+            port,
+            proc: None,
+            conf,
+            _dir: dir,
+        };
+        p.restart();
+        p
+    }
+
+    /// Stops the server (its rooms are not persistent: they are gone).
+    pub fn stop(&mut self) {
+        self.proc = None;
+    }
+
+    /// Starts it again (after [`Prosody::stop`]) on the same port, with
+    /// the same accounts and offline messages.
+    pub fn restart(&mut self) {
+        self.stop();
         let child = Command::new("prosody")
             .arg("--config")
-            .arg(&conf)
+            .arg(&self.conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("prosody must be installed");
         let mut proc = Proc(child);
-        wait_tcp(port, &mut proc.0, "prosody", Duration::from_secs(15));
-        Prosody {
-            port,
-            _proc: proc,
-            _dir: dir,
-        }
+        wait_tcp(self.port, &mut proc.0, "prosody", Duration::from_secs(15));
+        self.proc = Some(proc);
     }
 }
 
@@ -448,6 +472,30 @@ impl IrcPeer {
             .unwrap_or_else(|| panic!("IRC peer: no line with {needle:?}"))
     }
 
+    /// Every line (PINGs answered and left out) up to and including the
+    /// first that contains `needle`.
+    pub async fn lines_until(&mut self, needle: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut raw = Vec::new();
+            let n = tokio::time::timeout(WAIT, self.reader.read_until(b'\n', &mut raw))
+                .await
+                .unwrap_or_else(|_| panic!("IRC peer: no line with {needle:?} in {lines:?}"))
+                .unwrap();
+            assert!(n > 0, "IRC server closed the connection");
+            let line = String::from_utf8_lossy(&raw).into_owned();
+            if let Some(rest) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {}", rest.trim_end())).await;
+                continue;
+            }
+            let done = line.contains(needle);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
     /// Like `expect`, but gives up (`None`) after `limit`.
     pub async fn expect_within(&mut self, needle: &str, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
@@ -492,6 +540,133 @@ pub async fn add_irc_account(c: &mut Client, port: u16, nick: &str) -> i64 {
     id
 }
 
+/// Says `hello` and waits until `account` is connected and, if given,
+/// `joined` is a joined chat: from the snapshot when that happened before
+/// this client came (after a restart the backend signs on by itself), else
+/// from the events. Returns the `hello` reply.
+pub async fn hello_when_ready(c: &mut Client, account: i64, joined: Option<&str>) -> Value {
+    let hello = c.ok("hello", json!({})).await;
+    let connected = hello["accounts"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x["id"] == account && x["status"] == "connected")
+    });
+    if !connected {
+        c.event_op(
+            "account.status",
+            json!({"account": account, "status": "connected"}),
+        )
+        .await;
+    }
+    if let Some(name) = joined {
+        let in_snapshot = hello["chats"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["account"] == account && x["conversation"] == chat(name))
+        });
+        if !in_snapshot {
+            c.event_op(
+                "chat.joined",
+                json!({"account": account, "conversation": chat(name)}),
+            )
+            .await;
+        }
+    }
+    hello
+}
+
 pub fn chat(name: &str) -> Value {
     json!({"kind": "chat", "name": name})
+}
+
+pub fn im(name: &str) -> Value {
+    json!({"kind": "im", "name": name})
+}
+
+pub async fn add_xmpp(c: &mut Client, port: u16, user: &str, password: &str) -> i64 {
+    let r = c
+        .ok(
+            "account.add",
+            json!({"protocol": "prpl-jabber", "username": format!("{user}@localhost/sapphire"),
+                   "password": password,
+                   "options": {"connect_server": "localhost", "port": port}}),
+        )
+        .await;
+    r["account"]["id"].as_i64().unwrap()
+}
+
+/// Accepts the certificate prompt and waits until `account` is connected.
+pub async fn accept_certificate(c: &mut Client, account: i64) {
+    let prompt = c
+        .event("certificate prompt", |e| {
+            e["op"] == "request.open"
+                && e["actions"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
+        })
+        .await;
+    let accept = action_id(&prompt, "Accept");
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": accept}),
+    )
+    .await;
+    c.event_op(
+        "account.status",
+        json!({"account": account, "status": "connected"}),
+    )
+    .await;
+}
+
+pub fn action_id(prompt: &Value, label: &str) -> Value {
+    prompt["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["label"] == label)
+        .unwrap_or_else(|| panic!("no action {label} in {prompt}"))["id"]
+        .clone()
+}
+
+/// `owner` creates MUC `room` with the default configuration (libpurple
+/// asks how to configure a new room: a prompt) and waits until joined.
+pub async fn create_room(c: &mut Client, owner: i64, room: &str) {
+    c.ok("chat.join", json!({"account": owner, "name": room}))
+        .await;
+    let prompt = c
+        .event_op("request.open", json!({"kind": "action", "account": owner}))
+        .await;
+    let defaults = action_id(&prompt, "Accept Defaults");
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": defaults}),
+    )
+    .await;
+    c.event_op(
+        "chat.joined",
+        json!({"account": owner, "conversation": chat(room)}),
+    )
+    .await;
+}
+
+/// `account` joins an existing MUC `room`. The room is unlocked once the
+/// server has applied its owner's configuration; until then joining
+/// fails, so this retries.
+pub async fn join_room(c: &mut Client, account: i64, room: &str) {
+    for attempt in 0.. {
+        assert!(attempt < 50, "account {account} could not join {room}");
+        c.ok("chat.join", json!({"account": account, "name": room}))
+            .await;
+        let e = c
+            .event("joined or failed to", |e| {
+                (e["op"] == "chat.joined" && e["account"] == account)
+                    || (e["op"] == "notice"
+                        && e["primary"]
+                            .as_str()
+                            .is_some_and(|p| p.contains("Error joining chat")))
+            })
+            .await;
+        if e["op"] == "chat.joined" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

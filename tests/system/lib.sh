@@ -137,6 +137,11 @@ pick_subnet() {
 
 ct_start() {
     ensure_rootfs
+    # The container installs the package's dependencies into its overlay
+    # (about 400 MB): say so plainly rather than as dpkg's ENOSPC later.
+    local avail
+    avail=$(df -P -BM /var/tmp | awk 'NR == 2 { sub("M", "", $4); print $4 }')
+    [ "$avail" -ge 1024 ] || die "only ${avail} MiB free in /var/tmp: the container needs at least 1 GiB"
     CT_RUN=$(mktemp -d /var/tmp/sapphire-systest.XXXXXX)
     trap ct_stop EXIT
     trap 'exit 130' INT TERM

@@ -16,16 +16,32 @@ pub(crate) fn emit(event: Event) -> Option<u64> {
     }
 }
 
-/// How much older than now a message's time must be to count as replayed.
+/// How much older than now a message's time must be to count as replayed,
+/// for a protocol that may pass a server's clock as the time of live
+/// messages.
 pub(crate) const DELAYED_AFTER_S: i64 = 60;
+
+/// The same for XMPP and IRC, whose plugins give every live message the
+/// local time of its arrival (`time(NULL)` while parsing it, written in the
+/// same call: 0 or 1 s old), so only a server's stamp (XMPP `<delay>`) can
+/// make it older.
+pub(crate) const LOCAL_TIME_DELAYED_AFTER_S: i64 = 2;
+
+/// The threshold of [`delayed`] for `protocol`.
+pub(crate) fn delayed_after(protocol: &str) -> i64 {
+    match protocol {
+        "prpl-jabber" | "prpl-irc" => LOCAL_TIME_DELAYED_AFTER_S,
+        _ => DELAYED_AFTER_S,
+    }
+}
 
 /// Whether a message libpurple delivers is replayed history (`delayed`,
 /// with its original time as `sent`): libpurple flagged it
-/// `PURPLE_MESSAGE_DELAYED`, or its time (`mtime`, seconds) is more than
-/// [`DELAYED_AFTER_S`] before `now` — XMPP offline messages carry their
-/// `<delay>` stamp as the time without the flag (issue #13).
-pub(crate) fn delayed(flagged: bool, mtime: i64, now: i64) -> bool {
-    flagged || (mtime > 0 && now.saturating_sub(mtime) > DELAYED_AFTER_S)
+/// `PURPLE_MESSAGE_DELAYED`, or its time (`mtime`, seconds) is at least
+/// `after` seconds ([`delayed_after`]) before `now` — XMPP offline messages
+/// carry their `<delay>` stamp as the time without the flag (issue #13).
+pub(crate) fn delayed(flagged: bool, mtime: i64, now: i64, after: i64) -> bool {
+    flagged || (mtime > 0 && now.saturating_sub(mtime) >= after)
 }
 
 /// Emits the event built from its `seq` (requests use it as their id).
@@ -81,12 +97,18 @@ pub(crate) fn note_outgoing(seq: u64) {
 mod tests {
     #[test]
     fn old_message_times_are_delayed() {
+        use super::{delayed, delayed_after};
         let now = 1_700_000_000;
-        assert!(super::delayed(true, now, now));
-        assert!(!super::delayed(false, now, now));
-        assert!(!super::delayed(false, now - 60, now));
-        assert!(super::delayed(false, now - 61, now));
-        assert!(!super::delayed(false, now + 5, now)); // a fast clock
-        assert!(!super::delayed(false, 0, now)); // no time at all
+        let other = delayed_after("prpl-other");
+        assert!(delayed(true, now, now, other));
+        assert!(!delayed(false, now, now, other));
+        assert!(!delayed(false, now - 59, now, other));
+        assert!(delayed(false, now - 60, now, other));
+        assert!(!delayed(false, now + 5, now, other)); // a fast clock
+        assert!(!delayed(false, 0, now, other)); // no time at all
+                                                 // XMPP: a live message is 0 or 1 s old (a second boundary).
+        let xmpp = delayed_after("prpl-jabber");
+        assert!(!delayed(false, now - 1, now, xmpp));
+        assert!(delayed(false, now - 2, now, xmpp));
     }
 }

@@ -15,6 +15,7 @@ mod events;
 pub(crate) mod ffi;
 mod glue;
 mod handles;
+mod history;
 mod invoke;
 mod requests;
 pub(crate) mod sending;
@@ -89,6 +90,10 @@ impl Purple {
     pub(crate) async fn shutdown(&self) {
         let _ = self
             .call(|| {
+                // A clean stop is no sign-on's fault (no strike at start).
+                if let Err(e) = state::hub().signons_interrupted() {
+                    tracing::error!("cannot record the sign-ons as interrupted: {e}");
+                }
                 // Deferred to an idle callback (this closure): never from a
                 // libpurple signal handler.
                 // SAFETY: on the purple thread, after init.

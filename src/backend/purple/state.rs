@@ -93,6 +93,8 @@ pub(crate) struct PurpleState {
     pub(crate) main_loop: Option<NonNull<ffi::GMainLoop>>,
     /// Paced outgoing lines per account (IRC), see `sending`.
     pub(crate) send_queues: HashMap<i64, crate::backend::purple::sending::SendQueue>,
+    /// History replays in progress (dedup), see `history`.
+    pub(crate) replays: super::history::Replays,
 }
 
 impl PurpleState {
@@ -111,6 +113,7 @@ impl PurpleState {
             outgoing: None,
             main_loop: None,
             send_queues: HashMap::new(),
+            replays: HashMap::new(),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use super::super::handles::{self, Connection};
-use super::super::{accounts, events, ffi, glue};
+use super::super::{accounts, events, ffi, glue, history};
 use crate::backend::event::{Event, Notice};
 
 /// The Sapphire id of a connection's account.
@@ -41,6 +41,9 @@ unsafe extern "C" fn connected(gc: *mut ffi::PurpleConnection) {
         unsafe { conn(gc) },
     ) {
         accounts::reset_reconnect(id);
+        // Offline messages and room history replayed from here on are
+        // matched afresh against the store.
+        history::reset_account(id);
         events::emit_status(id, "connected", None);
         accounts::autojoin(id);
     }
@@ -51,6 +54,7 @@ unsafe extern "C" fn disconnected(gc: *mut ffi::PurpleConnection) {
         // SAFETY: the callback's own connection.
         unsafe { conn(gc) },
     ) {
+        accounts::signon_finished(id);
         if events::last_status(id).as_deref() != Some("error") {
             events::emit_status(id, "disconnected", None);
         }

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use super::super::handles::Conversation;
-use super::super::{events, ffi, glue, view};
+use super::super::{events, ffi, glue, history, state, view};
 use super::signals;
 use crate::backend::event::{Direction, Event, Member, Message, Renamed};
 use crate::backend::protocol::{clean_incoming, ConvKind};
@@ -58,13 +58,29 @@ unsafe extern "C" fn write_conv(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let delayed = events::delayed(flags & ffi::PURPLE_MESSAGE_DELAYED != 0, mtime, now);
+    let after = conv
+        .and_then(Conversation::account)
+        .map_or(events::DELAYED_AFTER_S, |a| {
+            events::delayed_after(&a.protocol_id())
+        });
+    let delayed = events::delayed(flags & ffi::PURPLE_MESSAGE_DELAYED != 0, mtime, now, after);
     // libpurple writes actions (IRC's CTCP ACTION both ways, XMPP's
     // XEP-0245) as text starting with "/me ".
     let (text, action) = match text.strip_prefix("/me ") {
         Some(rest) if direction != Direction::System => (rest.to_owned(), true),
         _ => (text, false),
     };
+    let sent = delayed.then(|| mtime.saturating_mul(1000));
+    // A replayed line already in the history is not stored again, nor
+    // counted unread, nor a mention (`history`). The user's own line being
+    // sent now is never one.
+    let ours = direction == Direction::Out && state::with(|s| s.outgoing.is_some());
+    if direction != Direction::System
+        && history::is_duplicate(account, &conversation, &sender, &text, sent, ours)
+    {
+        tracing::debug!(account, "replayed line already stored: dropped");
+        return;
+    }
     // A highlight word of the user's counts as a mention in chats.
     let highlight = direction == Direction::In
         && conversation.kind == ConvKind::Chat
@@ -82,7 +98,7 @@ unsafe extern "C" fn write_conv(
         action,
         // Server-replayed history: when it was originally sent.
         delayed,
-        sent: delayed.then(|| mtime.saturating_mul(1000)),
+        sent,
     }));
     if let (Some(seq), Direction::Out) = (seq, direction) {
         events::note_outgoing(seq);

@@ -6,7 +6,7 @@
 use std::ffi::{c_char, c_void, CStr};
 
 use super::super::handles::{Account, Buddy, Conversation};
-use super::super::{events, ffi, glue, state, view};
+use super::super::{accounts, events, ffi, glue, history, state, view};
 use crate::backend::event::{ConvRef, Event};
 use crate::backend::protocol::clean_incoming;
 
@@ -16,6 +16,7 @@ type ConvWhoTextFn =
     unsafe extern "C" fn(*mut ffi::PurpleConversation, *const c_char, *const c_char);
 type AccountNameFn = unsafe extern "C" fn(*mut ffi::PurpleAccount, *const c_char);
 type BuddyFn = unsafe extern "C" fn(*mut ffi::PurpleBuddy);
+type AccountFn = unsafe extern "C" fn(*mut ffi::PurpleAccount);
 type Generic = unsafe extern "C" fn();
 
 /// A signal handler, by the arguments its signal passes.
@@ -26,6 +27,7 @@ enum Handler {
     ConvWhoText(ConvWhoTextFn),
     AccountName(AccountNameFn),
     Buddy(BuddyFn),
+    Account(AccountFn),
 }
 
 impl Handler {
@@ -47,6 +49,8 @@ impl Handler {
             Handler::AccountName(f) => unsafe { std::mem::transmute::<AccountNameFn, Generic>(f) },
             // SAFETY: as above.
             Handler::Buddy(f) => unsafe { std::mem::transmute::<BuddyFn, Generic>(f) },
+            // SAFETY: as above.
+            Handler::Account(f) => unsafe { std::mem::transmute::<AccountFn, Generic>(f) },
         };
         Some(f)
     }
@@ -57,11 +61,17 @@ impl Handler {
 enum Instance {
     Conversations,
     Blist,
+    Accounts,
 }
 
 /// Every signal we handle, with the handler of its type (libpurple's
-/// `conversation-signals.dox` and `blist-signals.dox`).
+/// `conversation-signals.dox`, `blist-signals.dox`, `account-signals.dox`).
 const SIGNALS: &[(Instance, &CStr, Handler)] = &[
+    (
+        Instance::Accounts,
+        c"account-connecting",
+        Handler::Account(account_connecting),
+    ),
     (
         Instance::Conversations,
         c"chat-joined",
@@ -121,10 +131,13 @@ pub(crate) fn connect() {
     let convs = unsafe { ffi::purple_conversations_get_handle() };
     // SAFETY: as above.
     let blist = unsafe { ffi::purple_blist_get_handle() };
+    // SAFETY: as above.
+    let accounts = unsafe { ffi::purple_accounts_get_handle() };
     for (instance, name, handler) in SIGNALS {
         let instance = match instance {
             Instance::Conversations => convs,
             Instance::Blist => blist,
+            Instance::Accounts => accounts,
         };
         // SAFETY: a registered signal of `instance`, a handler of its type
         // (see SIGNALS) and a static handle that outlives the connection.
@@ -140,6 +153,15 @@ pub(crate) fn connect() {
     }
 }
 
+/// libpurple is about to sign `account` on (before the plugin's login
+/// runs): the attempt is recorded durably (see `accounts::SIGNON_STRIKES`).
+unsafe extern "C" fn account_connecting(account: *mut ffi::PurpleAccount) {
+    // SAFETY: libpurple passes NULL or its live account.
+    if let Some(account) = unsafe { Account::from_ptr(account) } {
+        accounts::signon_started(account.id());
+    }
+}
+
 /// Emits `chat.joined` (once) and the topic if it is already known.
 fn chat_joined(conv: Conversation) {
     let Some((account, conversation)) = view::conv_ref(conv) else {
@@ -149,6 +171,10 @@ fn chat_joined(conv: Conversation) {
     if !state::with(|s| s.joined.insert(key)) {
         return;
     }
+    let irc = conv
+        .account()
+        .is_some_and(|a| a.protocol_id() == "prpl-irc");
+    history::joined(account, &conversation, irc);
     events::emit(Event::ChatJoined {
         account,
         conversation: conversation.clone(),
