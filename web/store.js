@@ -69,6 +69,7 @@ export function addMessage(e, m) {
   const msg = {
     seq: m.seq, time: m.time, sender: m.sender, alias: m.alias, text: m.text,
     direction: m.direction, truncated: m.truncated, delayed: m.delayed, sent: m.sent, mention: m.mention,
+    action: m.action, queued: m.queued, error: m.error,
   };
   const list = e.messages;
   if (list.length === 0 || list[list.length - 1].seq < m.seq) list.push(msg);
@@ -145,7 +146,8 @@ export function applyHello(state, reply, { resumed }) {
 function applySummary(state, c, fx) {
   const e = getConv(state, c.account, c.conversation);
   e.unread = c.unread;
-  e.mentions = c.mentions ?? (e.kind === 'im' ? c.unread : 0);
+  // Every unread private message counts as a mention (it is addressed to you).
+  e.mentions = e.kind === 'im' ? c.unread : (c.mentions ?? 0);
   e.read_seq = c.read_seq;
   e.last_seq = c.last_seq;
   // Closed, and something new arrived meanwhile: it comes back.
@@ -202,7 +204,8 @@ export function unhide(state, key) {
  * Returns effects: {type: 'toast', text, level, title, tag}, {type:
  * 'dropToasts', tag}, {type: 'open', key}, {type: 'requestClosed', id},
  * {type: 'typing', ms}, {type: 'newMessage', key, message, live},
- * {type: 'hiddenChanged'}, {type: 'notifyChanged'}.
+ * {type: 'hiddenChanged'}, {type: 'notifyChanged'}, {type: 'joinFailed',
+ * account, name, message} (the join the person asked for was refused).
  */
 export function applyEvent(state, ev, { replayed = false, now = Date.now() } = {}) {
   const fx = [];
@@ -225,6 +228,17 @@ export function applyEvent(state, ev, { replayed = false, now = Date.now() } = {
       fx.push({ type: 'hiddenChanged' });
     }
     if (added) fx.push({ type: 'newMessage', key: e.key, message: added, live: !replayed });
+    return fx;
+  }
+  if (ev.op === 'message.sent') {
+    // A queued line went to the network (or could not): also when
+    // replayed, since the replayed message said `queued`.
+    const m = e && e.seqs.has(ev.message) ? e.messages.find((x) => x.seq === ev.message) : null;
+    if (m) {
+      m.queued = false;
+      m.wasQueued = true;
+      if (ev.error) m.error = ev.error;
+    }
     return fx;
   }
   if (replayed) return fx; // the snapshot already reflects it
@@ -277,6 +291,18 @@ export function applyEvent(state, ev, { replayed = false, now = Date.now() } = {
         fx.push({ type: 'open', key: e.key });
       }
       break;
+    case 'chat.join_failed': {
+      const p = state.pendingJoin;
+      const want = p ? p.name.toLowerCase() : null;
+      const got = ev.conversation.name.toLowerCase();
+      if (p && p.account === ev.account && (want === got || `#${want}` === got)) {
+        state.pendingJoin = null;
+        fx.push({ type: 'joinFailed', account: ev.account, name: ev.conversation.name, message: ev.message });
+      } else {
+        fx.push({ type: 'toast', text: ev.message, level: 'error', title: `Could not join ${ev.conversation.name}` });
+      }
+      break;
+    }
     case 'chat.left':
       if (e) {
         e.joined = false;

@@ -375,6 +375,24 @@ mod tests {
         }
     }
 
+    /// The file the package ships documents real keys: with every
+    /// commented-out setting turned on, it parses.
+    #[test]
+    fn the_shipped_example_parses_uncommented() {
+        let shipped = include_str!("../../packaging/backend.toml");
+        let on: String = shipped
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with('[') || rest.contains(" = ") => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = BackendConfig::parse(Path::new("backend.toml"), &on).unwrap();
+        assert_eq!(c.push.subject, "mailto:admin@example.org");
+        assert!(!c.protocols.allows("prpl-zephyr"));
+    }
+
     #[test]
     fn an_explicit_file_must_exist() {
         let e = BackendConfig::load(Some(Path::new("/nonexistent/backend.toml"))).unwrap_err();

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::event::{ConvRef, Direction, Event, Message};
+use super::protocol::ConvKind;
 use super::store::{ConvKey, ConversationRow, Store, StoreError};
 
 /// Chats to join with their join fields.
@@ -86,7 +87,8 @@ pub(crate) struct Hub {
 /// the events were emitted.
 #[derive(Debug)]
 pub(crate) enum Tap {
-    /// An incoming message (not history the network replayed), and how
+    /// An incoming message (not a chat's history the network replayed;
+    /// private messages that waited while we were offline count), and how
     /// many clients were subscribed when it was emitted.
     Incoming {
         seq: u64,
@@ -164,6 +166,14 @@ impl Hub {
                 request: id,
                 answered: None,
                 reason: Some("restart"),
+            })?;
+        }
+        for (message, account, conversation) in leftovers.queued {
+            hub.emit(Event::MessageSent {
+                account,
+                conversation,
+                message,
+                error: Some("not sent: the backend restarted".into()),
             })?;
         }
         for account in leftovers.accounts {
@@ -275,7 +285,12 @@ impl Hub {
         }
         if let Some(tap) = self.tap.get() {
             let t = match &event {
-                Event::Message(m) if m.direction == Direction::In && !m.delayed => {
+                // Delayed chat messages are a room's history replayed;
+                // delayed private ones were sent while we were offline.
+                Event::Message(m)
+                    if m.direction == Direction::In
+                        && (!m.delayed || m.conversation.kind == ConvKind::Im) =>
+                {
                     Some(Tap::Incoming {
                         seq,
                         message: m.clone(),
@@ -747,6 +762,8 @@ impl LiveState {
                 self.status = Some(json!({"status": status, "message": message}));
             }
             Event::Message(_)
+            | Event::MessageSent { .. }
+            | Event::ChatJoinFailed { .. }
             | Event::Read { .. }
             | Event::Typing { .. }
             | Event::Notice(_)
@@ -930,24 +947,43 @@ mod tests {
                 message: None,
             })
             .unwrap();
+            // An IRC line still waiting for the pace.
+            hub.emit(Event::Message(Message {
+                account: 1,
+                conversation: ConvRef::chat("#a"),
+                sender: "alice".into(),
+                alias: None,
+                text: "later".into(),
+                direction: Direction::Out,
+                truncated: false,
+                mention: false,
+                action: false,
+                delayed: false,
+                sent: None,
+                queued: true,
+            }))
+            .unwrap();
         }
         let hub = Hub::open(&path).unwrap();
         let reader = store::Reader::open(&path).unwrap();
         let ops: Vec<Value> = reader
-            .events(3, 100, 100)
+            .events(4, 100, 100)
             .unwrap()
             .into_iter()
             .map(|(_, b)| serde_json::from_str(&b).unwrap())
             .collect();
-        assert_eq!(ops.len(), 3);
+        assert_eq!(ops.len(), 4);
         assert_eq!(ops[0]["op"], "chat.left");
         assert_eq!(ops[1]["op"], "request.close");
         assert_eq!(ops[1]["request"], 2);
-        assert_eq!(ops[2]["status"], "disconnected");
+        assert_eq!(ops[2]["op"], "message.sent");
+        assert_eq!(ops[2]["message"], 4);
+        assert!(ops[2]["error"].as_str().unwrap().contains("restarted"));
+        assert_eq!(ops[3]["status"], "disconnected");
         drop(hub);
         // Nothing left open the second time.
         let hub = Hub::open(&path).unwrap();
-        assert_eq!(hub.last_seq(), 6);
+        assert_eq!(hub.last_seq(), 8);
     }
 
     /// `hello` must not open the database or run a query while holding
@@ -971,6 +1007,7 @@ mod tests {
                 action: false,
                 delayed: false,
                 sent: None,
+                queued: false,
             })
         };
         hub.emit(m("one", Direction::In)).unwrap();
@@ -983,6 +1020,67 @@ mod tests {
             sub.snapshot["conversations"],
             json!([{"account": 1, "conversation": {"kind": "im", "name": "bob"},
                 "last_seq": 3, "read_seq": 0, "unread": 2}])
+        );
+    }
+
+    /// Web Push delivery hears of incoming messages (not a chat's replayed
+    /// history; offline private messages count), of reads (markers and our
+    /// own messages) and of the client count.
+    #[test]
+    fn the_tap_tells_delivery_what_may_notify() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::open(&dir.path().join("db")).unwrap();
+        let mut rx = hub.tap();
+        let clients = hub.clients_watch();
+        let m = |conversation: ConvRef, text: &str, direction, delayed| {
+            Event::Message(Message {
+                account: 1,
+                conversation,
+                sender: "bob".into(),
+                alias: None,
+                text: text.into(),
+                direction,
+                truncated: false,
+                mention: false,
+                action: false,
+                delayed,
+                sent: None,
+            })
+        };
+        let (tx, _keep) = mpsc::channel(10);
+        hub.subscribe(7, tx, Kick::default());
+        assert_eq!(*clients.borrow(), 1);
+        hub.emit(m(ConvRef::chat("#a"), "replayed", Direction::In, true))
+            .unwrap();
+        let live = hub
+            .emit(m(ConvRef::chat("#a"), "live", Direction::In, false))
+            .unwrap();
+        let offline = hub
+            .emit(m(ConvRef::im("bob"), "while away", Direction::In, true))
+            .unwrap();
+        let mine = hub
+            .emit(m(ConvRef::im("bob"), "mine", Direction::Out, false))
+            .unwrap();
+        hub.unsubscribe(7);
+        assert_eq!(*clients.borrow(), 0);
+        let mut got = Vec::new();
+        while let Ok(t) = rx.try_recv() {
+            got.push(match t {
+                Tap::Incoming {
+                    seq,
+                    message,
+                    clients,
+                } => format!("in {seq} {} {clients}", message.text),
+                Tap::Read { upto, .. } => format!("read {upto}"),
+            });
+        }
+        assert_eq!(
+            got,
+            [
+                format!("in {live} live 1"),
+                format!("in {offline} while away 1"),
+                format!("read {mine}"),
+            ]
         );
     }
 

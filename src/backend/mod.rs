@@ -40,6 +40,7 @@
 pub mod config;
 pub(crate) mod event;
 pub(crate) mod hub;
+pub(crate) mod irc;
 pub(crate) mod notify;
 pub(crate) mod pacing;
 pub(crate) mod policy;

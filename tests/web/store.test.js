@@ -221,3 +221,35 @@ describe('settings', () => {
     assert.deepEqual(loadSettings(storage), { theme: 'dark', clock: '12', hideJoins: true, notifications: true });
   });
 });
+
+describe('sending states and refused joins', () => {
+  it('a queued line becomes sent, also when both are replayed', () => {
+    for (const replayed of [false, true]) {
+      const s = signedIn();
+      const q = message(1, chat('#b'), 'later', { direction: 'out', sender: 'alice', queued: true, action: true });
+      applyEvent(s, q, { replayed });
+      const e = s.convs.get(convKey(1, 'chat', '#b'));
+      const m = e.messages.find((x) => x.seq === q.seq);
+      assert.equal(m.queued, true);
+      assert.equal(m.action, true, 'actions keep their flag');
+      applyEvent(s, { op: 'message.sent', seq: ++seq, account: 1, conversation: chat('#b'), message: q.seq }, { replayed });
+      assert.equal(m.queued, false);
+      assert.equal(m.wasQueued, true);
+      assert.equal(m.error, undefined);
+      const f = message(1, chat('#b'), 'never', { direction: 'out', queued: true });
+      applyEvent(s, f, { replayed });
+      applyEvent(s, { op: 'message.sent', seq: ++seq, account: 1, conversation: chat('#b'), message: f.seq, error: 'not sent' }, { replayed });
+      assert.equal(e.messages.find((x) => x.seq === f.seq).error, 'not sent');
+    }
+  });
+
+  it('a refused join the person asked for is reported to the dialog, others as a toast', () => {
+    const s = signedIn();
+    s.pendingJoin = { account: 1, name: 'club' };
+    const fx = applyEvent(s, { op: 'chat.join_failed', seq: ++seq, account: 1, conversation: chat('#club'), message: 'Cannot join channel (+i) (473)' });
+    assert.deepEqual(fx, [{ type: 'joinFailed', account: 1, name: '#club', message: 'Cannot join channel (+i) (473)' }]);
+    assert.equal(s.pendingJoin, null);
+    const fx2 = applyEvent(s, { op: 'chat.join_failed', seq: ++seq, account: 1, conversation: chat('#other'), message: 'banned' });
+    assert.equal(fx2[0].type, 'toast');
+  });
+});
