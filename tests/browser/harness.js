@@ -315,13 +315,13 @@ export class Sapphire {
 
 // ---------------------------------------------------------------- Chromium
 
-// --ignore-certificate-errors: the proxy's certificate is the test's own
-// self-signed one; `ignoreHTTPSErrors` covers pages but not service worker
-// scripts (registering /sw.js would fail with "SSL certificate error").
+// The proxy's certificate is the test's own (testCert()), trusted by its
+// key's hash (launchBrowser): `ignoreHTTPSErrors` alone covers pages but not
+// service worker scripts (registering /sw.js fails with "SSL certificate
+// error"), and Chromium caches nothing from a site with a certificate error.
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--ignore-certificate-errors',
 ];
 
 /** Debian's Chromium with a fresh profile (user data dir). */
