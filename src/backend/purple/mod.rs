@@ -90,6 +90,8 @@ impl Purple {
     pub(crate) async fn shutdown(&self) {
         let _ = self
             .call(|| {
+                // Chats left from here on are left for a restart.
+                state::with(|s| s.shutting_down = true);
                 // Deferred to an idle callback (this closure): never from a
                 // libpurple signal handler.
                 // SAFETY: on the purple thread, after init.

@@ -95,6 +95,19 @@ pub(crate) struct PurpleState {
     pub(crate) send_queues: HashMap<i64, crate::backend::purple::sending::SendQueue>,
     /// History replays in progress (dedup), see `history`.
     pub(crate) replays: super::history::Replays,
+    /// Remembered chats being rejoined at sign-on (account, lower-cased
+    /// name), until an explicit `chat.join` of the same name: such a join
+    /// must never create the room (`accounts::vanished_room`).
+    pub(crate) rejoining: HashSet<(i64, String)>,
+    /// The chat each account joined last (the XMPP plugin asks how to
+    /// configure a room it just created right after joining it).
+    pub(crate) last_joined: HashMap<i64, String>,
+    /// Rooms found gone at a rejoin and left (`accounts::vanished_room`),
+    /// until the user joins them again.
+    pub(crate) abandoned: HashSet<(i64, String)>,
+    /// The backend is stopping (SIGTERM): chats it leaves are left for a
+    /// restart (`chat.left` with `reason: "restart"`).
+    pub(crate) shutting_down: bool,
 }
 
 impl PurpleState {
@@ -114,6 +127,10 @@ impl PurpleState {
             main_loop: None,
             send_queues: HashMap::new(),
             replays: HashMap::new(),
+            rejoining: HashSet::new(),
+            last_joined: HashMap::new(),
+            abandoned: HashSet::new(),
+            shutting_down: false,
         }
     }
 }

@@ -34,6 +34,28 @@ pub(crate) fn options_of(account: Account) -> Map<String, Value> {
     out
 }
 
+/// The host an account connects to, as a certificate names it: XMPP's
+/// `connect_server` when set, otherwise the server part of the user name
+/// (`nick@server` on IRC, `user@domain/resource` on XMPP).
+pub(crate) fn connect_host(account: Account) -> String {
+    let explicit = account
+        .protocol()
+        .and_then(|p| p.option("connect_server"))
+        .and_then(|o| account.option_value(o));
+    if let Some(OptionValue::Str(s)) = explicit {
+        if !s.is_empty() {
+            return s;
+        }
+    }
+    host_of_username(&account.username()).to_owned()
+}
+
+/// `user@host/resource` → `host` (the whole name without an `@`).
+fn host_of_username(username: &str) -> &str {
+    let after = username.rsplit_once('@').map_or(username, |(_, h)| h);
+    after.split('/').next().unwrap_or(after)
+}
+
 /// Whether the account's plugin marks `setting` masked.
 fn masked(account: Account, setting: &str) -> bool {
     account
@@ -159,4 +181,20 @@ pub(crate) fn protocol_json(protocol: Protocol) -> Value {
             else { "required" },
         "chat_topic": flags & OPT_PROTO_CHAT_TOPIC != 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_host_of_a_user_name() {
+        assert_eq!(
+            super::host_of_username("alice@localhost/sapphire"),
+            "localhost"
+        );
+        assert_eq!(
+            super::host_of_username("nick@irc.example.org"),
+            "irc.example.org"
+        );
+        assert_eq!(super::host_of_username("bare"), "bare");
+    }
 }

@@ -28,6 +28,8 @@ pub(super) fn join(p: &Params) -> OpResult {
         name.to_owned()
     };
     let gc = accounts::connected(account)?;
+    // Asked for: this join may create the room.
+    accounts::explicit_join(account.id(), &name);
     if !gc.join_chat(&name, fields) {
         return Err(unsupported("has no chats"));
     }

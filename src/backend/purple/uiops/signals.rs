@@ -145,8 +145,15 @@ fn chat_joined(conv: Conversation) {
     let Some((account, conversation)) = view::conv_ref(conv) else {
         return;
     };
+    if super::super::accounts::joined_abandoned(account, &conversation.name) {
+        return;
+    }
     let key = (account, conversation.name.clone());
-    if !state::with(|s| s.joined.insert(key)) {
+    let first = state::with(|s| {
+        s.last_joined.insert(account, conversation.name.clone());
+        s.joined.insert(key)
+    });
+    if !first {
         return;
     }
     let irc = conv
@@ -179,11 +186,14 @@ pub(super) fn chat_left(conv: Conversation) {
         return;
     };
     let key = (account, conversation.name.clone());
-    if state::with(|s| s.joined.remove(&key)) {
+    let (was_joined, stopping) = state::with(|s| (s.joined.remove(&key), s.shutting_down));
+    if was_joined {
         events::emit(Event::ChatLeft {
             account,
             conversation,
-            reason: None,
+            // The backend stops (SIGTERM): the chat is rejoined when it
+            // starts again, as after a kill (the hub's leftovers).
+            reason: stopping.then_some("restart"),
         });
     }
 }
