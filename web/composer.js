@@ -3,7 +3,7 @@
 
 import { $, setText } from './dom.js';
 import { InputHistory, complete, completionNames } from './input.js';
-import { currentConv } from './store.js';
+import { accountNick, currentConv } from './store.js';
 
 export class Composer {
   /** ctx: {state, conn(), errText(err), onSent(e)} */
@@ -70,7 +70,7 @@ export class Composer {
       const e = currentConv(this.ctx.state);
       if (!e || box.selectionStart !== box.selectionEnd) return;
       const me = this.ctx.state.accounts.get(e.account);
-      const self = me ? me.username.split('@')[0] : null;
+      const self = me ? accountNick(me) : null;
       const r = complete(box.value, box.selectionStart, completionNames(e, self), this.tab);
       if (!r) return; // nothing to complete: Tab moves the focus as usual
       ev.preventDefault();

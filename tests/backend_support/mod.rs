@@ -681,6 +681,13 @@ pub struct Inspircd {
 impl Inspircd {
     /// `None` (after printing why) when the package cannot be fetched.
     pub fn start(connectban_threshold: u32) -> Option<Inspircd> {
+        Inspircd::start_with(connectban_threshold, false)
+    }
+
+    /// With `lookups`, the server looks up each client's host name and says
+    /// so in server notices before registration (as most servers do).
+    pub fn start_with(connectban_threshold: u32, lookups: bool) -> Option<Inspircd> {
+        let resolve = if lookups { "yes" } else { "no" };
         let root = match inspircd_root() {
             Ok(r) => r,
             Err(e) => {
@@ -700,7 +707,7 @@ impl Inspircd {
 <server name="irc.inspircd.test" description="Sapphire test" network="Test">
 <admin name="Test" nick="test" email="test@example.org">
 <bind address="127.0.0.1" port="{port}" type="clients">
-<connect allow="*" timeout="60" threshold="1000" pingfreq="120" sendq="262144" recvq="8192" localmax="1000" globalmax="1000" useident="no" resolvehostnames="no" limit="5000" modes="">
+<connect allow="*" timeout="60" threshold="1000" pingfreq="120" sendq="262144" recvq="8192" localmax="1000" globalmax="1000" useident="no" resolvehostnames="{resolve}" limit="5000" modes="">
 <files motd="{d}/motd">
 <pid file="{d}/pid">
 <path configdir="{d}" datadir="{d}" logdir="{d}" moduledir="{m}">

@@ -470,6 +470,50 @@ pub(crate) fn certificate_account(host: &str) -> Option<Account> {
     })
 }
 
+/// After an IRC account signed on: if the server knows it by another nick
+/// than the one asked for (libpurple took `nick1` because `nick` was in
+/// use), clients are told: the account object gets `nick`
+/// (`account.updated`) and the server conversation a system line. When
+/// the asked-for nick is back, `nick` goes away again.
+pub(crate) fn note_nick(id: i64) {
+    let Some(account) = Account::find(id).filter(|a| a.protocol_id() == "prpl-irc") else {
+        return;
+    };
+    let Some(gc) = account.connected() else {
+        return;
+    };
+    let wanted = view::irc_nick(account);
+    let got = gc
+        .display_name()
+        .filter(|n| !n.eq_ignore_ascii_case(&wanted));
+    let before = state::with(|s| match &got {
+        Some(n) => s.nicks.insert(id, n.clone()),
+        None => s.nicks.remove(&id),
+    });
+    if before == got {
+        return;
+    }
+    emit_updated(account);
+    if let Some(nick) = got {
+        let server = view::server_conversation(account);
+        events::emit(crate::backend::event::Event::Message(
+            crate::backend::event::Message {
+                account: id,
+                sender: server.name.clone(),
+                conversation: server,
+                alias: None,
+                text: format!("The nick {wanted} is in use: you are {nick} on this server."),
+                direction: crate::backend::event::Direction::System,
+                truncated: false,
+                mention: false,
+                action: false,
+                delayed: false,
+                sent: None,
+            },
+        ));
+    }
+}
+
 /// Signs `account` on with the current status (after enabling it).
 pub(crate) fn sign_on(account: Account) {
     account.set_enabled(true);

@@ -721,6 +721,13 @@ impl Connection {
         unsafe { Account::from_ptr(a) }
     }
 
+    /// The name the server knows us by (IRC: the nick we got, which may
+    /// differ from the one asked for).
+    pub(crate) fn display_name(self) -> Option<String> {
+        // SAFETY: a live connection.
+        opt_s(unsafe { ffi::purple_connection_get_display_name(self.raw()) })
+    }
+
     pub(crate) fn is_connected(self) -> bool {
         // SAFETY: a live connection.
         unsafe { ffi::purple_connection_get_state(self.raw()) == ffi::PURPLE_CONNECTED }

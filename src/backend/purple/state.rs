@@ -108,6 +108,9 @@ pub(crate) struct PurpleState {
     /// The backend is stopping (SIGTERM): chats it leaves are left for a
     /// restart (`chat.left` with `reason: "restart"`).
     pub(crate) shutting_down: bool,
+    /// IRC accounts signed on with another nick than the one asked for
+    /// (taken): the nick they got (`accounts::note_nick`).
+    pub(crate) nicks: HashMap<i64, String>,
 }
 
 impl PurpleState {
@@ -131,6 +134,7 @@ impl PurpleState {
             last_joined: HashMap::new(),
             abandoned: HashSet::new(),
             shutting_down: false,
+            nicks: HashMap::new(),
         }
     }
 }

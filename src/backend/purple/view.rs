@@ -50,6 +50,30 @@ pub(crate) fn connect_host(account: Account) -> String {
     host_of_username(&account.username()).to_owned()
 }
 
+/// The nick an IRC account asks for: its user name before the `@`.
+pub(crate) fn irc_nick(account: Account) -> String {
+    let username = account.username();
+    username
+        .split_once('@')
+        .map_or(username.as_str(), |(n, _)| n)
+        .to_owned()
+}
+
+/// The conversation of an IRC account's server: one IM named after the
+/// host it connects to, holding the server's notices and Sapphire's own
+/// lines about the connection, all `system` (never unread, never a
+/// mention).
+pub(crate) fn server_conversation(account: Account) -> ConvRef {
+    ConvRef::im(connect_host(account))
+}
+
+/// Whether an IRC IM conversation is the server's: its name has a `.`,
+/// which a nick cannot have (RFC 2812 §2.3.1), so the "person" is a server
+/// (its notices, e.g. `*** Looking up your hostname`).
+pub(crate) fn is_irc_server_name(name: &str) -> bool {
+    name.contains('.')
+}
+
 /// `user@host/resource` → `host` (the whole name without an `@`).
 fn host_of_username(username: &str) -> &str {
     let after = username.rsplit_once('@').map_or(username, |(_, h)| h);
@@ -85,6 +109,10 @@ pub(crate) fn account_json(account: Account) -> Value {
     });
     if let Some(alias) = account.alias() {
         a["alias"] = json!(alias);
+    }
+    // The nick the server gave when the one asked for was taken.
+    if let Some(nick) = super::state::with(|s| s.nicks.get(&id).cloned()) {
+        a["nick"] = json!(nick);
     }
     policy::scrub_account(&mut a, |_, setting| masked(account, setting));
     a
@@ -185,6 +213,13 @@ pub(crate) fn protocol_json(protocol: Protocol) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn server_names_have_dots_nicks_do_not() {
+        assert!(super::is_irc_server_name("irc.libera.chat"));
+        assert!(!super::is_irc_server_name("alice"));
+        assert!(!super::is_irc_server_name("[m]bob"));
+    }
+
     #[test]
     fn the_host_of_a_user_name() {
         assert_eq!(
