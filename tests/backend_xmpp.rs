@@ -58,6 +58,24 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         json!({"account": bob, "topic": "Sapphire lounge"}),
     )
     .await;
+    // bob is no moderator: the room refuses his topic, and he is told.
+    c.ok(
+        "chat.topic",
+        json!({"account": bob, "name": room, "topic": "bob's topic"}),
+    )
+    .await;
+    let refused = c
+        .event_op(
+            "notice",
+            json!({"account": bob, "level": "error", "who": room}),
+        )
+        .await;
+    assert!(
+        refused["primary"]
+            .as_str()
+            .is_some_and(|p| p.contains("refused")),
+        "{refused}"
+    );
 
     // A room configured through libpurple's form: a "fields" prompt.
     let room2 = "configured@conference.localhost";

@@ -688,6 +688,66 @@ impl UserSplit {
     }
 }
 
+// ---- XML (the XMPP plugin's signals) ------------------------------------
+
+handle!(
+    /// An XML element the XMPP plugin hands a signal handler (valid for
+    /// the call).
+    XmlNode,
+    ffi::xmlnode
+);
+
+impl XmlNode {
+    /// The first child element `name`.
+    pub(crate) fn child(self, name: &str) -> Option<XmlNode> {
+        let n = cstring(name);
+        // SAFETY: a live node and a valid C string.
+        let c = unsafe { ffi::xmlnode_get_child(self.raw(), n.as_ptr()) };
+        // SAFETY: NULL or its live child.
+        unsafe { XmlNode::from_ptr(c) }
+    }
+
+    /// The first child element `name` in namespace `ns`.
+    pub(crate) fn child_ns(self, name: &str, ns: &str) -> Option<XmlNode> {
+        let (n, x) = (cstring(name), cstring(ns));
+        // SAFETY: a live node and valid C strings.
+        let c =
+            unsafe { ffi::xmlnode_get_child_with_namespace(self.raw(), n.as_ptr(), x.as_ptr()) };
+        // SAFETY: NULL or its live child.
+        unsafe { XmlNode::from_ptr(c) }
+    }
+
+    /// The element's name.
+    pub(crate) fn name(self) -> String {
+        // SAFETY: a live node; its name is NULL or its own string.
+        s(unsafe { (*self.raw()).name })
+    }
+
+    /// The first child element (any name).
+    pub(crate) fn first_element(self) -> Option<XmlNode> {
+        // SAFETY: a live node; its children are NULL or live nodes.
+        let mut c = unsafe { (*self.raw()).child };
+        while !c.is_null() {
+            // SAFETY: a live child node.
+            if unsafe { (*c).type_ } == ffi::XMLNODE_TYPE_TAG {
+                // SAFETY: as above.
+                return unsafe { XmlNode::from_ptr(c) };
+            }
+            // SAFETY: as above.
+            c = unsafe { (*c).next };
+        }
+        None
+    }
+
+    /// Its text (all data children).
+    pub(crate) fn text(self) -> Option<String> {
+        // SAFETY: a live node; returns a new g_malloc'd string or NULL.
+        let data = unsafe { ffi::xmlnode_get_data(self.raw()) };
+        // SAFETY: ours to free.
+        unsafe { glue::take_gstring(data) }
+    }
+}
+
 // ---- connections ------------------------------------------------------
 
 impl Connection {

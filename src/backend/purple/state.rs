@@ -111,6 +111,9 @@ pub(crate) struct PurpleState {
     /// IRC accounts signed on with another nick than the one asked for
     /// (taken): the nick they got (`accounts::note_nick`).
     pub(crate) nicks: HashMap<i64, String>,
+    /// Chats whose topic the user asked to change, until the server
+    /// confirms (a topic change) or refuses (an XMPP error).
+    pub(crate) topic_pending: HashSet<(i64, String)>,
 }
 
 impl PurpleState {
@@ -135,6 +138,7 @@ impl PurpleState {
             abandoned: HashSet::new(),
             shutting_down: false,
             nicks: HashMap::new(),
+            topic_pending: HashSet::new(),
         }
     }
 }

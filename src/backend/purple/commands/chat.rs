@@ -72,6 +72,10 @@ pub(super) fn topic(p: &Params) -> OpResult {
         return Err(OpError::bad_request("bad topic"));
     }
     let gc = accounts::connected(account)?;
+    // An XMPP room answers a refused change with a bare error
+    // (`uiops::signals::jabber_receiving_message` tells the user).
+    let name = conv.name().to_lowercase();
+    state::with(|s| s.topic_pending.insert((account.id(), name)));
     if !gc.set_chat_topic(conv, topic) {
         return Err(unsupported("cannot set topics"));
     }
