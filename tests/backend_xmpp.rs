@@ -531,3 +531,43 @@ async fn a_remembered_room_gone_after_a_server_restart_is_left_not_created() {
     // Asking for it explicitly still creates it (with the prompt).
     create_room(&mut c, erin, room).await;
 }
+
+/// A general plugin the admin names in backend.toml is loaded: Debian's
+/// purple-lurch (OMEMO) adds its `/lurch` command to XMPP conversations.
+/// Without the package (scripts/apt-packages-test installs it) the test
+/// says so and skips.
+#[tokio::test]
+async fn an_admin_enabled_plugin_is_loaded() {
+    if !std::path::Path::new("/usr/lib/x86_64-linux-gnu/purple-2/lurch.so").exists() {
+        eprintln!("SKIP: purple-lurch is not installed");
+        return;
+    }
+    let xmpp = Prosody::start(&[("fay", "fay-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("backend.toml");
+    std::fs::write(
+        &conf,
+        "plugins = [\"core-riba-lurch\", \"no-such-plugin\"]\n",
+    )
+    .unwrap();
+    let backend = Backend::start_with_args(dir.path(), &["--config", conf.to_str().unwrap()]);
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let fay = add_xmpp(&mut c, xmpp.port, "fay", "fay-pw").await;
+    accept_certificate(&mut c, fay).await;
+    let r = c
+        .ok(
+            "commands",
+            json!({"account": fay, "conversation": im("someone@localhost")}),
+        )
+        .await;
+    let names: Vec<&str> = r["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"lurch"), "{names:?}");
+    // A plugin that is not installed is skipped (logged), not fatal.
+    assert!(backend.log().contains("no-such-plugin"));
+}

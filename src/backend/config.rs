@@ -34,6 +34,9 @@ struct File {
     /// Seconds an account may take to sign on before it is put in error and
     /// retried (default 60, from 1 to 3600; see `purple::accounts`).
     signon_timeout: Option<u64>,
+    /// Ids of general (non-protocol) libpurple plugins to load at start,
+    /// e.g. `core-riba-carbons` (default: none; see `purple::load_plugins`).
+    plugins: Option<Vec<String>>,
 }
 
 /// What the backend was configured with.
@@ -47,6 +50,8 @@ pub struct BackendConfig {
     /// How long an account may stay `connecting` before the backend gives
     /// up on that attempt and retries.
     pub signon_timeout: std::time::Duration,
+    /// General libpurple plugins the admin wants loaded (by plugin id).
+    pub plugins: Vec<String>,
 }
 
 /// The default of [`BackendConfig::signon_timeout`].
@@ -59,6 +64,7 @@ impl Default for BackendConfig {
             landlock: true,
             stall_limit: super::watchdog::STALE,
             signon_timeout: SIGNON_TIMEOUT,
+            plugins: Vec::new(),
         }
     }
 }
@@ -75,6 +81,8 @@ pub enum ConfigError {
     StallLimit(PathBuf, u64),
     #[error("{0}: key 'signon_timeout': {1} is out of range (1 to 3600 seconds)")]
     SignonTimeout(PathBuf, u64),
+    #[error("{0}: key 'plugins': {1}")]
+    Plugins(PathBuf, String),
 }
 
 impl BackendConfig {
@@ -117,6 +125,19 @@ impl BackendConfig {
                 ));
             }
         }
+        let plugins = file.plugins.unwrap_or_default();
+        if let Some(bad) = plugins.iter().find(|p| {
+            p.is_empty()
+                || p.len() > 128
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        }) {
+            return Err(ConfigError::Plugins(
+                path.to_owned(),
+                format!("'{bad}' is not a plugin id (e.g. \"core-riba-carbons\")"),
+            ));
+        }
         let stall_limit = match file.stall_limit {
             None => super::watchdog::STALE,
             Some(s) if (10..=3600).contains(&s) => std::time::Duration::from_secs(s),
@@ -132,6 +153,7 @@ impl BackendConfig {
             landlock: file.landlock.unwrap_or(true),
             stall_limit,
             signon_timeout,
+            plugins,
         })
     }
 }
@@ -186,6 +208,23 @@ mod tests {
         }
         let e = BackendConfig::parse(Path::new("b.toml"), "signon_timeout = \"1m\"").unwrap_err();
         assert!(e.to_string().contains("signon_timeout"), "{e}");
+    }
+
+    #[test]
+    fn plugins_are_plugin_ids() {
+        let c = BackendConfig::parse(Path::new("x"), "").unwrap();
+        assert!(c.plugins.is_empty());
+        let c = BackendConfig::parse(
+            Path::new("x"),
+            "plugins = [\"core-riba-carbons\", \"xep-http-file-upload\"]",
+        )
+        .unwrap();
+        assert_eq!(c.plugins, ["core-riba-carbons", "xep-http-file-upload"]);
+        for bad in ["\"\"", "\"a b\"", "\"../x\"", "\"x/y\""] {
+            let text = format!("plugins = [{bad}]");
+            let e = BackendConfig::parse(Path::new("b.toml"), &text).unwrap_err();
+            assert!(e.to_string().contains("'plugins'"), "{text}: {e}");
+        }
     }
 
     #[test]

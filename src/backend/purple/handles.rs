@@ -501,6 +501,33 @@ impl Protocol {
             .collect()
     }
 
+    /// Loads the installed general (non-protocol) plugin `id`; `Err` says
+    /// why not. Protocol plugins are refused (the admin's protocol list
+    /// decides those).
+    pub(crate) fn load_general(id: &str) -> Result<(), &'static str> {
+        let c = cstring(id);
+        // SAFETY: a valid C string.
+        let p = unsafe { ffi::purple_plugins_find_with_id(c.as_ptr()) };
+        if p.is_null() {
+            return Err("not installed");
+        }
+        // SAFETY: a plugin from libpurple's list, alive for the process.
+        let info = unsafe { (*p).info };
+        // SAFETY: a non-NULL info of that plugin.
+        if info.is_null() || unsafe { (*info).type_ } == ffi::PURPLE_PLUGIN_PROTOCOL {
+            return Err("not a general plugin");
+        }
+        // SAFETY: as above.
+        if unsafe { ffi::purple_plugin_is_loaded(p) } != ffi::GFALSE {
+            return Ok(());
+        }
+        // SAFETY: as above; on the purple thread after core init.
+        if unsafe { ffi::purple_plugin_load(p) } == ffi::GFALSE {
+            return Err("it failed to load");
+        }
+        Ok(())
+    }
+
     /// The installed protocol `id`.
     pub(crate) fn find(id: &str) -> Option<Protocol> {
         let c = cstring(id);

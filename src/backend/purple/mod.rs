@@ -172,9 +172,22 @@ fn init(user_dir: &std::path::Path) -> Result<(), PurpleError> {
     // SAFETY: core initialised.
     unsafe { ffi::purple_prefs_load() };
     uiops::connect_signals();
+    load_plugins();
     accounts::startup();
     tracing::debug!(core_init = ?(t1 - t0), rest = ?t1.elapsed(), "libpurple started");
     Ok(())
+}
+
+/// Loads the general plugins `backend.toml` names (`plugins`), before
+/// accounts sign on. A plugin that is missing or fails is logged and
+/// skipped: the backend runs without it.
+fn load_plugins() {
+    for id in state::with(|s| s.config.plugins.clone()) {
+        match handles::Protocol::load_general(&id) {
+            Ok(()) => tracing::info!(plugin = %id, "plugin loaded"),
+            Err(why) => tracing::warn!(plugin = %id, "plugin not loaded: {why}"),
+        }
+    }
 }
 
 /// Beats `heartbeat` from a GLib timeout on the purple thread's main loop,
