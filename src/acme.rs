@@ -243,10 +243,10 @@ fn write_alpn_challenge(dir: &Path, domain: &str, digest: &[u8]) -> Result<PathB
         message: e.to_string(),
     })?;
     let path = alpn_file(dir, domain);
-    let sub = path.parent().unwrap();
-    std::fs::create_dir_all(sub).map_err(io(sub))?;
+    challenge_subdir(path.parent().unwrap())?;
     let pem = format!("{}{}", cert.pem(), key.serialize_pem());
-    // Readable by the proxy's group through the directory's mode.
+    // Readable by the proxy's group: the packaged directory is setgid
+    // sapphire-proxy (tmpfiles.d), so the file gets that group.
     atomic_write(&path, pem.as_bytes(), 0o640).map_err(io(&path))?;
     Ok(path)
 }
@@ -259,10 +259,30 @@ fn write_http_challenge(dir: &Path, token: &str, key_auth: &str) -> Result<PathB
         });
     }
     let path = http_file(dir, token);
-    let sub = path.parent().unwrap();
-    std::fs::create_dir_all(sub).map_err(io(sub))?;
+    challenge_subdir(path.parent().unwrap())?;
     atomic_write(&path, key_auth.as_bytes(), 0o644).map_err(io(&path))?;
     Ok(path)
+}
+
+/// Makes a challenge subdirectory the proxy can traverse (0750 at least,
+/// whatever the umask: the renew unit's is 0077). One that exists (the
+/// package's, from tmpfiles.d, setgid sapphire-proxy) is left as it is.
+fn challenge_subdir(sub: &Path) -> Result<(), AcmeError> {
+    use std::os::unix::fs::PermissionsExt;
+    if sub.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(sub).map_err(io(sub))?;
+    let mode = std::fs::metadata(sub)
+        .map_err(io(sub))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o750 != 0o750 {
+        std::fs::set_permissions(sub, std::fs::Permissions::from_mode(mode | 0o750))
+            .map_err(io(sub))?;
+    }
+    Ok(())
 }
 
 // ---- certificate facts ----
@@ -406,6 +426,11 @@ fn current_is_good(cfg: &AcmeConfig, paths: &Paths, status: &Status) -> Option<i
 /// One run of the client: renews when due (or `force`), records the
 /// attempt in the status file. A failure leaves the certificate in place.
 pub async fn renew(cfg: &AcmeConfig, paths: &Paths, force: bool) -> Result<Outcome, AcmeError> {
+    // One run at a time (the timer's, the proxy's start-up check, an
+    // admin's --force): they share the account, the status and the files.
+    std::fs::create_dir_all(&paths.state_dir).map_err(io(&paths.state_dir))?;
+    let lock = paths.state_dir.join("renew.lock");
+    let _lock = crate::fsutil::LockFile::acquire(&lock).map_err(io(&lock))?;
     let mut status = Status::load(paths);
     if !force {
         if let Some(renew_at) = current_is_good(cfg, paths, &status) {

@@ -1,9 +1,11 @@
 //! ACME against the host's real pebble (Debian's `pebble`) on loopback:
 //! `sapphire-ctl cert renew` gets a certificate through the running proxy
-//! (tls-alpn-01 on the proxy's own port), the proxy serves it after SIGHUP
-//! and open WebSockets stay open; a wrong directory URL leaves the
-//! certificate in place and shows in `cert status`. Skipped (with a
-//! message) when pebble is not installed, except on CI.
+//! (tls-alpn-01 on the proxy's own port; http-01 on its plain HTTP
+//! listener), the proxy serves it after SIGHUP and open WebSockets stay
+//! open; a wrong directory URL leaves the certificate in place and shows in
+//! `cert status`. The plain HTTP listener serves challenges and redirects
+//! everything else to https. Pebble tests are skipped (with a message)
+//! when pebble is not installed, except on CI.
 
 mod support;
 
@@ -45,9 +47,9 @@ fn have_pebble() -> bool {
     Path::new("/usr/bin/pebble").exists() && Path::new("/usr/bin/pebble-challtestsrv").exists()
 }
 
-/// pebble validating on `tls_port` of 127.0.0.1, `DOMAIN` resolved by
-/// pebble-challtestsrv to 127.0.0.1.
-fn pebble(dir: &Path, tls_port: u16) -> Pebble {
+/// pebble validating on `tls_port` (tls-alpn-01) and `http_port` (http-01)
+/// of 127.0.0.1, `DOMAIN` resolved by pebble-challtestsrv to 127.0.0.1.
+fn pebble(dir: &Path, tls_port: u16, http_port: u16) -> Pebble {
     let ca = dir.join("pebble-https.crt");
     let key = dir.join("pebble-https.key");
     sapphire::tls::ensure_self_signed(&ca, &key, &["localhost".into(), "127.0.0.1".into()])
@@ -80,7 +82,7 @@ fn pebble(dir: &Path, tls_port: u16) -> Pebble {
             "managementListenAddress": format!("127.0.0.1:{mgmt}"),
             "certificate": ca,
             "privateKey": key,
-            "httpPort": 5002,
+            "httpPort": http_port,
             "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
@@ -138,6 +140,16 @@ async fn handshake(port: u16, root: &Path) -> std::io::Result<()> {
     connector_for(root).connect(name, tcp).await.map(drop)
 }
 
+/// One plain HTTP/1.1 request to 127.0.0.1:`port`; the whole answer.
+fn plain_http(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn ctl_cert(args: &[&str]) -> std::process::Output {
     Command::new(CTL)
         .args(["cert"])
@@ -184,7 +196,7 @@ async fn tls_alpn_01_certificate_from_pebble_replaces_the_old_one_without_droppi
         ],
         ..ProxyOptions::default()
     });
-    let peb = pebble(dir.path(), p.port);
+    let peb = pebble(dir.path(), p.port, 5002);
     let root = dir.path().join("pebble-root.pem");
     let state = dir.path().join("acme-state");
     let run_ctl = |directory: &str, extra: &[&str]| {
@@ -349,4 +361,144 @@ async fn acme_tls_alpn_without_a_pending_challenge_is_refused() {
     assert!(r.is_err(), "an acme-tls/1 handshake got a certificate");
     // ordinary clients are served as before
     assert!(p.client().tls().await.is_ok());
+}
+
+#[tokio::test]
+async fn plain_http_serves_challenges_and_redirects_everything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
+    std::fs::create_dir_all(dir.path().join("http-01")).unwrap();
+    std::fs::write(dir.path().join("http-01").join(token), "LoqX.thumbprint").unwrap();
+    let http = net::free_port();
+    let p = Proxy::start(ProxyOptions {
+        config_toml: format!(
+            "listen_http = [\"127.0.0.1:{http}\"]\n[acme]\ndomains = [\"{DOMAIN}\"]\n\
+             challenge = \"http-01\"\nchallenge_dir = \"{}\"\n",
+            dir.path().display()
+        ),
+        ..ProxyOptions::default()
+    });
+    let get = |path: &str| {
+        plain_http(
+            http,
+            &format!("GET {path} HTTP/1.1\r\nHost: {DOMAIN}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    // The pending challenge, exactly as the client wrote it.
+    let ok = get(&format!("/.well-known/acme-challenge/{token}"));
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.ends_with("\r\n\r\nLoqX.thumbprint"), "{ok}");
+    // No such challenge, or a token that could leave the directory.
+    for path in [
+        "/.well-known/acme-challenge/MissingTokenMissingTokenMissing",
+        "/.well-known/acme-challenge/..%2F..%2Fetc%2Fpasswd",
+    ] {
+        let nf = get(path);
+        assert!(nf.starts_with("HTTP/1.1 404"), "{path}: {nf}");
+    }
+    // Everything else goes to the same place on https, nothing is served.
+    let r = get("/ws?since=3");
+    assert!(r.starts_with("HTTP/1.1 301"), "{r}");
+    assert!(
+        r.to_ascii_lowercase().contains(&format!(
+            "\r\nlocation: https://{DOMAIN}:{}/ws?since=3\r\n",
+            p.port
+        )),
+        "{r}"
+    );
+    let post = plain_http(
+        http,
+        &format!(
+            "POST /api/login HTTP/1.1\r\nHost: {DOMAIN}:80\r\nContent-Length: 2\r\n\
+             Connection: close\r\n\r\n{{}}"
+        ),
+    );
+    assert!(post.starts_with("HTTP/1.1 308"), "{post}");
+    assert!(!post.contains("__Host-"), "{post}");
+    let no_host = plain_http(http, "GET / HTTP/1.0\r\n\r\n");
+    assert!(
+        no_host.starts_with("HTTP/1.0 400") || no_host.starts_with("HTTP/1.1 400"),
+        "{no_host}"
+    );
+    // The HTTPS side is untouched.
+    assert!(p.client().tls().await.is_ok());
+}
+
+#[tokio::test]
+async fn http_01_certificate_from_pebble_through_the_plain_listener() {
+    if !have_pebble() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "pebble is missing on CI (scripts/apt-packages-test lists it)"
+        );
+        eprintln!("SKIPPED: Debian's pebble is not installed (apt-get install pebble)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tls_dir = dir.path().join("tls");
+    let challenges = dir.path().join("acme");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    let (crt, key) = (tls_dir.join("tls.crt"), tls_dir.join("tls.key"));
+    sapphire::tls::ensure_self_signed(&crt, &key, &["localhost".into(), DOMAIN.into()]).unwrap();
+    let http = net::free_port();
+    let acme = |directory: &str, ca: &Path| {
+        format!(
+            "listen_http = [\"127.0.0.1:{http}\"]\n[acme]\ndomains = [\"{DOMAIN}\"]\n\
+             directory = \"{directory}\"\ndirectory_ca = \"{}\"\nchallenge = \"http-01\"\n\
+             challenge_dir = \"{}\"\n",
+            ca.display(),
+            challenges.display()
+        )
+    };
+    let p = Proxy::start(ProxyOptions {
+        config_toml: acme("https://127.0.0.1:1/dir", &crt),
+        extra_args: vec![
+            "--tls-cert".into(),
+            crt.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ],
+        ..ProxyOptions::default()
+    });
+    // tls-alpn-01 aimed at a closed port: only http-01 can succeed.
+    let peb = pebble(dir.path(), net::free_port(), http);
+    let cfg = dir.path().join("ctl.toml");
+    std::fs::write(
+        &cfg,
+        acme(&format!("https://127.0.0.1:{}/dir", peb.port), &peb.ca),
+    )
+    .unwrap();
+    let pid = p.child.id().to_string();
+    let out = ctl_cert(&[
+        "renew",
+        "--proxy-pid",
+        &pid,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--tls-dir",
+        tls_dir.to_str().unwrap(),
+        "--state-dir",
+        dir.path().join("state").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = dir.path().join("pebble-root.pem");
+    pebble_root(&peb, &root).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while handshake(p.port, &root).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pebble's certificate not served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The challenge file is gone once the order is done.
+    let left: Vec<_> = std::fs::read_dir(challenges.join("http-01"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

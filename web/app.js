@@ -4,6 +4,8 @@
 //   format.js    nick colours, IRC formatting, links, times, rows (pure)
 //   input.js     Tab completion and input history (pure)
 //   settings.js  this browser's settings
+//   notify.js    which messages notify, notification texts, mentions (pure)
+//   notifications.js  service worker, push subscription, desktop notifications
 //   conn.js      the WebSocket to the backend (resume by seq)
 //   messages.js  the message list (windowed)
 //   convlist.js  the conversation and buddy lists
@@ -28,6 +30,10 @@ import { Composer } from './composer.js';
 import { bindDialogs, confirmDialog, dropToasts, errText, toast } from './dialogs.js';
 import { Prompts } from './prompts.js';
 import { bindAccounts } from './accounts.js';
+import { levelFor, ownLevel, recentMentions } from './notify.js';
+import {
+  bindNotificationSettings, notifyMessage, startServiceWorker, syncPush, takeOpenRequest,
+} from './notifications.js';
 
 const PAGE = 50;
 
@@ -43,6 +49,8 @@ const app = {
   bannerTimer: null,
   renderQueued: false,
   memberFilter: '',
+  // A notification's click that opened this tab: the message to show after the first hello.
+  pendingOpen: takeOpenRequest(),
 };
 applySettings(app.settings);
 
@@ -55,6 +63,7 @@ const ctx = {
   scheduleRender: () => scheduleRender(),
   openConv: (key) => openConv(key),
   openIm: (account, name) => openIm(account, name),
+  openMessage: (m) => openResult(m),
   setView: (view) => setView(view),
   loadOlder: (e) => loadHistory(e, true),
   onScrollBottom: () => markReadSoon(),
@@ -303,10 +312,15 @@ function onHello(reply, { resumed }) {
   if (cur && !cur.loaded) loadHistory(cur);
   render();
   // After a reload, come back to the conversation this tab was showing.
-  if (!resumed && !state.current) {
+  if (app.pendingOpen) {
+    const m = app.pendingOpen;
+    app.pendingOpen = null;
+    openResult(m);
+  } else if (!resumed && !state.current) {
     const saved = sessionStorage.getItem('sapphire.current');
     if (saved && state.convs.has(saved) && !state.hidden.has(saved)) openConv(saved);
   }
+  if (app.settings.notifications && app.conn) syncPush(app.conn);
 }
 
 function onEvent(ev, { replayed }) {
@@ -317,12 +331,16 @@ function onEvent(ev, { replayed }) {
 /** Carries out what the store asked for. */
 function effects(fx) {
   for (const f of fx) {
+    if (f.type === 'newMessage' && f.live && f.message.direction === 'in') {
+      notifyMessage(ctx, state.convs.get(f.key), f.message);
+    }
     if (f.type === 'toast') toast(f.text, f.level, f.title, f.tag);
     else if (f.type === 'dropToasts') dropToasts(f.tag);
     else if (f.type === 'open') openConv(f.key);
     else if (f.type === 'requestClosed') prompts.closed(f.id);
     else if (f.type === 'typing') setTimeout(scheduleRender, f.ms);
     else if (f.type === 'hiddenChanged') saveHidden();
+    else if (f.type === 'notifyChanged' && state.view === 'settings') showNotify();
     else if (f.type === 'newMessage' && f.key === state.current) {
       markReadSoon();
       // Only new messages are announced (not history, not the whole list).
@@ -479,6 +497,8 @@ function render() {
   show($('search-view'), state.view === 'search');
   show($('accounts-view'), state.view === 'accounts');
   show($('settings-view'), state.view === 'settings');
+  show($('mentions-view'), state.view === 'mentions');
+  if (state.view === 'mentions') renderMentions();
   show($('conv-view'), state.view === 'conv');
   if (state.view === 'accounts') renderAccounts();
   if (state.view === 'conv') renderConv();
@@ -521,6 +541,9 @@ function renderBanner() {
 $('conn-retry').addEventListener('click', () => app.conn && app.conn.retryNow());
 
 function renderSidebarButtons() {
+  const mentions = [...state.convs.values()].reduce((sum, e) => sum + e.mentions, 0);
+  setText($('mentions-count'), mentions ? String(mentions) : '');
+  show($('mentions-count'), mentions > 0);
   const n = state.requests.size;
   show($('btn-requests'), n > 0);
   setText($('requests-count'), n ? String(n) : '');
@@ -551,6 +574,7 @@ function renderConv() {
   if (e.kind === 'chat' && !$('members').hidden) renderMembers(e);
   const canSend = e.kind === 'im' || e.joined;
   composer.setEnabled(canSend, canSend ? `Message ${e.name}` : 'Rejoin the chat to send messages');
+  renderLevel(e);
   const t = e.typing && e.typing.until > Date.now() ? e.typing : null;
   setText($('typing'), t ? `${e.name} ${t.state === 'typing' ? 'is typing…' : 'stopped typing.'}` : '');
   view.render(e);
@@ -562,6 +586,61 @@ function imSubtitle(e) {
   const st = b.online ? (b.status && b.status !== 'available' ? b.status : 'online') : 'offline';
   return b.message ? `${st} — ${b.message}` : st;
 }
+
+// ---------------------------------------------------------------- notifications
+
+const LEVEL_TEXT = { all: 'every message', mentions: 'mentions only', none: 'never' };
+
+/** The conversation's "Notify" menu: its own level, and what "Default" means here. */
+function renderLevel(e) {
+  const sel = $('conv-level');
+  const own = ownLevel(state.notify, e.account, e.kind, e.name);
+  const others = { ...state.notify, levels: state.notify.levels.filter((l) => !(l.account === e.account
+    && l.conversation && l.conversation.kind === e.kind && l.conversation.name === e.name)) };
+  const dflt = `Default (${LEVEL_TEXT[levelFor(others, e.account, e.kind, e.name)]})`;
+  const opt = sel.querySelector('option[value="default"]');
+  if (opt.textContent !== dflt) opt.textContent = dflt;
+  if (document.activeElement !== sel || sel.dataset.key !== e.key) sel.value = own;
+  sel.dataset.key = e.key;
+}
+
+$('conv-level').addEventListener('change', async () => {
+  const e = currentConv(state);
+  if (!e || !app.conn) return;
+  try {
+    await app.conn.request('notify.set', { account: e.account, conversation: { kind: e.kind, name: e.name },
+      level: $('conv-level').value });
+  } catch (err) {
+    toast(`Could not change notifications: ${errText(err)}`, 'error');
+    renderLevel(e);
+  }
+});
+
+function renderMentions() {
+  const mentions = recentMentions(state.convs.values());
+  const clock = app.settings.clock;
+  const sig = JSON.stringify([mentions.map((m) => m.seq), clock]);
+  const ul = $('mentions-list');
+  show($('mentions-empty'), mentions.length === 0);
+  if (ul.dataset.sig === sig) return;
+  ul.dataset.sig = sig;
+  ul.replaceChildren(...mentions.map((m) => h('li', { class: 'result' },
+    h('button', { type: 'button', class: 'conv-btn', onclick: () => openResult(m) },
+      h('span', { class: 'result-head' },
+        h('strong', null, m.conversation.name), ' · ', m.alias || m.sender, ' · ',
+        h('time', { datetime: new Date(m.time).toISOString() }, `${fmtDate(m.time)} ${fmtTime(m.time, clock)}`)),
+      h('span', { class: 'text' }, m.text)))));
+}
+
+$('btn-mentions').addEventListener('click', () => setView('mentions'));
+$('mentions-close').addEventListener('click', () => setView(state.current ? 'conv' : 'welcome'));
+
+const showNotify = bindNotificationSettings(ctx, (s) => {
+  app.settings = s;
+  saveSettings(localStorage, s);
+});
+
+startServiceWorker((m) => openResult(m));
 
 // ---------------------------------------------------------------- members
 
@@ -691,6 +770,7 @@ const showSettings = bindSettingsForm($('settings-form'), () => app.settings, (s
 });
 $('btn-settings').addEventListener('click', () => {
   showSettings();
+  showNotify();
   setView('settings');
   $('set-theme').focus();
 });

@@ -46,6 +46,8 @@ export class ConvList {
     h('span', { class: `kind ${e.kind}`, 'aria-hidden': 'true' }, e.kind === 'chat' ? '#' : '@'),
     h('span', { class: 'conv-name' }, label),
     e.kind === 'chat' && !e.joined ? h('span', { class: 'conv-acct' }, '(left)') : null,
+    e.mentions ? h('span', { class: 'badge mention-count', title: 'Mentions' }, `@${e.mentions}`) : null,
+    e.mentions ? h('span', { class: 'sr-only' }, ' mentions,') : null,
     e.unread ? h('span', { class: `badge unread${e.mentions ? ' mention' : ''}` }, String(e.unread)) : null,
     e.unread ? h('span', { class: 'sr-only' }, ' unread') : null);
     const li = h('li', { class: `conv-item${current ? ' current' : ''}${e.unread ? ' has-unread' : ''}`,

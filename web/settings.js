@@ -1,4 +1,4 @@
-// Settings of this browser (theme, clock, joins/parts), kept in
+// Settings of this browser (theme, clock, joins/parts, notifications), kept in
 // localStorage. The parsing is pure (node --test); `applySettings` and the
 // settings page touch the DOM only when called.
 
@@ -6,6 +6,7 @@ export const DEFAULTS = Object.freeze({
   theme: 'system', // system | light | dark
   clock: 'auto', // auto (the locale's) | 12 | 24
   hideJoins: false, // leave out joins, parts and quits
+  notifications: false, // desktop notifications and Web Push on this browser (turned on from the settings page only)
 });
 
 const CHOICES = { theme: ['system', 'light', 'dark'], clock: ['auto', '12', '24'] };
@@ -20,6 +21,7 @@ export function parseSettings(json) {
   const s = { ...DEFAULTS };
   for (const [k, allowed] of Object.entries(CHOICES)) if (allowed.includes(raw[k])) s[k] = raw[k];
   if (typeof raw.hideJoins === 'boolean') s.hideJoins = raw.hideJoins;
+  if (typeof raw.notifications === 'boolean') s.notifications = raw.notifications;
   return s;
 }
 
@@ -60,8 +62,11 @@ export function bindSettingsForm(form, get, onChange) {
     controls.hideJoins.checked = s.hideJoins;
   };
   form.addEventListener('change', () => {
+    // Notifications are turned on and off by notifications.js (a
+    // permission prompt, a push subscription): kept as they are here.
     onChange(parseSettings(JSON.stringify({
       theme: controls.theme.value, clock: controls.clock.value, hideJoins: controls.hideJoins.checked,
+      notifications: get().notifications,
     })));
   });
   form.addEventListener('submit', (ev) => ev.preventDefault());

@@ -3,6 +3,8 @@
 // `applyHello` and `applyEvent` change the state and return a list of
 // effects for the UI to carry out (toasts, opening a chat, closing a prompt).
 
+import { parseNotify } from './notify.js';
+
 export const TYPING_SHOW_MS = 15000;
 
 export const convKey = (account, kind, name) => JSON.stringify([account, kind, name]);
@@ -25,6 +27,7 @@ export function createState() {
     dismissedRequests: new Set(),
     hidden: new Map(), // key -> last_seq when the person closed it
     drafts: new Map(), // key -> unsent text
+    notify: { levels: [], highlights: [] }, // notification levels and highlight words (backend state)
   };
 }
 
@@ -105,6 +108,7 @@ export function applyHello(state, reply, { resumed }) {
   state.accounts = new Map((reply.accounts || []).map((a) => [a.id, a]));
   state.buddies = new Map((reply.buddies || []).map((b) => [convKey(b.account, 'im', b.name), b]));
   state.requests = new Map((reply.requests || []).map((r) => [r.request, r]));
+  state.notify = parseNotify(reply.notify);
   for (const e of state.convs.values()) {
     e.joined = false;
     e.members = new Map();
@@ -179,7 +183,7 @@ export function unhide(state, key) {
  * Returns effects: {type: 'toast', text, level, title, tag}, {type:
  * 'dropToasts', tag}, {type: 'open', key}, {type: 'requestClosed', id},
  * {type: 'typing', ms}, {type: 'newMessage', key, message, live},
- * {type: 'hiddenChanged'}.
+ * {type: 'hiddenChanged'}, {type: 'notifyChanged'}.
  */
 export function applyEvent(state, ev, { replayed = false, now = Date.now() } = {}) {
   const fx = [];
@@ -305,6 +309,10 @@ export function applyEvent(state, ev, { replayed = false, now = Date.now() } = {
     }
     case 'status':
       state.status = { status: ev.status, message: ev.message };
+      break;
+    case 'notify.changed':
+      state.notify = parseNotify(ev);
+      fx.push({ type: 'notifyChanged' });
       break;
     default:
       break;

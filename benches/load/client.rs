@@ -48,14 +48,17 @@ pub fn tls_config(root: CertificateDer<'static>) -> Arc<ClientConfig> {
     )
 }
 
+/// A TCP connection to the proxy on loopback; from an IPv6 `src` it goes
+/// to the proxy's address in the benchmark's namespace (`netns`).
 pub async fn tcp(port: u16, src: Option<IpAddr>) -> std::io::Result<TcpStream> {
-    let sock = TcpSocket::new_v4()?;
+    let (sock, server) = match src {
+        Some(IpAddr::V6(_)) => (TcpSocket::new_v6()?, IpAddr::V6(crate::netns::V6_SERVER)),
+        _ => (TcpSocket::new_v4()?, IpAddr::V4(Ipv4Addr::LOCALHOST)),
+    };
     if let Some(ip) = src {
         sock.bind(SocketAddr::new(ip, 0))?;
     }
-    let s = sock
-        .connect(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
-        .await?;
+    let s = sock.connect(SocketAddr::new(server, port)).await?;
     s.set_nodelay(true)?;
     Ok(s)
 }

@@ -160,8 +160,11 @@ pub fn start_proxy(
     let state = dir.join("proxy-state");
     std::fs::create_dir_all(&state)?;
     let mut cmd = Command::new(PROXY);
-    cmd.args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--tls-cert")
+    cmd.args(["--listen", &format!("127.0.0.1:{port}")]);
+    if crate::netns::v6_ready() {
+        cmd.args(["--listen", &format!("[{}]:{port}", crate::netns::V6_SERVER)]);
+    }
+    cmd.arg("--tls-cert")
         .arg(&cert.cert)
         .arg("--tls-key")
         .arg(&cert.key)

@@ -37,6 +37,67 @@ struct File {
     /// Ids of general (non-protocol) libpurple plugins to load at start,
     /// e.g. `core-riba-carbons` (default: none; see `purple::load_plugins`).
     plugins: Option<Vec<String>>,
+    /// Web Push delivery (`[push]`, see [`PushConfig`]).
+    push: Option<PushFile>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct PushFile {
+    subject: Option<String>,
+    delay: Option<u64>,
+    hide_text: Option<bool>,
+    max_per_minute: Option<u32>,
+    ttl: Option<u64>,
+}
+
+/// How the backend delivers Web Push (`[push]` in `backend.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushConfig {
+    /// The VAPID `sub` claim: how the push service's operator reaches the
+    /// admin (`mailto:` or `https:`). Default `mailto:sapphire@HOSTNAME`.
+    pub subject: String,
+    /// How long a connected client has to mark a message read before it is
+    /// pushed anyway (default 30 s, 1 to 3600).
+    pub delay: std::time::Duration,
+    /// Push "New message" instead of the text (default false).
+    pub hide_text: bool,
+    /// Most pushes per minute; the rest are collapsed into one
+    /// "N new messages" (default 10, 1 to 600).
+    pub max_per_minute: u32,
+    /// How long the push service keeps an undelivered push (the `TTL`
+    /// header; default 86400 s, 0 to 2419200).
+    pub ttl: std::time::Duration,
+}
+
+impl Default for PushConfig {
+    fn default() -> PushConfig {
+        PushConfig {
+            subject: default_subject(),
+            delay: std::time::Duration::from_secs(30),
+            hide_text: false,
+            max_per_minute: 10,
+            ttl: std::time::Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// `mailto:sapphire@HOSTNAME` (the admin should name a real address).
+fn default_subject() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let host = if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        "localhost".to_owned()
+    } else {
+        host
+    };
+    format!("mailto:sapphire@{host}")
 }
 
 /// What the backend was configured with.
@@ -52,6 +113,8 @@ pub struct BackendConfig {
     pub signon_timeout: std::time::Duration,
     /// General libpurple plugins the admin wants loaded (by plugin id).
     pub plugins: Vec<String>,
+    /// Web Push delivery.
+    pub push: PushConfig,
 }
 
 /// The default of [`BackendConfig::signon_timeout`].
@@ -65,6 +128,7 @@ impl Default for BackendConfig {
             stall_limit: super::watchdog::STALE,
             signon_timeout: SIGNON_TIMEOUT,
             plugins: Vec::new(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -83,6 +147,8 @@ pub enum ConfigError {
     SignonTimeout(PathBuf, u64),
     #[error("{0}: key 'plugins': {1}")]
     Plugins(PathBuf, String),
+    #[error("{0}: key 'push.{1}': {2}")]
+    Push(PathBuf, &'static str, String),
 }
 
 impl BackendConfig {
@@ -148,12 +214,72 @@ impl BackendConfig {
             Some(s) if (1..=3600).contains(&s) => std::time::Duration::from_secs(s),
             Some(s) => return Err(ConfigError::SignonTimeout(path.to_owned(), s)),
         };
+        let push = PushConfig::from_file(path, file.push.unwrap_or_default())?;
         Ok(BackendConfig {
             protocols: ProtocolAllowList(file.protocols),
             landlock: file.landlock.unwrap_or(true),
             stall_limit,
             signon_timeout,
             plugins,
+            push,
+        })
+    }
+}
+
+impl PushConfig {
+    fn from_file(path: &Path, f: PushFile) -> Result<PushConfig, ConfigError> {
+        let err = |key, msg: String| ConfigError::Push(path.to_owned(), key, msg);
+        let d = PushConfig::default();
+        let subject = match f.subject {
+            None => d.subject,
+            Some(s) => {
+                let ok = (s.starts_with("mailto:") && s.len() > 7 && s.contains('@'))
+                    || (s.starts_with("https://") && s.len() > 8);
+                if !ok || s.len() > 256 || s.chars().any(|c| c.is_control() || c == '"') {
+                    return Err(err(
+                        "subject",
+                        format!("'{s}' is not a mailto: address or an https:// URL"),
+                    ));
+                }
+                s
+            }
+        };
+        let delay = match f.delay {
+            None => d.delay,
+            Some(s) if (1..=3600).contains(&s) => std::time::Duration::from_secs(s),
+            Some(s) => {
+                return Err(err(
+                    "delay",
+                    format!("{s} is out of range (1 to 3600 seconds)"),
+                ))
+            }
+        };
+        let max_per_minute = match f.max_per_minute {
+            None => d.max_per_minute,
+            Some(n) if (1..=600).contains(&n) => n,
+            Some(n) => {
+                return Err(err(
+                    "max_per_minute",
+                    format!("{n} is out of range (1 to 600)"),
+                ))
+            }
+        };
+        let ttl = match f.ttl {
+            None => d.ttl,
+            Some(s) if s <= 2_419_200 => std::time::Duration::from_secs(s),
+            Some(s) => {
+                return Err(err(
+                    "ttl",
+                    format!("{s} is out of range (0 to 2419200 seconds)"),
+                ))
+            }
+        };
+        Ok(PushConfig {
+            subject,
+            delay,
+            hide_text: f.hide_text.unwrap_or(d.hide_text),
+            max_per_minute,
+            ttl,
         })
     }
 }
@@ -224,6 +350,37 @@ mod tests {
             let text = format!("plugins = [{bad}]");
             let e = BackendConfig::parse(Path::new("b.toml"), &text).unwrap_err();
             assert!(e.to_string().contains("'plugins'"), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn push_settings_are_checked_and_name_the_key() {
+        let c = BackendConfig::parse(Path::new("x"), "").unwrap();
+        assert!(
+            c.push.subject.starts_with("mailto:sapphire@"),
+            "{}",
+            c.push.subject
+        );
+        assert_eq!(c.push.delay, std::time::Duration::from_secs(30));
+        let c = BackendConfig::parse(
+            Path::new("x"),
+            "[push]\nsubject = \"mailto:admin@example.org\"\ndelay = 2\nhide_text = true\nmax_per_minute = 3\nttl = 60\n",
+        )
+        .unwrap();
+        assert_eq!(c.push.subject, "mailto:admin@example.org");
+        assert_eq!(c.push.delay, std::time::Duration::from_secs(2));
+        assert!(c.push.hide_text);
+        assert_eq!(c.push.max_per_minute, 3);
+        assert_eq!(c.push.ttl, std::time::Duration::from_secs(60));
+        for (text, key) in [
+            ("[push]\nsubject = \"admin\"", "'push.subject'"),
+            ("[push]\ndelay = 0", "'push.delay'"),
+            ("[push]\nmax_per_minute = 0", "'push.max_per_minute'"),
+            ("[push]\nttl = 99999999", "'push.ttl'"),
+            ("[push]\nloud = true", "loud"),
+        ] {
+            let e = BackendConfig::parse(Path::new("b.toml"), text).unwrap_err();
+            assert!(e.to_string().contains(key), "{text}: {e}");
         }
     }
 

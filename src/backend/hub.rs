@@ -8,12 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
-use super::event::{ConvRef, Event};
+use super::event::{ConvRef, Direction, Event, Message};
 use super::store::{ConvKey, ConversationRow, Store, StoreError};
 
 /// Chats to join with their join fields.
@@ -69,10 +69,39 @@ struct Inner {
 
 pub(crate) struct Hub {
     db_path: PathBuf,
+    /// The space reserve (see [`Hub::writable`]).
+    reserve: PathBuf,
     inner: Mutex<Inner>,
     /// Signalled when the status line may have changed.
     status_notify: Notify,
+    /// Where Web Push delivery learns of messages and read markers.
+    tap: OnceLock<mpsc::Sender<Tap>>,
+    /// How many clients are subscribed (for Web Push delivery).
+    clients: watch::Sender<usize>,
 }
+
+/// What the hub tells Web Push delivery (`push_delivery`), in the order
+/// the events were emitted.
+#[derive(Debug)]
+pub(crate) enum Tap {
+    /// An incoming message (not history the network replayed), and how
+    /// many clients were subscribed when it was emitted.
+    Incoming {
+        seq: u64,
+        message: Message,
+        clients: usize,
+    },
+    /// A conversation was read up to `upto` (a `read` marker, or the
+    /// user's own message there).
+    Read {
+        account: i64,
+        conversation: ConvRef,
+        upto: u64,
+    },
+}
+
+/// How many taps may wait for delivery before new ones are dropped.
+const TAP_QUEUE: usize = 1024;
 
 /// What `hello` gets back from [`Hub::subscribe`].
 pub(crate) struct Subscription {
@@ -99,8 +128,13 @@ impl Hub {
             .into_iter()
             .map(|c| (c.key.clone(), c))
             .collect();
+        let reserve = db_path.with_file_name(RESERVE_FILE);
+        if let Err(e) = make_reserve(&reserve) {
+            tracing::warn!("cannot keep a space reserve in the state directory: {e}");
+        }
         let hub = Arc::new(Hub {
             db_path: db_path.to_owned(),
+            reserve,
             inner: Mutex::new(Inner {
                 store,
                 last_seq,
@@ -112,6 +146,8 @@ impl Hub {
                 status: String::new(),
             }),
             status_notify: Notify::new(),
+            tap: OnceLock::new(),
+            clients: watch::channel(0).0,
         });
         for (account, name) in leftovers.chats {
             hub.emit(Event::ChatLeft {
@@ -137,6 +173,50 @@ impl Hub {
         Ok(hub)
     }
 
+    /// Whether a request may hand `need` bytes of the user's text to the
+    /// network: everything it causes must be storable first ("durable or
+    /// refused", issue #10). Checks that the state directory has room
+    /// (free space beyond [`MIN_FREE`] plus `need` several times over,
+    /// and the space reserve in place, made again once space is back) and
+    /// that the database takes a write. An error [`StoreError::is_full`]
+    /// when space is short.
+    ///
+    /// The reserve, a file of [`RESERVE_BYTES`] kept in the state
+    /// directory, covers the rest: if the disk fills between this check
+    /// and the event's commit, [`Hub::emit`] deletes the reserve and
+    /// commits into the room it leaves.
+    pub(crate) fn writable(&self, need: usize) -> Result<(), StoreError> {
+        let dir = self.reserve.parent().unwrap_or(Path::new("."));
+        let want = MIN_FREE + 4 * need as u64;
+        let free = free_bytes(dir)?;
+        if !self.reserve.exists() {
+            if free < want + RESERVE_BYTES {
+                return Err(StoreError::Full(format!(
+                    "{free} bytes free, the reserve is used up"
+                )));
+            }
+            make_reserve(&self.reserve)?;
+            tracing::info!("the state directory has room again: space reserve restored");
+        } else if free < want {
+            return Err(StoreError::Full(format!("{free} bytes free")));
+        }
+        self.lock().store.write_probe(now_ms())
+    }
+
+    /// Deletes the space reserve; whether there was one.
+    fn release_reserve(&self) -> bool {
+        match std::fs::remove_file(&self.reserve) {
+            Ok(()) => {
+                tracing::error!(
+                    "the state directory is full: released the space reserve; \
+                     sends are refused until there is room"
+                );
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     pub(crate) fn db_path(&self) -> &Path {
         &self.db_path
     }
@@ -159,7 +239,14 @@ impl Hub {
         let seq = inner.last_seq + 1;
         let time = now_ms();
         let event = make(seq);
-        let persisted = inner.store.persist(seq, time, &event)?;
+        let persisted = match inner.store.persist(seq, time, &event) {
+            Err(e) if e.is_full() && self.release_reserve() => {
+                // What a request let through must be kept: the reserve
+                // was for this (sends are refused until it is back).
+                inner.store.persist(seq, time, &event)?
+            }
+            r => r?,
+        };
         let body: Arc<str> = persisted.body.into();
         inner.last_seq = seq;
         inner
@@ -181,8 +268,52 @@ impl Hub {
             });
         if inner.clients.len() != before {
             self.status_notify.notify_one();
+            self.clients.send_replace(inner.clients.len());
+        }
+        if let Some(tap) = self.tap.get() {
+            let t = match &event {
+                Event::Message(m) if m.direction == Direction::In && !m.delayed => {
+                    Some(Tap::Incoming {
+                        seq,
+                        message: m.clone(),
+                        clients: inner.clients.len(),
+                    })
+                }
+                Event::Message(m) if m.direction == Direction::Out => Some(Tap::Read {
+                    account: m.account,
+                    conversation: m.conversation.clone(),
+                    upto: seq,
+                }),
+                Event::Read {
+                    account,
+                    conversation,
+                    read_seq,
+                } => Some(Tap::Read {
+                    account: *account,
+                    conversation: conversation.clone(),
+                    upto: *read_seq,
+                }),
+                _ => None,
+            };
+            if let Some(t) = t {
+                if tap.try_send(t).is_err() {
+                    tracing::warn!("web push: delivery is behind; a message was not considered");
+                }
+            }
         }
         Ok(seq)
+    }
+
+    /// Starts telling Web Push delivery about messages (once).
+    pub(crate) fn tap(&self) -> mpsc::Receiver<Tap> {
+        let (tx, rx) = mpsc::channel(TAP_QUEUE);
+        let _ = self.tap.set(tx);
+        rx
+    }
+
+    /// The number of subscribed clients, as it changes.
+    pub(crate) fn clients_watch(&self) -> watch::Receiver<usize> {
+        self.clients.subscribe()
     }
 
     /// Subscribes a client: events after the returned `last_seq` go to `tx`.
@@ -194,6 +325,7 @@ impl Hub {
         let snapshot = inner.state.snapshot();
         inner.clients.insert(id, Client { tx, kick });
         self.status_notify.notify_one();
+        self.clients.send_replace(inner.clients.len());
         Subscription {
             last_seq: inner.last_seq,
             snapshot,
@@ -201,7 +333,10 @@ impl Hub {
     }
 
     pub(crate) fn unsubscribe(&self, id: u64) {
-        self.lock().clients.remove(&id);
+        let mut inner = self.lock();
+        inner.clients.remove(&id);
+        self.clients.send_replace(inner.clients.len());
+        drop(inner);
         self.status_notify.notify_one();
     }
 
@@ -363,10 +498,67 @@ impl Hub {
         self.lock().store.autojoin_remove(account, name)
     }
 
+    /// See [`Store::signon_started`].
+    pub(crate) fn signon_started(&self, account: i64) -> Result<(), StoreError> {
+        self.lock().store.signon_started(account)
+    }
+
+    /// See [`Store::signon_finished`].
+    pub(crate) fn signon_finished(&self, account: i64) -> Result<(), StoreError> {
+        self.lock().store.signon_finished(account)
+    }
+
+    /// See [`Store::signons_interrupted`].
+    pub(crate) fn signons_interrupted(&self) -> Result<(), StoreError> {
+        self.lock().store.signons_interrupted()
+    }
+
+    /// See [`Store::signon_strikes`].
+    pub(crate) fn signon_strikes(&self, limit: i64) -> Result<Vec<i64>, StoreError> {
+        self.lock().store.signon_strikes(limit)
+    }
+
     /// See [`Store::autojoin_list`].
     pub(crate) fn autojoin_list(&self, account: i64) -> Result<AutojoinList, StoreError> {
         self.lock().store.autojoin_list(account)
     }
+}
+
+/// The space reserve's file name, next to the database.
+const RESERVE_FILE: &str = "space-reserve";
+/// Its size: room for the events one request causes (a 64 KiB message,
+/// its full-text index and WAL pages) many times over.
+pub(crate) const RESERVE_BYTES: u64 = 4 << 20;
+/// Free space below which sends are refused (besides the reserve).
+pub(crate) const MIN_FREE: u64 = 1 << 20;
+
+/// Free bytes for an unprivileged writer in `dir`'s file system.
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(dir)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Writes the reserve file (real blocks: zeros written, then synced) if it
+/// is missing or short. A partial one is removed.
+fn make_reserve(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() >= RESERVE_BYTES) {
+        return Ok(());
+    }
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(path)?;
+        let zeros = vec![0u8; 64 << 10];
+        let mut left = RESERVE_BYTES;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            f.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        f.sync_all()
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(path);
+    })
 }
 
 /// The wire object without the fields a snapshot does not repeat.
@@ -761,6 +953,75 @@ mod tests {
         )
         .unwrap();
         assert!(hub.next_account_id(0).is_err());
+    }
+
+    /// A tmpfs on `dir` (tests run as root), unmounted when dropped.
+    struct Tmpfs(std::path::PathBuf);
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+
+    /// With the disk full, `writable` refuses (`is_full`), and an event
+    /// that must be kept anyway (libpurple already did what it records) is
+    /// committed into the room the reserve leaves; once there is room the
+    /// reserve is made again.
+    #[test]
+    fn a_full_disk_refuses_sends_and_the_reserve_keeps_what_happened() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "cannot mount a tmpfs (this test needs root)");
+        let _fs = Tmpfs(dir.path().to_owned());
+        let hub = Hub::open(&dir.path().join("db")).unwrap();
+        let reserve = dir.path().join(RESERVE_FILE);
+        assert!(reserve.exists());
+        hub.writable(100).unwrap();
+
+        let filler = dir.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f
+            .write_all(&[1u8; 65536])
+            .and_then(|_| f.sync_all())
+            .is_ok()
+        {}
+        let e = hub.writable(100).unwrap_err();
+        assert!(e.is_full(), "{e}");
+        let seq = hub.emit(notice("x".repeat(200_000))).unwrap();
+        assert!(!reserve.exists(), "the reserve made the room");
+        let reader = store::Reader::open(hub.db_path()).unwrap();
+        assert_eq!(reader.events(seq - 1, seq, 10).unwrap().len(), 1);
+        assert!(hub.writable(100).unwrap_err().is_full());
+
+        drop(f);
+        std::fs::remove_file(&filler).unwrap();
+        hub.writable(100).unwrap();
+        assert!(reserve.exists(), "made again");
+    }
+
+    /// A database that refuses a write for another reason is not "full".
+    #[test]
+    fn a_refused_write_is_not_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let hub = Hub::open(&path).unwrap();
+        hub.writable(10).unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON meta
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+        let e = hub.writable(10).unwrap_err();
+        assert!(!e.is_full(), "{e}");
     }
 
     /// A durable write that fails is reported to the caller.

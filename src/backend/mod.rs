@@ -48,6 +48,7 @@ mod proptests;
 pub mod protocol;
 pub(crate) mod purple;
 pub mod push;
+pub(crate) mod push_delivery;
 pub(crate) mod sandbox;
 pub(crate) mod server;
 pub(crate) mod store;
@@ -210,6 +211,7 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     let t0 = std::time::Instant::now();
     let hub = hub::Hub::open(&state.join("sapphire.db"))?;
     notify::init(&state.join("sapphire.db"))?;
+    let delivery = push_delivery::start(&hub, config.settings.push.clone());
     let t1 = std::time::Instant::now();
     let listener = UnixListener::from_std(config.listen.listener)
         .map_err(|e| BackendError::Listen("socket".into(), e))?;
@@ -263,6 +265,7 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
     notify(&[sd_notify::NotifyState::Stopping]);
     status.abort();
     supervisor.abort();
+    delivery.abort();
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_millis(1500), server).await;
     if tokio::time::timeout(Duration::from_secs(2), purple.shutdown())

@@ -1,8 +1,8 @@
 //! Web Push, first part: the backend's VAPID key pair (RFC 8292) and the
 //! push subscriptions of the user's browsers, with the endpoint checks
 //! that keep a subscription from making the backend reach inside the host
-//! or its network (SSRF). Delivery (RFC 8291 encryption, the POST, retries)
-//! is not built yet.
+//! or its network (SSRF). Delivery (RFC 8291 encryption, the POST,
+//! retries) is `push_delivery`.
 //!
 //! * The key pair is a PKCS#8 P-256 key in `state/vapid.pk8` (mode 0600),
 //!   created on first use with ring; only the public point leaves it.
@@ -13,7 +13,7 @@
 //!   `--push-allow-private-endpoints` (for tests only).
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +35,27 @@ pub fn allow_private_endpoints(allow: bool) {
     ALLOW_PRIVATE.store(allow, Ordering::Relaxed);
 }
 
+/// `--push-ca FILE`: trusts the PEM certificates in FILE for push
+/// services, besides the system's CA store (for tests). Call it before
+/// the sandbox is applied.
+pub fn load_push_ca(path: &Path) -> Result<usize, PushCaError> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| PushCaError(path.to_owned(), e.to_string()))?;
+    if certs.is_empty() {
+        return Err(PushCaError(path.to_owned(), "no certificate".to_owned()));
+    }
+    let n = certs.len();
+    super::push_delivery::set_extra_ca(certs);
+    Ok(n)
+}
+
+/// A `--push-ca` file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("--push-ca {0}: {1}")]
+pub struct PushCaError(PathBuf, String);
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS push_subscriptions (
     endpoint TEXT PRIMARY KEY,
@@ -54,7 +75,7 @@ fn key_path(db_path: &Path) -> PathBuf {
 }
 
 /// The VAPID key pair, created (mode 0600) if there is none yet.
-fn key_pair(db_path: &Path) -> Result<EcdsaKeyPair, OpError> {
+pub(crate) fn key_pair(db_path: &Path) -> Result<EcdsaKeyPair, OpError> {
     let path = key_path(db_path);
     let rng = SystemRandom::new();
     let pkcs8 = match std::fs::read(&path) {
@@ -138,9 +159,9 @@ fn bad_endpoint(message: impl Into<String>) -> OpError {
     OpError::new("bad_endpoint", message)
 }
 
-/// Checks an endpoint: `https`, a host, and (unless private endpoints are
-/// allowed) only global addresses. Returns the host and port.
-pub async fn check_endpoint(endpoint: &str) -> Result<(String, u16), OpError> {
+/// Checks an endpoint's form: `https`, a host, no credentials. Returns
+/// the URI, host (without brackets) and port.
+fn parse_endpoint(endpoint: &str) -> Result<(hyper::Uri, String, u16), OpError> {
     if endpoint.len() > MAX_ENDPOINT {
         return Err(bad_endpoint(format!(
             "the endpoint is longer than {MAX_ENDPOINT} bytes"
@@ -164,27 +185,58 @@ pub async fn check_endpoint(endpoint: &str) -> Result<(String, u16), OpError> {
         .trim_end_matches(']')
         .to_owned();
     let port = authority.port_u16().unwrap_or(443);
-    if ALLOW_PRIVATE.load(Ordering::Relaxed) {
-        return Ok((host, port));
-    }
-    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
+    Ok((uri, host, port))
+}
+
+/// The addresses of `host`, all of them global unless private endpoints
+/// are allowed.
+async fn vetted_addresses(host: &str, port: u16) -> Result<Vec<SocketAddr>, OpError> {
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
             .await
             .map_err(|e| bad_endpoint(format!("cannot resolve the endpoint's host {host}: {e}")))?
-            .map(|a| a.ip())
             .collect(),
     };
     if addrs.is_empty() {
         return Err(bad_endpoint(format!("{host} has no address")));
     }
-    if let Some(ip) = addrs.iter().find(|ip| !is_global(**ip)) {
-        return Err(bad_endpoint(format!(
-            "the endpoint's host {host} is at {ip}, a loopback, private or otherwise non-global \
-             address; push services are on the internet (tests: --push-allow-private-endpoints)"
-        )));
+    if !ALLOW_PRIVATE.load(Ordering::Relaxed) {
+        if let Some(a) = addrs.iter().find(|a| !is_global(a.ip())) {
+            return Err(bad_endpoint(format!(
+                "the endpoint's host {host} is at {}, a loopback, private or otherwise non-global \
+                 address; push services are on the internet (tests: --push-allow-private-endpoints)",
+                a.ip()
+            )));
+        }
+    }
+    Ok(addrs)
+}
+
+/// Checks an endpoint: `https`, a host, and (unless private endpoints are
+/// allowed) only global addresses. Returns the host and port.
+pub async fn check_endpoint(endpoint: &str) -> Result<(String, u16), OpError> {
+    let (_, host, port) = parse_endpoint(endpoint)?;
+    if !ALLOW_PRIVATE.load(Ordering::Relaxed) {
+        vetted_addresses(&host, port).await?;
     }
     Ok((host, port))
+}
+
+/// Where a push goes, checked again at send time: a name may resolve
+/// elsewhere than it did when the browser subscribed.
+pub(crate) struct Target {
+    pub(crate) uri: hyper::Uri,
+    pub(crate) host: String,
+    /// Only these addresses may be connected to.
+    pub(crate) addrs: Vec<SocketAddr>,
+}
+
+/// Parses and resolves an endpoint for sending.
+pub(crate) async fn target(endpoint: &str) -> Result<Target, OpError> {
+    let (uri, host, port) = parse_endpoint(endpoint)?;
+    let addrs = vetted_addresses(&host, port).await?;
+    Ok(Target { uri, host, addrs })
 }
 
 fn decoded_len(field: &str, value: &str) -> Result<Vec<u8>, OpError> {
@@ -275,6 +327,44 @@ pub fn endpoints(db_path: &Path) -> Result<Vec<String>, OpError> {
         .map_err(OpError::internal)?;
     rows.collect::<Result<Vec<_>, _>>()
         .map_err(OpError::internal)
+}
+
+/// A stored subscription, keys included (for delivery only: never in a
+/// reply or a log).
+pub(crate) struct Subscription {
+    pub(crate) endpoint: String,
+    pub(crate) p256dh: String,
+    pub(crate) auth: String,
+}
+
+/// Every subscription, keys included.
+pub(crate) fn subscriptions(db_path: &Path) -> Result<Vec<Subscription>, OpError> {
+    let conn = open(db_path)?;
+    let mut st = conn
+        .prepare("SELECT endpoint, p256dh, auth FROM push_subscriptions ORDER BY created, endpoint")
+        .map_err(OpError::internal)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(Subscription {
+                endpoint: r.get(0)?,
+                p256dh: r.get(1)?,
+                auth: r.get(2)?,
+            })
+        })
+        .map_err(OpError::internal)?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(OpError::internal)
+}
+
+/// Forgets a subscription the push service said is gone.
+pub(crate) fn remove(db_path: &Path, endpoint: &str) -> Result<(), OpError> {
+    open(db_path)?
+        .execute(
+            "DELETE FROM push_subscriptions WHERE endpoint = ?1",
+            [endpoint],
+        )
+        .map_err(OpError::internal)?;
+    Ok(())
 }
 
 fn open(db_path: &Path) -> Result<rusqlite::Connection, OpError> {

@@ -9,6 +9,9 @@
 //! * `accounts`: account configurations, re-applied to libpurple at
 //!   start-up (libpurple saves its own copy up to 5 s late).
 //! * `autojoin`: chats to join whenever their account signs on.
+//! * `signons`: accounts whose sign-on is under way (`pending`) and how
+//!   many starts in a row found one left over (`strikes`): a sign-on that
+//!   crashed or wedged the backend (issue #10).
 //!
 //! WAL with `synchronous=NORMAL`: a committed transaction survives the
 //! process being killed (`kill -9`); only a power loss may drop the last
@@ -29,6 +32,25 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("bad stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the state directory is full ({0})")]
+    Full(String),
+    #[error("cannot check the state directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// Whether the write failed for lack of space (SQLite's `SQLITE_FULL`,
+    /// which it also reports for `ENOSPC`, or a space check).
+    pub(crate) fn is_full(&self) -> bool {
+        match self {
+            StoreError::Full(_) => true,
+            StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Io(e) => e.raw_os_error() == Some(libc::ENOSPC),
+            _ => false,
+        }
+    }
 }
 
 pub(crate) type Result<T> = std::result::Result<T, StoreError>;
@@ -79,6 +101,11 @@ CREATE TABLE IF NOT EXISTS autojoin (
     name TEXT NOT NULL COLLATE NOCASE,
     fields TEXT NOT NULL,
     PRIMARY KEY (account, name)
+);
+CREATE TABLE IF NOT EXISTS signons (
+    account INTEGER PRIMARY KEY,
+    pending INTEGER NOT NULL DEFAULT 0,
+    strikes INTEGER NOT NULL DEFAULT 0
 );
 ";
 
@@ -482,6 +509,60 @@ impl Store {
             let (name, fields) = row?;
             out.push((name, serde_json::from_str(&fields)?));
         }
+        Ok(out)
+    }
+
+    /// Commits a small write (a `meta` row): fails as the next event's
+    /// commit would if the database cannot be written at all.
+    pub(crate) fn write_probe(&self, value: i64) -> Result<()> {
+        self.meta_set("write_probe", value)
+    }
+
+    /// A sign-on of `account` starts: if the process dies before
+    /// [`Store::signon_finished`], the next start counts a strike.
+    pub(crate) fn signon_started(&self, account: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO signons (account, pending) VALUES (?1, 1)
+             ON CONFLICT (account) DO UPDATE SET pending = 1",
+            [account],
+        )?;
+        Ok(())
+    }
+
+    /// The sign-on of `account` ended (signed on, or an error the backend
+    /// survived): no strike, and earlier strikes are forgiven.
+    pub(crate) fn signon_finished(&self, account: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM signons WHERE account = ?1", [account])?;
+        Ok(())
+    }
+
+    /// At a clean shutdown: sign-ons still under way were not the cause.
+    pub(crate) fn signons_interrupted(&self) -> Result<()> {
+        self.conn
+            .execute("UPDATE signons SET pending = 0 WHERE pending = 1", [])?;
+        Ok(())
+    }
+
+    /// At start-up: every sign-on a previous run left under way counts a
+    /// strike for its account. Returns the accounts with at least
+    /// `limit` strikes in a row, whose count starts again (the caller
+    /// disables them: enabling one again gives it `limit` new tries).
+    pub(crate) fn signon_strikes(&mut self, limit: i64) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE signons SET strikes = strikes + 1, pending = 0 WHERE pending = 1",
+            [],
+        )?;
+        let mut out = Vec::new();
+        {
+            let mut stmt = tx.prepare("SELECT account FROM signons WHERE strikes >= ?1")?;
+            for row in stmt.query_map([limit], |r| r.get::<_, i64>(0))? {
+                out.push(row?);
+            }
+        }
+        tx.execute("DELETE FROM signons WHERE strikes >= ?1", [limit])?;
+        tx.commit()?;
         Ok(out)
     }
 

@@ -27,6 +27,10 @@ struct Args {
     /// services inside the host or its network).
     #[arg(long)]
     push_allow_private_endpoints: bool,
+    /// Also trust the PEM certificates in FILE for push services, besides
+    /// the system's CA store (for tests with a private push service).
+    #[arg(long, value_name = "FILE")]
+    push_ca: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +61,9 @@ fn main() -> anyhow::Result<()> {
     };
     let settings = backend::config::BackendConfig::load(args.config.as_deref())?;
     backend::push::allow_private_endpoints(args.push_allow_private_endpoints);
+    if let Some(path) = &args.push_ca {
+        backend::push::load_push_ca(path)?;
+    }
     let listen = backend::bind(listen)?;
     // Before any thread exists (Landlock confines this thread and the ones
     // it starts).

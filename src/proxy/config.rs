@@ -35,6 +35,11 @@ pub struct Args {
     /// listening sockets (socket activation).
     #[arg(long)]
     pub listen: Vec<SocketAddr>,
+    /// Address for plain HTTP (repeatable): ACME http-01 challenges and a
+    /// redirect of everything else to https. None by default. Ignored when
+    /// systemd passes listening sockets (sapphire-proxy-http.socket).
+    #[arg(long)]
+    pub listen_http: Vec<SocketAddr>,
     /// TLS certificate chain (PEM).
     #[arg(long)]
     pub tls_cert: Option<PathBuf>,
@@ -83,6 +88,8 @@ pub struct Args {
 pub struct FileConfig {
     #[serde(default)]
     pub listen: Vec<SocketAddr>,
+    #[serde(default)]
+    pub listen_http: Vec<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub accounts: Option<PathBuf>,
@@ -109,6 +116,8 @@ pub struct FileConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
+    /// Plain HTTP listeners of our own (port 80: http-01 and redirects).
+    pub listen_http: Vec<SocketAddr>,
     /// Certificate and key; `None` means "generate a self-signed pair in the
     /// state directory".
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -156,6 +165,12 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Set by the packaged unit: the directory its `ExecStartPre=+` and
+/// `ExecReload=+` helper copies `/etc/sapphire/tls/tls.{crt,key}` into,
+/// readable by the proxy, so that a reload reaches a renewed certificate
+/// (credentials of `LoadCredential=` are read only at start).
+pub const TLS_DIR_ENV: &str = "SAPPHIRE_TLS_DIR";
+
 /// True when systemd started us (socket activation or a service).
 pub fn under_systemd() -> bool {
     std::env::var_os("LISTEN_FDS").is_some() || std::env::var_os("INVOCATION_ID").is_some()
@@ -167,6 +182,11 @@ fn default_backend_bin() -> PathBuf {
         .and_then(|exe| exe.parent().map(|d| d.join("sapphire-backend")))
         .filter(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("sapphire-backend"))
+}
+
+/// `dir/name` in the first of `dirs` that has it.
+fn first_existing(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    dirs.iter().map(|d| d.join(name)).find(|p| p.exists())
 }
 
 impl FileConfig {
@@ -196,19 +216,22 @@ impl Config {
             .or(file.state_dir)
             .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("/var/lib/sapphire-proxy"));
-        let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-        let cert = args.tls_cert.clone().or(file.tls_cert).or_else(|| {
-            creds
-                .as_ref()
-                .map(|d| d.join("tls.crt"))
-                .filter(|p| p.exists())
-        });
-        let key = args.tls_key.clone().or(file.tls_key).or_else(|| {
-            creds
-                .as_ref()
-                .map(|d| d.join("tls.key"))
-                .filter(|p| p.exists())
-        });
+        // Flag, file, then an admin's own `LoadCredential=` (read at start
+        // only), then the packaged unit's runtime copy (re-read on reload).
+        let dirs: Vec<PathBuf> = ["CREDENTIALS_DIRECTORY", TLS_DIR_ENV]
+            .iter()
+            .filter_map(|v| std::env::var_os(v).map(PathBuf::from))
+            .collect();
+        let cert = args
+            .tls_cert
+            .clone()
+            .or(file.tls_cert)
+            .or_else(|| first_existing(&dirs, "tls.crt"));
+        let key = args
+            .tls_key
+            .clone()
+            .or(file.tls_key)
+            .or_else(|| first_existing(&dirs, "tls.key"));
         let tls = match (cert, key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -224,6 +247,11 @@ impl Config {
             file.listen
         } else {
             vec!["[::]:443".parse().unwrap()]
+        };
+        let listen_http = if !args.listen_http.is_empty() {
+            args.listen_http.clone()
+        } else {
+            file.listen_http
         };
         let origins: Vec<String> = if !args.origin.is_empty() {
             args.origin.clone()
@@ -259,6 +287,7 @@ impl Config {
         Ok(Config {
             acme,
             listen,
+            listen_http,
             tls,
             accounts: args
                 .accounts
@@ -339,6 +368,33 @@ mod tests {
         assert_eq!(c.backend_state_dir, PathBuf::from("/srv/state/backends"));
         assert_eq!(c.session_ttl, Duration::from_secs(7200));
         assert_eq!(c.backend_dir, PathBuf::from("/run/sapphire/backend"));
+    }
+
+    #[test]
+    fn tls_files_come_from_the_first_directory_that_has_them() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        std::fs::write(b.path().join("tls.crt"), "b").unwrap();
+        let dirs = [a.path().to_path_buf(), b.path().to_path_buf()];
+        assert_eq!(
+            first_existing(&dirs, "tls.crt"),
+            Some(b.path().join("tls.crt"))
+        );
+        std::fs::write(a.path().join("tls.crt"), "a").unwrap();
+        assert_eq!(
+            first_existing(&dirs, "tls.crt"),
+            Some(a.path().join("tls.crt"))
+        );
+        assert_eq!(first_existing(&dirs, "tls.key"), None);
+    }
+
+    #[test]
+    fn listen_http_is_read_from_the_file() {
+        let file: FileConfig = toml::from_str(r#"listen_http = ["127.0.0.1:8080"]"#).unwrap();
+        let c = Config::resolve(&Args::default(), file).unwrap();
+        assert_eq!(c.listen_http, vec!["127.0.0.1:8080".parse().unwrap()]);
+        let c = Config::resolve(&Args::default(), FileConfig::default()).unwrap();
+        assert!(c.listen_http.is_empty(), "port 80 is opt-in");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! Layers, bottom up (each module uses only those above it in this list):
 //! `config`, `error`, `shutdown`, `launcher`, `limits`, `admission`, `hashing`, `relay`, `state`, `http`,
-//! `server`, `demo`. See `docs/architecture.md`.
+//! `plain`, `server`, `demo`. See `docs/architecture.md`.
 
 pub(crate) mod admission;
 pub mod config;
@@ -14,6 +14,7 @@ pub(crate) mod hashing;
 pub(crate) mod http;
 pub(crate) mod launcher;
 pub(crate) mod limits;
+mod plain;
 pub(crate) mod relay;
 mod server;
 mod shutdown;

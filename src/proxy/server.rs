@@ -1,6 +1,7 @@
 //! The proxy's process-level loop: listening sockets (systemd's or its own),
-//! the accept loop, one task per connection (TLS, then HTTP), signals
-//! (SIGHUP reloads, SIGTERM/SIGINT stop) and sd_notify.
+//! the accept loop, one task per connection (TLS, then HTTP; or plain HTTP
+//! on the optional port-80 listener, see `plain`), signals (SIGHUP reloads,
+//! SIGTERM/SIGINT stop) and sd_notify.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use super::admission::Slot;
 use super::config::Config;
 use super::error::{io_err, ProxyError};
 use super::http;
+use super::plain;
 use super::relay::frames::GOING_AWAY;
 use super::shutdown::stopped;
 use super::state::{CountGuard, Shared};
@@ -40,20 +42,39 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub struct Proxy {
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
+    /// Plain HTTP (port 80): ACME http-01 and redirects to https.
+    http_listeners: Vec<TcpListener>,
+}
+
+/// What an accept loop serves.
+#[derive(Clone, Copy)]
+enum Serve {
+    Tls,
+    /// Plain HTTP, redirecting to https on this port.
+    Plain {
+        https_port: u16,
+    },
 }
 
 impl Proxy {
     pub fn new(config: Config) -> Result<Proxy, ProxyError> {
-        let listeners = listeners(&config)?
-            .into_iter()
-            .map(|l| {
-                l.set_nonblocking(true)?;
-                TcpListener::from_std(l)
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(io_err("preparing the listening sockets"))?;
+        let (tls, plain) = listeners(&config)?;
+        let tokio = |ls: Vec<std::net::TcpListener>| {
+            ls.into_iter()
+                .map(|l| {
+                    l.set_nonblocking(true)?;
+                    TcpListener::from_std(l)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io_err("preparing the listening sockets"))
+        };
+        let (listeners, http_listeners) = (tokio(tls)?, tokio(plain)?);
         let shared = Arc::new(Shared::open(config)?);
-        Ok(Proxy { shared, listeners })
+        Ok(Proxy {
+            shared,
+            listeners,
+            http_listeners,
+        })
     }
 
     /// The addresses actually bound (port 0 in `listen` is resolved here).
@@ -64,12 +85,21 @@ impl Proxy {
             .collect()
     }
 
+    /// The plain HTTP addresses bound (`listen_http`).
+    pub fn http_addrs(&self) -> Vec<SocketAddr> {
+        self.http_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
     /// Serves until SIGTERM or SIGINT, then closes WebSockets with 1001,
     /// stops supervised backends and returns. Once the signal handlers are
     /// in place and the listeners accept, it prints one line per listener on
     /// stdout, `listening on https://ADDR/` (the bound address: with port 0
-    /// in `listen`, the port the kernel chose), then calls `ready` (the demo
-    /// prints its credentials there).
+    /// in `listen`, the port the kernel chose; `listening on http://ADDR/`
+    /// for a plain HTTP one), then calls `ready` (the demo prints its
+    /// credentials there).
     pub async fn run(self, ready: impl FnOnce()) -> Result<(), ProxyError> {
         let shared = self.shared;
         let mut term = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
@@ -77,11 +107,25 @@ impl Proxy {
         let mut hup = signal(SignalKind::hangup()).map_err(io_err("SIGHUP handler"))?;
         let mut accept_tasks = Vec::new();
         let mut announce = String::new();
-        for l in self.listeners {
+        let https_port = self
+            .listeners
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(443, |a| a.port());
+        let all = self.listeners.into_iter().map(|l| (l, Serve::Tls)).chain(
+            self.http_listeners
+                .into_iter()
+                .map(|l| (l, Serve::Plain { https_port })),
+        );
+        for (l, serve) in all {
             let addr = l.local_addr().map_err(io_err("local address"))?;
-            info!("listening on https://{addr}/");
-            announce.push_str(&format!("listening on https://{addr}/\n"));
-            accept_tasks.push(tokio::spawn(accept_loop(Arc::clone(&shared), l)));
+            let scheme = match serve {
+                Serve::Tls => "https",
+                Serve::Plain { .. } => "http",
+            };
+            info!("listening on {scheme}://{addr}/");
+            announce.push_str(&format!("listening on {scheme}://{addr}/\n"));
+            accept_tasks.push(tokio::spawn(accept_loop(Arc::clone(&shared), l, serve)));
         }
         // Whoever reads this may go away: a closed stdout is no reason to stop.
         let mut out = std::io::stdout();
@@ -167,30 +211,50 @@ impl Proxy {
     }
 }
 
-/// The listening sockets: systemd's if it passed any, else our own.
-fn listeners(config: &Config) -> Result<Vec<std::net::TcpListener>, ProxyError> {
+/// The name (`FileDescriptorName=`) of a socket systemd passes for plain
+/// HTTP (sapphire-proxy-http.socket); every other passed socket is TLS.
+const PLAIN_FD_NAME: &str = "http";
+
+type Listeners = (Vec<std::net::TcpListener>, Vec<std::net::TcpListener>);
+
+/// The listening sockets, TLS and plain HTTP: systemd's if it passed any,
+/// else our own.
+fn listeners(config: &Config) -> Result<Listeners, ProxyError> {
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|n| n.split(':').map(String::from).collect())
+        .unwrap_or_default();
     let mut fds = listenfd::ListenFd::from_env();
-    let mut out = Vec::new();
+    let (mut tls, mut plain) = (Vec::new(), Vec::new());
     for i in 0..fds.len() {
         match fds.take_tcp_listener(i) {
-            Ok(Some(l)) => out.push(l),
+            Ok(Some(l)) if names.get(i).map(String::as_str) == Some(PLAIN_FD_NAME) => plain.push(l),
+            Ok(Some(l)) => tls.push(l),
             Ok(None) => {}
             Err(e) => warn!("ignoring passed socket {i}: {e}"),
         }
     }
-    if !out.is_empty() {
-        info!("using {} socket(s) passed by systemd", out.len());
-        return Ok(out);
+    if !tls.is_empty() || !plain.is_empty() {
+        info!(
+            "using {} socket(s) passed by systemd ({} plain HTTP)",
+            tls.len() + plain.len(),
+            plain.len()
+        );
+        return Ok((tls, plain));
     }
-    for addr in &config.listen {
-        let l =
-            std::net::TcpListener::bind(addr).map_err(io_err(format!("listening on {addr}")))?;
-        out.push(l);
-    }
-    Ok(out)
+    let bind = |addrs: &[SocketAddr], out: &mut Vec<_>| -> Result<(), ProxyError> {
+        for addr in addrs {
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(io_err(format!("listening on {addr}")))?;
+            out.push(l);
+        }
+        Ok(())
+    };
+    bind(&config.listen, &mut tls)?;
+    bind(&config.listen_http, &mut plain)?;
+    Ok((tls, plain))
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, serve: Serve) {
     let mut stop = shared.shutdown.subscribe();
     let mut accept_errors = Throttled::new(ACCEPT_ERROR_LOG_EVERY);
     let mut refusals = Throttled::new(REFUSAL_LOG_EVERY);
@@ -228,13 +292,13 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         }
         let over = open >= shared.config.max_connections;
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(
-            Arc::clone(&shared),
-            stream,
-            peer,
-            over,
-            slot,
-        ));
+        let s = Arc::clone(&shared);
+        match serve {
+            Serve::Tls => tokio::spawn(serve_connection(s, stream, peer, over, slot)),
+            Serve::Plain { https_port } => {
+                tokio::spawn(plain::serve(s, stream, peer, https_port, slot))
+            }
+        };
     }
 }
 

@@ -472,6 +472,30 @@ impl IrcPeer {
             .unwrap_or_else(|| panic!("IRC peer: no line with {needle:?}"))
     }
 
+    /// Every line (PINGs answered and left out) up to and including the
+    /// first that contains `needle`.
+    pub async fn lines_until(&mut self, needle: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut raw = Vec::new();
+            let n = tokio::time::timeout(WAIT, self.reader.read_until(b'\n', &mut raw))
+                .await
+                .unwrap_or_else(|_| panic!("IRC peer: no line with {needle:?} in {lines:?}"))
+                .unwrap();
+            assert!(n > 0, "IRC server closed the connection");
+            let line = String::from_utf8_lossy(&raw).into_owned();
+            if let Some(rest) = line.strip_prefix("PING ") {
+                self.send(&format!("PONG {}", rest.trim_end())).await;
+                continue;
+            }
+            let done = line.contains(needle);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
     /// Like `expect`, but gives up (`None`) after `limit`.
     pub async fn expect_within(&mut self, needle: &str, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
@@ -514,6 +538,39 @@ pub async fn add_irc_account(c: &mut Client, port: u16, nick: &str) -> i64 {
     )
     .await;
     id
+}
+
+/// Says `hello` and waits until `account` is connected and, if given,
+/// `joined` is a joined chat: from the snapshot when that happened before
+/// this client came (after a restart the backend signs on by itself), else
+/// from the events. Returns the `hello` reply.
+pub async fn hello_when_ready(c: &mut Client, account: i64, joined: Option<&str>) -> Value {
+    let hello = c.ok("hello", json!({})).await;
+    let connected = hello["accounts"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x["id"] == account && x["status"] == "connected")
+    });
+    if !connected {
+        c.event_op(
+            "account.status",
+            json!({"account": account, "status": "connected"}),
+        )
+        .await;
+    }
+    if let Some(name) = joined {
+        let in_snapshot = hello["chats"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["account"] == account && x["conversation"] == chat(name))
+        });
+        if !in_snapshot {
+            c.event_op(
+                "chat.joined",
+                json!({"account": account, "conversation": chat(name)}),
+            )
+            .await;
+        }
+    }
+    hello
 }
 
 pub fn chat(name: &str) -> Value {

@@ -31,14 +31,40 @@ def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
+# --ca FILE and --servername NAME (set by main): trust only FILE's
+# certificates, send NAME as SNI and Host, check the certificate names it.
+CA = None
+SERVERNAME = None
+
+
 def tls_context():
-    # The server has a self-signed certificate; it is checked by fingerprint
-    # (pinned from the proxy host's journal) instead of by a CA.
+    # Without --ca the server has a self-signed certificate; it is checked by
+    # fingerprint (pinned from the proxy host's journal) instead of by a CA.
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if CA:
+        ctx.load_verify_locations(cafile=CA)
+        ctx.check_hostname = SERVERNAME is not None
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def wrap(raw):
+    return tls_context().wrap_socket(raw, server_hostname=SERVERNAME)
+
+
+class HTTPS(http.client.HTTPSConnection):
+    """HTTPS to an address, with --servername as SNI and Host."""
+
+    def __init__(self, addr, port, timeout):
+        super().__init__(SERVERNAME or addr, port, timeout=timeout)
+        self.addr = addr
+
+    def connect(self):
+        self.sock = wrap(socket.create_connection((self.addr, self.port), self.timeout))
 
 
 def fingerprint_of(der):
@@ -47,7 +73,7 @@ def fingerprint_of(der):
 
 def server_fingerprint(host, port=443):
     with socket.create_connection((host, port), timeout=10) as raw:
-        with tls_context().wrap_socket(raw) as s:
+        with wrap(raw) as s:
             return fingerprint_of(s.getpeercert(binary_form=True)), s.version()
 
 
@@ -57,7 +83,8 @@ class Browser:
     def __init__(self, host, port=443, fingerprint=None):
         self.host = host
         self.port = port
-        self.origin = "https://%s" % host if port == 443 else "https://%s:%d" % (host, port)
+        name = SERVERNAME or host
+        self.origin = "https://%s" % name if port == 443 else "https://%s:%d" % (name, port)
         self.fingerprint = fingerprint
         self.cookies = {}
 
@@ -71,7 +98,7 @@ class Browser:
         return "; ".join("%s=%s" % kv for kv in self.cookies.items())
 
     def request(self, method, path, body=None):
-        conn = http.client.HTTPSConnection(self.host, self.port, timeout=20, context=tls_context())
+        conn = HTTPS(self.host, self.port, timeout=20)
         conn.connect()
         self._check_cert(conn.sock)
         headers = {"Origin": self.origin}
@@ -125,13 +152,13 @@ class WebSocket:
     @classmethod
     def connect(cls, browser, path):
         raw = socket.create_connection((browser.host, browser.port), timeout=20)
-        sock = tls_context().wrap_socket(raw)
+        sock = wrap(raw)
         browser._check_cert(sock)
         key = base64.b64encode(os.urandom(16)).decode()
         req = (
             "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: %s\r\nCookie: %s\r\n\r\n"
-            % (path, browser.host, key, browser.origin, browser.cookie_header())
+            % (path, SERVERNAME or browser.host, key, browser.origin, browser.cookie_header())
         )
         sock.sendall(req.encode())
         ws = cls(sock)
@@ -333,6 +360,47 @@ def cmd_hello(a):
     ws.close()
 
 
+def cmd_hold(a):
+    """A WebSocket that stays open across whatever the test does meanwhile:
+    prints "open" once it is relaying, waits for a line on stdin, then
+    checks that the same connection still relays a request and its reply."""
+    ws = open_ws(a)
+    hello, _ = ws.request(1, "hello")
+    if hello.get("ok") is not True:
+        raise Fail("hello: %s" % hello)
+    print("open", flush=True)
+    sys.stdin.readline()
+    reply, _ = ws.request(2, "ping")
+    if reply.get("ok") is not True:
+        raise Fail("ping on the old WebSocket: %s" % reply)
+    print(json.dumps({"still_relaying": reply}), flush=True)
+    ws.close()
+
+
+def cmd_pem(a):
+    """GET a PEM document over HTTPS without checking the server (pebble's
+    root from its management port, bootstrapping the trust of the test)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(a.host, a.port, timeout=20, context=ctx)
+    conn.request("GET", a.path)
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    if resp.status != 200 or "-----BEGIN CERTIFICATE-----" not in body:
+        raise Fail("GET %s: HTTP %d %r" % (a.path, resp.status, body[:200]))
+    sys.stdout.write(body)
+
+
+def cmd_plain(a):
+    """Plain HTTP on port 80: prints the status and the Location."""
+    conn = http.client.HTTPConnection(a.host, 80, timeout=20)
+    conn.request(a.method, a.path, headers={"Host": SERVERNAME or a.host})
+    resp = conn.getresponse()
+    resp.read()
+    print(resp.status, resp.getheader("Location") or "-")
+
+
 def cmd_refusals(a):
     """What a browser must not get: wrong password, foreign Origin, no session."""
     b = Browser(a.host, fingerprint=a.fingerprint)
@@ -432,9 +500,17 @@ def main():
     p.add_argument("--host", required=True)
     p.add_argument("--fingerprint", help="expected SHA-256 of the server certificate")
     p.add_argument("--backend-socket", help="talk to this backend socket directly, not through the proxy")
+    p.add_argument("--ca", help="trust only this PEM file's certificates (and check the chain)")
+    p.add_argument("--servername", help="the site's name: SNI, Host and Origin (checked with --ca)")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("fingerprint")
-    for name in ("hello", "refusals", "irc", "history"):
+    s = sub.add_parser("pem")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--path", required=True)
+    s = sub.add_parser("plain")
+    s.add_argument("--method", default="GET")
+    s.add_argument("--path", default="/")
+    for name in ("hello", "refusals", "irc", "history", "hold"):
         s = sub.add_parser(name)
         s.add_argument("--user", default="")
         s.add_argument("--password", default="")
@@ -450,6 +526,8 @@ def main():
         if name == "history":
             s.add_argument("--expect", required=True)
     a = p.parse_args()
+    global CA, SERVERNAME
+    CA, SERVERNAME = a.ca, a.servername
     try:
         {
             "fingerprint": cmd_fingerprint,
@@ -457,8 +535,11 @@ def main():
             "refusals": cmd_refusals,
             "irc": cmd_irc,
             "history": cmd_history,
+            "hold": cmd_hold,
+            "pem": cmd_pem,
+            "plain": cmd_plain,
         }[a.cmd](a)
-    except (Fail, OSError, ValueError) as e:
+    except (Fail, OSError, ValueError, http.client.HTTPException) as e:
         log("client: %s: %s" % (a.cmd, e))
         sys.exit(1)
 

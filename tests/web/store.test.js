@@ -184,8 +184,8 @@ describe('settings', () => {
   it('round-trip through storage', () => {
     const store = new Map();
     const storage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
-    saveSettings(storage, { theme: 'dark', clock: '12', hideJoins: true });
-    assert.deepEqual(loadSettings(storage), { theme: 'dark', clock: '12', hideJoins: true });
+    saveSettings(storage, { theme: 'dark', clock: '12', hideJoins: true, notifications: true });
+    assert.deepEqual(loadSettings(storage), { theme: 'dark', clock: '12', hideJoins: true, notifications: true });
   });
 });
 

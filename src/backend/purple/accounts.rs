@@ -7,6 +7,7 @@ use super::handles::{self, Account, NewAccount, OptionValue, Protocol};
 use super::{events, ffi, invoke, state, view};
 use crate::backend::policy;
 use crate::backend::protocol::OpError;
+use crate::backend::store::StoreError;
 
 /// The account for `id`, or `no_such_account`.
 pub(crate) fn find(id: i64) -> Result<Account, OpError> {
@@ -20,10 +21,19 @@ pub(crate) fn connected(account: Account) -> Result<handles::Connection, OpError
         .ok_or_else(|| OpError::new("not_connected", "the account is not connected"))
 }
 
-/// A store error as a reply: the durable copy could not be written.
-pub(crate) fn store_failed(e: impl std::fmt::Display) -> OpError {
+/// A store error as a reply: the durable copy could not be written
+/// (`storage_full` when the state directory has no room, else
+/// `internal`).
+pub(crate) fn store_failed(e: StoreError) -> OpError {
     tracing::error!("store: {e}");
-    OpError::new("internal", format!("cannot store the change: {e}"))
+    if e.is_full() {
+        OpError::new(
+            "storage_full",
+            "the backend's disk is full: nothing was done (try again when there is room)",
+        )
+    } else {
+        OpError::new("internal", format!("cannot store the change: {e}"))
+    }
 }
 
 /// Refused if the admin does not allow `protocol` (`backend.toml`).
@@ -96,10 +106,77 @@ pub(crate) fn stored_config(account: Account) -> Result<Value, OpError> {
     }))
 }
 
+/// How many starts in a row may find an account's sign-on unfinished (the
+/// backend crashed, was killed, or its watchdog restarted it while that
+/// account was signing on) before the account is restored disabled.
+pub(crate) const SIGNON_STRIKES: i64 = 2;
+
+/// Why an account was restored disabled (its `account.status` message).
+pub(crate) const STRUCK_MESSAGE: &str = "disabled: signing on to this account stopped the \
+     backend twice in a row (it crashed or hung). Enable the account to try again.";
+
+/// A sign-on of `id` starts (libpurple's `account-connecting`): recorded
+/// durably, so that a start after a crash or a hang counts it.
+pub(crate) fn signon_started(id: i64) {
+    if id == 0 {
+        return;
+    }
+    if let Err(e) = state::hub().signon_started(id) {
+        tracing::error!(account = id, "cannot record the sign-on: {e}");
+    }
+}
+
+/// The sign-on of `id` ended (connected, failed, or the connection went
+/// away) with the backend alive: no strike.
+pub(crate) fn signon_finished(id: i64) {
+    if let Err(e) = state::hub().signon_finished(id) {
+        tracing::error!(account = id, "cannot record the end of the sign-on: {e}");
+    }
+}
+
+/// At start-up, before anything signs on: disables every account whose
+/// sign-on was under way when the backend died [`SIGNON_STRIKES`] starts
+/// in a row (durably: the stored copy says disabled). Returns them.
+fn disable_struck() -> Vec<i64> {
+    let struck = match state::hub().signon_strikes(SIGNON_STRIKES) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot read unfinished sign-ons: {e}");
+            return Vec::new();
+        }
+    };
+    let mut disabled = Vec::new();
+    for id in struck {
+        let Some(account) = Account::find(id) else {
+            continue;
+        };
+        if !account.enabled() {
+            continue;
+        }
+        tracing::warn!(
+            account = id,
+            "its sign-on stopped the backend {SIGNON_STRIKES} times in a row: disabled"
+        );
+        account.set_enabled(false);
+        match stored_config(account) {
+            Ok(mut config) => {
+                config["enabled"] = json!(false);
+                if let Err(e) = state::hub().account_save(id, &config) {
+                    tracing::error!(account = id, "cannot store the account disabled: {e}");
+                }
+            }
+            Err(e) => tracing::error!(account = id, "{}", e.message),
+        }
+        disabled.push(id);
+    }
+    disabled
+}
+
 /// After libpurple is initialised: give every account an id, tell the hub
 /// what exists, and sign on the enabled accounts.
 pub(crate) fn startup() {
     restore();
+    let struck = disable_struck();
     for account in Account::all() {
         if account.id() == 0 {
             match next_id() {
@@ -121,6 +198,12 @@ pub(crate) fn startup() {
         .filter_map(|b| serde_json::to_value(b).ok())
         .collect();
     hub.set_buddies(buddies);
+    for id in struck {
+        if let Some(account) = Account::find(id) {
+            emit_updated(account);
+            events::emit_status(id, "error", Some(STRUCK_MESSAGE.into()));
+        }
+    }
     handles::go_online();
 }
 
@@ -250,6 +333,7 @@ pub(crate) fn jittered_ms(delay: u32, r: f64) -> u32 {
 
 /// The account signed on: the next failure starts the back-off again.
 pub(crate) fn reset_reconnect(id: i64) {
+    signon_finished(id);
     state::with(|s| {
         s.attempts.remove(&id);
         s.signons.remove(&id);
@@ -286,6 +370,7 @@ pub(crate) fn schedule_reconnect(id: i64) {
 /// An error ended `id`'s attempt: the watchdog has nothing left to do (a
 /// fatal error, such as a wrong password, is not retried).
 pub(crate) fn unwatch_signon(id: i64) {
+    signon_finished(id);
     state::with(|s| s.signons.remove(&id));
 }
 
@@ -320,6 +405,7 @@ pub(crate) fn watch_signon(id: i64) {
         }
         let secs = state::with(|s| s.config.signon_timeout.as_secs());
         tracing::warn!(account = id, "no sign-on after {secs} s: retrying");
+        signon_finished(id);
         events::emit_status(
             id,
             "error",
@@ -522,6 +608,7 @@ pub(crate) fn sign_on(account: Account) {
 
 /// Forgets what the purple thread remembers of a removed account.
 pub(crate) fn forget(id: i64) {
+    signon_finished(id);
     state::with(|s| {
         s.joined.retain(|k| k.0 != id);
         s.statuses.remove(&id);

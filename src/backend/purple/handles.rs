@@ -1589,14 +1589,63 @@ fn copy_to_glib<T: Copy>(src: &T) -> ffi::gpointer {
 /// Activates a new transient saved status with `primitive` and `message`
 /// (markup) for every account.
 pub(crate) fn set_global_status(primitive: ffi::PurpleStatusPrimitive, message: Option<&CStr>) {
-    // SAFETY: a new transient saved status (NULL title).
-    let saved = unsafe { ffi::purple_savedstatus_new(std::ptr::null(), primitive) };
-    if let Some(m) = message {
-        // SAFETY: the live saved status; libpurple copies the message.
-        unsafe { ffi::purple_savedstatus_set_message(saved, m.as_ptr()) };
-    }
+    let m = message.map_or(std::ptr::null(), CStr::as_ptr);
+    // The same status and message as an earlier call reuse its saved
+    // status: one per call would grow `status.xml` without bound (#10).
+    // SAFETY: core initialised; `m` is NULL or a valid C string.
+    let found = unsafe { ffi::purple_savedstatus_find_transient_by_type_and_message(primitive, m) };
+    let saved = if found.is_null() {
+        // SAFETY: a new transient saved status (NULL title).
+        let saved = unsafe { ffi::purple_savedstatus_new(std::ptr::null(), primitive) };
+        if !m.is_null() {
+            // SAFETY: the live saved status; libpurple copies the message.
+            unsafe { ffi::purple_savedstatus_set_message(saved, m) };
+        }
+        saved
+    } else {
+        found
+    };
     // SAFETY: the live saved status.
     unsafe { ffi::purple_savedstatus_activate(saved) };
+    prune_transient_statuses(MAX_TRANSIENT_STATUSES);
+}
+
+/// Transient saved statuses kept: libpurple itself prunes them only when
+/// it shuts down cleanly, so distinct messages would pile up until then.
+pub(crate) const MAX_TRANSIENT_STATUSES: usize = 16;
+
+/// Deletes the oldest transient saved statuses beyond `keep`, never the
+/// current, default or idle-away one.
+fn prune_transient_statuses(keep: usize) {
+    // SAFETY: core initialised; libpurple's own list, not freed by us.
+    let all = unsafe { ffi::purple_savedstatuses_get_all() };
+    // SAFETY: a valid GList of saved statuses.
+    let items = unsafe { glue::glist::<ffi::PurpleSavedStatus>(all) };
+    // SAFETY: core initialised.
+    let current = unsafe { ffi::purple_savedstatus_get_current() };
+    // SAFETY: core initialised.
+    let default = unsafe { ffi::purple_savedstatus_get_default() };
+    // SAFETY: core initialised.
+    let idleaway = unsafe { ffi::purple_savedstatus_get_idleaway() };
+    let mut transient: Vec<(ffi::time_t, *mut ffi::PurpleSavedStatus)> = items
+        .into_iter()
+        .filter(|&p| p != current && p != default && p != idleaway)
+        // SAFETY: members of libpurple's live list.
+        .filter(|&p| unsafe { ffi::purple_savedstatus_is_transient(p) } != ffi::GFALSE)
+        // SAFETY: as above.
+        .map(|p| (unsafe { ffi::purple_savedstatus_get_creation_time(p) }, p))
+        .collect();
+    // The current one is kept besides these.
+    let keep = keep.saturating_sub(1);
+    if transient.len() <= keep {
+        return;
+    }
+    transient.sort_by_key(|&(t, _)| std::cmp::Reverse(t));
+    for &(_, p) in &transient[keep..] {
+        // SAFETY: a live saved status that is not in use (checked above);
+        // the list pointer taken earlier is not used after this.
+        unsafe { ffi::purple_savedstatus_delete_by_status(p) };
+    }
 }
 
 /// At start-up: go online with the startup status on every account.

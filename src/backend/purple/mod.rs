@@ -92,6 +92,10 @@ impl Purple {
             .call(|| {
                 // Chats left from here on are left for a restart.
                 state::with(|s| s.shutting_down = true);
+                // A clean stop is no sign-on's fault (no strike at start).
+                if let Err(e) = state::hub().signons_interrupted() {
+                    tracing::error!("cannot record the sign-ons as interrupted: {e}");
+                }
                 // Deferred to an idle callback (this closure): never from a
                 // libpurple signal handler.
                 // SAFETY: on the purple thread, after init.

@@ -232,6 +232,19 @@ fn drain(id: i64) -> Option<u64> {
                     state::with(|s| s.send_queues.remove(&id));
                     break;
                 };
+                // A line that waited for the pace is checked again: if
+                // the history cannot keep it now, it and the rest of the
+                // queue are dropped, never sent.
+                if let Err(e) = state::hub().writable(line.len()) {
+                    let dropped =
+                        state::with(|s| s.send_queues.remove(&id)).map_or(0, |q| q.lines.len());
+                    tracing::error!(
+                        account = id,
+                        "cannot store outgoing lines ({e}): {} not sent",
+                        dropped + 1
+                    );
+                    break;
+                }
                 let markup = glue::text_to_markup(&line);
                 let (_, seq) = events::capture_outgoing(|| {
                     account.find_conversation(kind, &name).map(|c| match kind {

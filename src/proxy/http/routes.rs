@@ -69,7 +69,7 @@ async fn route(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
             "This method is not allowed here.",
         ),
         (&Method::GET | &Method::HEAD, p) => match web::asset(p) {
-            Some(asset) => asset.response(),
+            Some(asset) => asset.response(req.headers()),
             None => error(StatusCode::NOT_FOUND, "not_found", "No such page."),
         },
         _ => error(StatusCode::NOT_FOUND, "not_found", "No such page."),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::super::{accounts, ffi, sending};
+use super::super::{accounts, ffi, sending, state};
 use super::{check_text, param_account};
 use crate::backend::protocol::{ConvKind, OpError, OpResult, Params, MAX_TEXT};
 
@@ -13,6 +13,11 @@ pub(super) fn send(p: &Params) -> OpResult {
     check_text(text, "text", MAX_TEXT)?;
     let account = param_account(p)?;
     accounts::connected(account)?;
+    // Durable or refused: nothing reaches the network that the history
+    // could not keep (`storage_full` / `internal`, nothing sent).
+    state::hub()
+        .writable(text.len())
+        .map_err(accounts::store_failed)?;
     sending::send(account, kind, name, text)
 }
 

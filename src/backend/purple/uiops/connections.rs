@@ -55,6 +55,7 @@ unsafe extern "C" fn disconnected(gc: *mut ffi::PurpleConnection) {
         // SAFETY: the callback's own connection.
         unsafe { conn(gc) },
     ) {
+        accounts::signon_finished(id);
         if events::last_status(id).as_deref() != Some("error") {
             events::emit_status(id, "disconnected", None);
         }

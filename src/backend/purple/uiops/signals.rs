@@ -6,7 +6,7 @@
 use std::ffi::{c_char, c_void, CStr};
 
 use super::super::handles::{Account, Buddy, Connection, Conversation, XmlNode};
-use super::super::{events, ffi, glue, history, state, view};
+use super::super::{accounts, events, ffi, glue, history, state, view};
 use crate::backend::event::{ConvRef, Event, Notice};
 use crate::backend::protocol::clean_incoming;
 
@@ -24,6 +24,7 @@ type JabberMessageFn = unsafe extern "C" fn(
     *const c_char,
     *mut ffi::xmlnode,
 ) -> ffi::gboolean;
+type AccountFn = unsafe extern "C" fn(*mut ffi::PurpleAccount);
 type Generic = unsafe extern "C" fn();
 
 /// A signal handler, by the arguments its signal passes.
@@ -35,6 +36,7 @@ enum Handler {
     AccountName(AccountNameFn),
     Buddy(BuddyFn),
     JabberMessage(JabberMessageFn),
+    Account(AccountFn),
 }
 
 impl Handler {
@@ -60,6 +62,8 @@ impl Handler {
             Handler::JabberMessage(f) => unsafe {
                 std::mem::transmute::<JabberMessageFn, Generic>(f)
             },
+            // SAFETY: as above.
+            Handler::Account(f) => unsafe { std::mem::transmute::<AccountFn, Generic>(f) },
         };
         Some(f)
     }
@@ -72,11 +76,17 @@ enum Instance {
     Blist,
     /// The XMPP protocol plugin (its own signals), when loaded.
     Jabber,
+    Accounts,
 }
 
 /// Every signal we handle, with the handler of its type (libpurple's
-/// `conversation-signals.dox` and `blist-signals.dox`).
+/// `conversation-signals.dox`, `blist-signals.dox`, `account-signals.dox`).
 const SIGNALS: &[(Instance, &CStr, Handler)] = &[
+    (
+        Instance::Accounts,
+        c"account-connecting",
+        Handler::Account(account_connecting),
+    ),
     (
         Instance::Conversations,
         c"chat-joined",
@@ -143,12 +153,15 @@ pub(crate) fn connect() {
     let blist = unsafe { ffi::purple_blist_get_handle() };
     // SAFETY: core is up; NULL when the plugin is not loaded.
     let jabber = unsafe { ffi::purple_plugins_find_with_id(c"prpl-jabber".as_ptr()) };
+    // SAFETY: as above.
+    let accounts = unsafe { ffi::purple_accounts_get_handle() };
     for (instance, name, handler) in SIGNALS {
         let instance = match instance {
             Instance::Conversations => convs,
             Instance::Blist => blist,
             Instance::Jabber if jabber.is_null() => continue,
             Instance::Jabber => jabber as *mut c_void,
+            Instance::Accounts => accounts,
         };
         // SAFETY: a registered signal of `instance`, a handler of its type
         // (see SIGNALS) and a static handle that outlives the connection.
@@ -164,12 +177,21 @@ pub(crate) fn connect() {
     }
 }
 
+/// libpurple is about to sign `account` on (before the plugin's login
+/// runs): the attempt is recorded durably (see `accounts::SIGNON_STRIKES`).
+unsafe extern "C" fn account_connecting(account: *mut ffi::PurpleAccount) {
+    // SAFETY: libpurple passes NULL or its live account.
+    if let Some(account) = unsafe { Account::from_ptr(account) } {
+        accounts::signon_started(account.id());
+    }
+}
+
 /// Emits `chat.joined` (once) and the topic if it is already known.
 fn chat_joined(conv: Conversation) {
     let Some((account, conversation)) = view::conv_ref(conv) else {
         return;
     };
-    if super::super::accounts::joined_abandoned(account, &conversation.name) {
+    if accounts::joined_abandoned(account, &conversation.name) {
         return;
     }
     let key = (account, conversation.name.clone());
