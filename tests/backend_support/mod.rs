@@ -384,6 +384,34 @@ impl Client {
         r
     }
 
+    /// Like [`Client::event`], but `None` if none came within `limit`.
+    pub async fn event_within(
+        &mut self,
+        limit: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        if let Some(i) = self.events.iter().position(&pred) {
+            return self.events.remove(i);
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    assert!(v.get("re").is_none(), "unexpected reply {v}");
+                    if pred(&v) {
+                        return Some(v);
+                    }
+                    self.events.push_back(v);
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!("connection ended: {other:?}"),
+            }
+        }
+    }
+
     /// Waits for the first event matching `pred` (earlier ones are kept).
     pub async fn event(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.events.iter().position(&pred) {

@@ -493,6 +493,7 @@ pub(crate) fn vanished_room(account: Option<i64>, title: Option<&str>) -> Option
     if title != Some(CREATE_ROOM_TITLE) {
         return None;
     }
+    tracing::debug!(account = id, "a join created a room");
 
     state::with(|s| {
         let name = s.last_joined.get(&id)?.clone();

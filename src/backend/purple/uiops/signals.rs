@@ -228,8 +228,10 @@ fn chat_joined(conv: Conversation) {
         return;
     };
     if accounts::joined_abandoned(account, &conversation.name) {
+        tracing::debug!(account, "joined an abandoned room");
         return;
     }
+    tracing::debug!(account, "chat joined");
     let key = (account, conversation.name.clone());
     let first = state::with(|s| {
         s.last_joined.insert(account, conversation.name.clone());
