@@ -34,9 +34,16 @@ pub fn atomic_write(path: &Path, data: &[u8], new_mode: u32) -> io::Result<()> {
             .mode(mode)
             .open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
-        if let Some(m) = &existing {
+        let made = f.metadata()?;
+        if let Some(m) = existing
+            .as_ref()
+            .filter(|m| (m.uid(), m.gid()) != (made.uid(), made.gid()))
+        {
             // Keep ownership (e.g. root:sapphire-proxy 0640). Only root can
             // give a file away; other callers keep their own ownership.
+            // Skipped when nothing changes: a sandboxed root (the ACME renew
+            // unit, whose system call filter refuses chown) can then still
+            // replace its own files.
             // SAFETY: fchown on a descriptor we own.
             let rc = unsafe { libc::fchown(f.as_raw_fd(), m.uid(), m.gid()) };
             // SAFETY: geteuid has no preconditions.

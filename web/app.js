@@ -20,7 +20,7 @@ import { Connection } from './conn.js';
 import { $, h, clear, setText, show } from './dom.js';
 import { fmtDate, fmtTime } from './format.js';
 import {
-  RANK_PREFIX, accountLabel, addMessage, applyEvent, applyHello, createState, currentConv, getConv, hiddenFromJson,
+  RANK_PREFIX, accountLabel, addMessage, applyConversationsPage, applyEvent, applyHello, createState, currentConv, getConv, hiddenFromJson,
   hiddenToJson, hide, memberRank, protocolName, resetState, sortedMembers, stepConv, totalUnread, unhide,
 } from './store.js';
 import { applySettings, bindSettingsForm, loadSettings, saveSettings } from './settings.js';
@@ -64,6 +64,7 @@ const ctx = {
   scheduleRender: () => scheduleRender(),
   openConv: (key) => openConv(key),
   openIm: (account, name) => openIm(account, name),
+  loadMoreConvs: () => loadMoreConvs(),
   openMessage: (m) => openResult(m),
   setView: (view) => setView(view),
   loadOlder: (e) => loadHistory(e, true),
@@ -332,7 +333,26 @@ function onHello(reply, { resumed }) {
   if (app.settings.notifications && app.conn) syncPush(app.conn);
 }
 
+/** Fetches the next page of older conversations (the snapshot has the newest). */
+async function loadMoreConvs() {
+  if (!state.convsNext || state.convsLoading || !app.conn) return;
+  state.convsLoading = true;
+  render();
+  try {
+    const reply = await app.conn.request('conversations.list', { before: state.convsNext });
+    effects(applyConversationsPage(state, reply));
+  } catch (err) {
+    state.convsLoading = false;
+    toast(errText(err), 'error', 'Cannot load more conversations');
+  }
+  render();
+}
+
 function onEvent(ev, { replayed }) {
+  // A prompt while the Join dialog waits for the server (an XMPP room to
+  // configure, a password): the prompt needs the screen; the join goes on
+  // and its chat still opens once joined.
+  if (ev.op === 'request.open' && !replayed && state.pendingJoin && $('dlg-join').open) $('dlg-join').close();
   effects(applyEvent(state, ev, { replayed }));
   scheduleRender();
 }
@@ -345,7 +365,16 @@ function effects(fx) {
     }
     if (f.type === 'toast') toast(f.text, f.level, f.title, f.tag);
     else if (f.type === 'dropToasts') dropToasts(f.tag);
-    else if (f.type === 'open') openConv(f.key);
+    else if (f.type === 'open') {
+      if ($('dlg-join').open) $('dlg-join').close();
+      openConv(f.key);
+    } else if (f.type === 'joinFailed') {
+      const text = `Could not join ${f.name}: ${f.message}`;
+      if ($('dlg-join').open) {
+        setText($('join-status'), '');
+        setText($('join-error'), text);
+      } else toast(text, 'error');
+    }
     else if (f.type === 'requestClosed') prompts.closed(f.id);
     else if (f.type === 'typing') setTimeout(scheduleRender, f.ms);
     else if (f.type === 'hiddenChanged') saveHidden();

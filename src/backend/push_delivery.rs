@@ -716,6 +716,7 @@ mod tests {
             action: false,
             delayed: false,
             sent: None,
+            queued: false,
         }
     }
 

@@ -80,7 +80,10 @@ CREATE TABLE IF NOT EXISTS messages (
     sender TEXT NOT NULL,
     alias TEXT,
     text TEXT NOT NULL,
-    direction TEXT NOT NULL
+    direction TEXT NOT NULL,
+    action INTEGER NOT NULL DEFAULT 0,
+    queued INTEGER NOT NULL DEFAULT 0,
+    error TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation, seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5 (
@@ -145,7 +148,8 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Columns added after version 1's first schema (idempotent).
+/// Columns added to `messages` after version 1's first schema, added to
+/// older databases (idempotent):
 ///
 /// * `messages.mention`, `conversations.mentions`: whether an incoming
 ///   message was a mention, and how many unread ones a conversation has
@@ -155,14 +159,26 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
 ///   (`delayed`) message; NULL for a live one, whose original time is
 ///   `time`. History dedup ([`Store::find_duplicate`]) matches on
 ///   `coalesce(sent, time)`, indexed by `messages_by_original_time`.
+/// * `action`, `queued`, `error` (issue #12): a `/me` action; an outgoing
+///   line still waiting for the pace; why it was never sent (set by
+///   `message.sent`).
+const MESSAGE_COLUMNS: &[(&str, &str)] = &[
+    ("sent", "INTEGER"),
+    ("action", "INTEGER NOT NULL DEFAULT 0"),
+    ("queued", "INTEGER NOT NULL DEFAULT 0"),
+    ("error", "TEXT"),
+];
+
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_sent: bool = conn.query_row(
-        "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'sent'",
-        [],
-        |r| r.get::<_, i64>(0).map(|n| n > 0),
-    )?;
-    if !has_sent {
-        conn.execute_batch("ALTER TABLE messages ADD COLUMN sent INTEGER")?;
+    let have = {
+        let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('messages')")?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        names.collect::<rusqlite::Result<Vec<String>>>()?
+    };
+    for (name, decl) in MESSAGE_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {name} {decl}"))?;
+        }
     }
     for (table, column) in [("messages", "mention"), ("conversations", "mentions")] {
         let has: bool = conn.query_row(
@@ -268,9 +284,14 @@ impl Store {
                 let sent = m.sent.filter(|_| m.delayed);
                 let mention = i64::from(direction == "in" && m.mention);
                 tx.execute(
-                    "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction, sent, mention)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![seq as i64, conv, time, m.sender, m.alias, m.text, direction, sent, mention],
+                    "INSERT INTO messages
+                       (seq, conversation, time, sender, alias, text, direction, sent, mention,
+                        action, queued)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![
+                        seq as i64, conv, time, m.sender, m.alias, m.text, direction, sent,
+                        mention, m.action, m.queued
+                    ],
                 )?;
                 tx.execute(
                     "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
@@ -283,6 +304,12 @@ impl Store {
                     params![conv, seq as i64, unread, mention],
                 )?;
                 conversation = Some(conversation_row(&tx, conv)?);
+            }
+            Event::MessageSent { message, error, .. } => {
+                tx.execute(
+                    "UPDATE messages SET queued = 0, error = ?2 WHERE seq = ?1",
+                    params![*message as i64, error],
+                )?;
             }
             Event::Read {
                 account,
@@ -606,10 +633,31 @@ impl Store {
         for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
             accounts.push(row?);
         }
+        let mut queued = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT m.seq, c.account, c.kind, c.name FROM messages m
+             JOIN conversations c ON c.id = m.conversation WHERE m.queued != 0 ORDER BY m.seq",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })? {
+            let (seq, account, kind, name) = row?;
+            let conversation = match kind.as_str() {
+                "chat" => ConvRef::chat(name),
+                _ => ConvRef::im(name),
+            };
+            queued.push((seq as u64, account, conversation));
+        }
         Ok(Leftovers {
             chats,
             requests,
             accounts,
+            queued,
         })
     }
 }
@@ -619,6 +667,8 @@ pub(crate) struct Leftovers {
     pub chats: Vec<(i64, String)>,
     pub requests: Vec<i64>,
     pub accounts: Vec<i64>,
+    /// Outgoing lines that were still queued: `(seq, account, conversation)`.
+    pub queued: Vec<(u64, i64, ConvRef)>,
 }
 
 /// What [`Store::persist`] wrote.
@@ -735,7 +785,8 @@ impl Reader {
     ) -> Result<Vec<Value>> {
         let before = before.map(|b| b as i64).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction, m.sent, m.mention
+            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction, m.sent, m.mention,
+                    m.action, m.queued, m.error
              FROM messages m JOIN conversations c ON c.id = m.conversation
              WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3 AND m.seq < ?4
              ORDER BY m.seq DESC LIMIT ?5",
@@ -743,7 +794,7 @@ impl Reader {
         let rows = stmt.query_map(
             params![key.account, key.kind, key.name, before, limit as i64],
             |r| {
-                Ok(message_json(
+                let m = message_json(
                     r.get(0)?,
                     r.get(1)?,
                     key.account,
@@ -755,7 +806,8 @@ impl Reader {
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
-                ))
+                );
+                with_state(m, r, 8)
             },
         )?;
         let mut out: Vec<Value> = rows.collect::<rusqlite::Result<_>>()?;
@@ -806,7 +858,7 @@ impl Reader {
         let fts = terms.join(" ");
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
-                    m.sent, m.mention
+                    m.sent, m.mention, m.action, m.queued, m.error
              FROM messages_fts f
              JOIN messages m ON m.seq = f.rowid
              JOIN conversations c ON c.id = m.conversation
@@ -814,7 +866,7 @@ impl Reader {
              ORDER BY m.seq DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![fts, limit as i64], |r| {
-            Ok(message_json(
+            let m = message_json(
                 r.get(0)?,
                 r.get(1)?,
                 r.get(2)?,
@@ -826,10 +878,27 @@ impl Reader {
                 r.get(8)?,
                 r.get(9)?,
                 r.get(10)?,
-            ))
+            );
+            with_state(m, r, 11)
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Adds a stored message's `action`, `queued` and `error` (columns `at`,
+/// `at + 1`, `at + 2` of `r`) to its JSON, as the `message` event and a
+/// later `message.sent` said.
+fn with_state(mut m: Value, r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Value> {
+    if r.get::<_, bool>(at)? {
+        m["action"] = Value::Bool(true);
+    }
+    if r.get::<_, bool>(at + 1)? {
+        m["queued"] = Value::Bool(true);
+    }
+    if let Some(error) = r.get::<_, Option<String>>(at + 2)? {
+        m["error"] = Value::String(error);
+    }
+    Ok(m)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -886,6 +955,7 @@ mod tests {
             action: false,
             delayed: false,
             sent: None,
+            queued: false,
         })
     }
 
@@ -990,6 +1060,47 @@ mod tests {
         // The counts survive a reopen (and the columns a second migration).
         let store = Store::open(&path).unwrap();
         assert_eq!(store.conversations().unwrap()[0].json["unread"], 0);
+    }
+
+    #[test]
+    fn an_old_database_gets_the_sending_state_and_queued_lines_are_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE messages (seq INTEGER PRIMARY KEY, conversation INTEGER NOT NULL,
+               time INTEGER NOT NULL, sender TEXT NOT NULL, alias TEXT, text TEXT NOT NULL,
+               direction TEXT NOT NULL)",
+        )
+        .unwrap();
+        drop(old);
+        let mut store = Store::open(&path).unwrap();
+        let Event::Message(mut m) = msg(1, "#a", "waiting", Direction::Out) else {
+            unreachable!()
+        };
+        m.queued = true;
+        store.persist(1, 10, &Event::Message(m.clone())).unwrap();
+        m.queued = false;
+        m.text = "gone".into();
+        store.persist(2, 11, &Event::Message(m)).unwrap();
+        let key = ConvKey::new(1, &ConvRef::chat("#a"));
+        let reader = Reader::open(&path).unwrap();
+        let h = reader.history(&key, None, 10).unwrap();
+        assert_eq!(h[0]["queued"], true, "{h:?}");
+        assert!(h[1].get("queued").is_none(), "{h:?}");
+        let left = store.leftovers().unwrap().queued;
+        assert_eq!(left, [(1, 1, ConvRef::chat("#a"))]);
+        let sent = Event::MessageSent {
+            account: 1,
+            conversation: ConvRef::chat("#a"),
+            message: 1,
+            error: Some("not sent".into()),
+        };
+        store.persist(3, 12, &sent).unwrap();
+        let h = reader.history(&key, None, 10).unwrap();
+        assert!(h[0].get("queued").is_none(), "{h:?}");
+        assert_eq!(h[0]["error"], "not sent");
+        assert!(store.leftovers().unwrap().queued.is_empty());
     }
 
     #[test]

@@ -275,7 +275,9 @@ fn cert(c: CertCommand) -> Result<()> {
                 }
                 Err(e) => {
                     acme::log_failure(&e);
-                    return Err(e.into());
+                    // The message already carries its cause (as status.json
+                    // keeps it): not repeated by anyhow's chain.
+                    bail!("{e}");
                 }
             }
         }
