@@ -815,6 +815,34 @@ impl Reader {
         Ok(out)
     }
 
+    /// The newest `limit` incoming mentions across every conversation,
+    /// newest first (the client's Mentions list).
+    pub(crate) fn mentions(&self, limit: usize) -> Result<Vec<Value>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
+                    m.sent, m.mention
+             FROM messages m JOIN conversations c ON c.id = m.conversation
+             WHERE m.mention = 1
+             ORDER BY m.seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok(message_json(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                &r.get::<_, String>(3)?,
+                &r.get::<_, String>(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Full-text search over all messages, newest first. Every word of
     /// `query` must occur (each is matched as a quoted FTS5 string, so
     /// query syntax cannot be injected).
@@ -1070,6 +1098,11 @@ mod tests {
             .collect();
         assert_eq!(flags, [json!(true), Value::Null, json!(true)]);
         assert_eq!(reader.search("two", 10).unwrap()[0]["mention"], true);
+        let m = reader.mentions(10).unwrap();
+        let texts: Vec<&str> = m.iter().map(|m| m["text"].as_str().unwrap()).collect();
+        assert_eq!(texts, ["alice: two", "alice: one"]);
+        assert_eq!(m[0]["conversation"], json!({"kind": "chat", "name": "#a"}));
+        assert_eq!(reader.mentions(1).unwrap().len(), 1);
         let read = |seq| Event::Read {
             account: 1,
             conversation: ConvRef::chat("#a"),
