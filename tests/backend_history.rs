@@ -1,6 +1,7 @@
 //! History the server replays is stored once (issue #13): prosody replays a
 //! room's recent history on every join (`delayed` with `sent`); after a
-//! re-enable, a backend restart and a `kill -9` in the middle of a replay,
+//! re-enable, a network drop (reconnect), a backend restart and a `kill -9`
+//! in the middle of a replay,
 //! every line is in the history exactly once, in order, and old lines are
 //! neither sent to clients again nor counted unread. Offline messages keep
 //! their original time. One prosody and one backend for the whole file.
@@ -109,8 +110,18 @@ async fn unread(backend: &Backend, alice: i64) -> i64 {
         .unwrap()
 }
 
+/// Aborts every TCP connection to `port` on loopback (`ss -K`, root): the
+/// clients see their connection reset, as after a network drop.
+fn drop_connections_to(port: u16) {
+    let out = std::process::Command::new("ss")
+        .args(["-K", "dst", "127.0.0.1", "dport", "=", &port.to_string()])
+        .output()
+        .expect("ss (iproute2)");
+    assert!(out.status.success(), "ss -K: {out:?}");
+}
+
 #[tokio::test]
-async fn replayed_room_history_is_stored_once_across_reenable_restart_and_kill_9() {
+async fn replayed_room_history_is_stored_once_across_reconnect_reenable_restart_and_kill_9() {
     // Persistent rooms: the room and its history stay while the backend
     // restarts (both its occupants are this backend's accounts).
     let xmpp = Prosody::start_with(
@@ -177,6 +188,30 @@ async fn replayed_room_history_is_stored_once_across_reenable_restart_and_kill_9
     }
     expected.extend(missed.iter().map(|t| t.to_string()));
     expected.push("back".into());
+    assert_eq!(history(&mut c, alice).await, expected);
+
+    // A network drop: the server's end of both accounts' connections is
+    // aborted (as a NAT or a server restart would); they sign on again by
+    // themselves, rejoin, and the room's replay is not new.
+    c.events.clear();
+    drop_connections_to(xmpp.port);
+    for account in [alice, bob] {
+        c.event("the connection lost", |e| {
+            e["op"] == "account.status" && e["account"] == account && e["status"] != "connected"
+        })
+        .await;
+    }
+    for account in [alice, bob] {
+        c.event_op(
+            "account.status",
+            json!({"account": account, "status": "connected"}),
+        )
+        .await;
+        rejoined(&mut c, &Value::Null, account).await;
+    }
+    bob_says(&mut c, bob, alice, "after reconnect").await;
+    assert_eq!(texts(&room_messages(&mut c, alice)), Vec::<&str>::new());
+    expected.push("after reconnect".into());
     assert_eq!(history(&mut c, alice).await, expected);
 
     // A clean restart: both accounts sign on and rejoin; nothing replayed
