@@ -196,3 +196,270 @@ async fn long_lines_are_split_at_words_and_join_adds_the_hash() {
     }
     assert_eq!(got.join(" "), text, "words lost or cut");
 }
+
+/// The body of a `PRIVMSG` line.
+fn body(line: &str) -> String {
+    line.trim_end().split_once(" :").unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
+    let irc = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let mut bob = IrcPeer::connect(irc.port, "bob").await;
+    bob.send("JOIN #paste").await;
+    bob.expect(" 366 ").await;
+    let alice = add_irc_account(&mut c, irc.port, "alice").await;
+    // The account object tells clients the pace.
+    let a = c.event_op("account.added", json!({"account": alice})).await;
+    assert_eq!(
+        a["info"]["pacing"],
+        json!({"burst": 10, "interval_ms": 2000}),
+        "{a}"
+    );
+    c.ok("chat.join", json!({"account": alice, "name": "#paste"}))
+        .await;
+    c.event_op("chat.joined", json!({"conversation": chat("#paste")}))
+        .await;
+    bob.expect("JOIN").await;
+
+    // A burst of 5 lines goes at once: nothing waits.
+    let burst: Vec<String> = (1..=5).map(|i| format!("burst {i}")).collect();
+    let r = send(&mut c, alice, chat("#paste"), &burst.join("\n")).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        (r["lines"].clone(), r["queued"].clone()),
+        (json!(5), json!(0))
+    );
+    assert_eq!(r["delivered_in_ms"], 0, "{r}");
+    for want in &burst {
+        let m = c
+            .event_op("message", json!({"direction": "out", "text": want}))
+            .await;
+        assert!(m.get("queued").is_none(), "sent at once: {m}");
+        assert_eq!(body(&bob.expect("PRIVMSG #paste").await), *want);
+    }
+
+    // A private line that goes at once, for comparison below.
+    let r = send(
+        &mut c,
+        alice,
+        json!({"kind": "im", "name": "bob"}),
+        "direct",
+    )
+    .await;
+    assert!(r["seq"].is_u64(), "{r}");
+    let direct = c
+        .event_op("message", json!({"direction": "out", "text": "direct"}))
+        .await;
+
+    // A 20-line paste with a long line: what the pace holds back is shown
+    // as queued at once, then each is sent, in order.
+    let long = (0..120)
+        .map(|i| format!("word{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut paste: Vec<String> = (1..=19).map(|i| format!("line {i:02}")).collect();
+    paste.insert(9, long.clone());
+    let r = send(&mut c, alice, chat("#paste"), &paste.join("\n")).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let lines = r["lines"].as_u64().unwrap() as usize;
+    let queued = r["queued"].as_u64().unwrap() as usize;
+    assert!(lines > 20, "the long line was split: {r}");
+    // (the burst of 10 minus the 5 just spent goes at once)
+    assert!(
+        queued > 0 && queued + 10 >= lines,
+        "the pace holds the rest back: {r}"
+    );
+    assert!(r["delivered_in_ms"].as_u64().unwrap() > 0, "{r}");
+    // A private line now waits behind the paste, shown with the names its
+    // echo would have had.
+    let r = send(
+        &mut c,
+        alice,
+        json!({"kind": "im", "name": "bob"}),
+        "waiting",
+    )
+    .await;
+    assert!(r["queued"].as_u64() >= Some(1), "{r}");
+    let waiting_im = c
+        .event_op("message", json!({"direction": "out", "text": "waiting"}))
+        .await;
+    assert_eq!(waiting_im["queued"], true, "{waiting_im}");
+    assert_eq!(
+        (&waiting_im["sender"], &waiting_im["alias"]),
+        (&direct["sender"], &direct["alias"]),
+        "{direct} {waiting_im}"
+    );
+
+    // Its message events, in order: the first go at once, the rest queued.
+    let mut texts = Vec::new();
+    let mut waiting = Vec::new();
+    let mut sender = None;
+    for i in 0..lines {
+        let m = c
+            .event("an outgoing line", |e| {
+                e["op"] == "message"
+                    && e["direction"] == "out"
+                    && e["conversation"] == chat("#paste")
+                    && !e["text"].as_str().unwrap().starts_with("burst")
+            })
+            .await;
+        texts.push(m["text"].as_str().unwrap().to_owned());
+        let s = m["sender"].as_str().unwrap().to_owned();
+        assert_eq!(sender.get_or_insert(s.clone()), &s, "one sender: {m}");
+        if i < lines - queued {
+            assert!(m.get("queued").is_none(), "{m}");
+        } else {
+            assert_eq!(m["queued"], true, "{m}");
+            waiting.push(m["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(texts.join(" "), paste.join(" "), "split at words, in order");
+    assert_eq!(texts.concat().matches("word").count(), 120);
+
+    // The history says so too, while the last line waits.
+    let h = c
+        .ok(
+            "history",
+            json!({"account": alice, "conversation": chat("#paste"), "limit": 1}),
+        )
+        .await;
+    assert_eq!(h["messages"][0]["queued"], true, "{h}");
+
+    // The raw IRC peer gets every line whole, in order; each queued line
+    // gets its `message.sent` in order.
+    let mut got = Vec::new();
+    for _ in 0..lines {
+        let line = bob.expect("PRIVMSG #paste").await;
+        assert!(line.trim_end().len() <= 510, "{line}");
+        got.push(body(&line));
+    }
+    assert_eq!(got, texts);
+    waiting.push(waiting_im["seq"].as_u64().unwrap());
+    for want in &waiting {
+        let e = c.event_op("message.sent", json!({})).await;
+        assert_eq!(e["message"].as_u64(), Some(*want), "{e}");
+        assert!(e.get("error").is_none(), "{e}");
+    }
+    let line = bob.expect("PRIVMSG bob").await;
+    assert_eq!(body(&line), "waiting");
+    let h = c
+        .ok(
+            "history",
+            json!({"account": alice, "conversation": chat("#paste"), "limit": 1}),
+        )
+        .await;
+    assert!(h["messages"][0].get("queued").is_none(), "{h}");
+
+    // Lines still queued when the account goes offline are reported not
+    // sent (libpurple would drop them without a word).
+    let r = send(&mut c, alice, chat("#paste"), "late one\nlate two").await;
+    assert_eq!(r["queued"], 2, "the pace is spent: {r}");
+    let mut late = Vec::new();
+    for _ in 0..2 {
+        let m = c
+            .event_op("message", json!({"direction": "out", "queued": true}))
+            .await;
+        late.push(m["seq"].as_u64().unwrap());
+    }
+    c.ok(
+        "account.set_enabled",
+        json!({"account": alice, "enabled": false}),
+    )
+    .await;
+    for want in late {
+        let e = c.event_op("message.sent", json!({"message": want})).await;
+        let why = e["error"].as_str().unwrap_or_default();
+        assert!(why.contains("offline"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn ctcp_requests_are_answered_not_shown_and_refused_joins_say_why() {
+    let irc = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let mut bob = IrcPeer::connect(irc.port, "bob").await;
+    let alice = add_irc_account(&mut c, irc.port, "alice").await;
+
+    // A stranger's CTCP VERSION: libpurple answers it, nobody sees it.
+    bob.send("PRIVMSG alice :\u{1}VERSION\u{1}").await;
+    let reply = bob.expect("NOTICE bob").await;
+    assert!(reply.contains("VERSION"), "{reply}");
+    bob.send("PRIVMSG alice :\u{1}TIME\u{1}").await;
+    bob.send("PRIVMSG alice :after the probes").await;
+    let m = c
+        .event_op("message", json!({"direction": "in", "sender": "bob"}))
+        .await;
+    assert_eq!(m["text"], "after the probes", "the CTCP was shown: {m}");
+
+    // Joins the server refuses answer chat.join_failed with its reason,
+    // once (no second error notice), and are not remembered.
+    bob.send("JOIN #club").await;
+    bob.expect(" 366 ").await;
+    bob.send("MODE #club +i").await;
+    bob.expect("MODE #club").await;
+    bob.send("JOIN #locked").await;
+    bob.expect(" 366 ").await;
+    bob.send("MODE #locked +k sesame").await;
+    bob.expect("MODE #locked").await;
+    for (name, mode) in [("#club", "+i"), ("#locked", "+k")] {
+        let r = c
+            .ok("chat.join", json!({"account": alice, "name": name}))
+            .await;
+        assert_eq!(r["name"], name);
+        let e = c
+            .event_op("chat.join_failed", json!({"conversation": chat(name)}))
+            .await;
+        let why = e["message"].as_str().unwrap();
+        assert!(why.contains(mode), "{name}: {e}");
+    }
+    // The right key joins.
+    c.ok(
+        "chat.join",
+        json!({"account": alice, "name": "#locked", "fields": {"password": "sesame"}}),
+    )
+    .await;
+    c.event_op("chat.joined", json!({"conversation": chat("#locked")}))
+        .await;
+    let notices: Vec<&Value> = c.events.iter().filter(|e| e["op"] == "notice").collect();
+    assert!(
+        notices.is_empty(),
+        "the refusal was told twice: {notices:?}"
+    );
+    // The pace is the account's: its options set the burst and interval
+    // (libpurple's own queue stays off), at once.
+    let r = c
+        .ok(
+            "account.update",
+            json!({"account": alice, "options": {"ratelimit-burst": 2, "ratelimit-interval": 1}}),
+        )
+        .await;
+    assert_eq!(
+        r["account"]["pacing"],
+        json!({"burst": 2, "interval_ms": 1000}),
+        "{r}"
+    );
+    assert_eq!(r["account"]["options"]["ratelimit-interval"], 1, "{r}");
+    let r = send(&mut c, alice, chat("#locked"), "p1\np2\np3\np4").await;
+    assert_eq!(
+        (r["queued"].clone(), r["delivered_in_ms"].clone()),
+        (json!(2), json!(2000)),
+        "{r}"
+    );
+    for want in ["p1", "p2", "p3", "p4"] {
+        assert_eq!(body(&bob.expect("PRIVMSG #locked").await), want);
+    }
+
+    // Not remembered: leaving it finds nothing to forget.
+    let r = c
+        .request("chat.leave", json!({"account": alice, "name": "#club"}))
+        .await;
+    assert_eq!(code(&r), "not_joined", "the refused chat was remembered");
+}

@@ -49,6 +49,7 @@ const OPS: &[&str] = &[
     "typing",
     "history",
     "search",
+    "conversations.list",
     "mark_read",
     "request.answer",
     "no.such.op",

@@ -12,7 +12,7 @@ async fn irc_sign_on_join_topic_members_receive_send_history_search() {
     let backend = Backend::start(dir.path());
     let mut c = backend.connect().await;
     let hello = c.ok("hello", json!({})).await;
-    assert_eq!(hello["protocol"], 1);
+    assert_eq!(hello["protocol"], 2);
     assert!(hello["accounts"].as_array().unwrap().is_empty());
 
     // The other person is already in the channel, with a topic.
@@ -303,4 +303,61 @@ async fn when_the_server_goes_away_the_account_reconnects_by_itself() {
     // and the chat is joined again.
     c.event_op("chat.joined", json!({"conversation": chat("#back")}))
         .await;
+}
+
+/// `hello` carries the newest `hello_conversations` conversations (2
+/// here, 500 by default) and a cursor; `conversations.list` pages through
+/// the rest, newest first, each exactly once (issue #10: a snapshot that
+/// strangers grow past the frame limit locks the user out).
+#[tokio::test]
+async fn hello_carries_the_newest_conversations_and_a_cursor_to_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("backend.toml");
+    std::fs::write(&conf, "hello_conversations = 2\n").unwrap();
+    let irc = Ngircd::start();
+    let backend = Backend::start_with_args(dir.path(), &["--config", conf.to_str().unwrap()]);
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let id = add_irc_account(&mut c, irc.port, "pager").await;
+    let nicks = ["p0", "p1", "p2", "p3", "p4"];
+    for n in nicks {
+        c.ok(
+            "conversation.send",
+            json!({"account": id, "conversation": {"kind": "im", "name": n}, "text": "hi"}),
+        )
+        .await;
+        c.event_op(
+            "message",
+            json!({"conversation": {"kind": "im", "name": n}, "direction": "out"}),
+        )
+        .await;
+    }
+    let mut c = backend.connect().await;
+    let hello = c.ok("hello", json!({})).await;
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["conversation"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut seen = names(&hello["conversations"]);
+    assert_eq!(seen, ["p4", "p3"], "{hello}");
+    let mut next = hello["conversations_next"].clone();
+    while let Some(cursor) = next.as_str() {
+        let page = c
+            .ok("conversations.list", json!({"before": cursor, "limit": 2}))
+            .await;
+        seen.extend(names(&page["conversations"]));
+        next = page["next"].clone();
+    }
+    assert_eq!(seen, ["p4", "p3", "p2", "p1", "p0"]);
+    let r = c
+        .request("conversations.list", json!({"before": "nonsense"}))
+        .await;
+    assert_eq!(r["error"]["code"], "bad_request", "{r}");
+    // Without a cursor: from the newest.
+    let all = c.ok("conversations.list", json!({})).await;
+    assert_eq!(names(&all["conversations"]).len(), 5);
+    assert_eq!(all["next"], serde_json::Value::Null);
 }

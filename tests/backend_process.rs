@@ -74,7 +74,7 @@ async fn socket_activation_sd_notify_and_sigterm() {
 
     let mut c = Client::connect(&sock_path).await;
     let hello = c.ok("hello", json!({})).await;
-    assert_eq!(hello["protocol"], 1);
+    assert_eq!(hello["protocol"], 2);
     let status = recv_until(&notify, "1 clients");
     assert!(status.contains("STATUS=0/0 accounts connected"), "{status}");
 

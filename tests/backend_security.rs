@@ -122,8 +122,10 @@ async fn a_stored_program_option_is_removed_at_start() {
     assert!(hello["accounts"][0]["options"].get("tzc_command").is_none());
     // The purple thread answers again: a tzc sign-on would block it for
     // good; zephyr's own sign-on without a host manager blocks it for 10 s
-    // an attempt (why zephyr is off by default).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    // an attempt (why zephyr is off by default), and between attempts a
+    // request has to find the thread free: allow several attempts on a
+    // loaded machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let r = c.request("protocols", json!({})).await;
         if r["ok"] == true {

@@ -4,20 +4,9 @@
 //! never answers, one closes each connection right after accepting it.
 mod backend_support;
 
-use std::time::Duration;
-
 use backend_support::*;
 use serde_json::json;
 use tokio::net::TcpListener;
-
-/// Waits for the backend's next connection to `listener`.
-async fn next_connection(listener: &TcpListener) -> tokio::net::TcpStream {
-    let (s, _) = tokio::time::timeout(Duration::from_secs(20), listener.accept())
-        .await
-        .expect("the backend connected")
-        .unwrap();
-    s
-}
 
 async fn start(dir: &std::path::Path, port: u16) -> (Backend, Client, i64) {
     let conf = dir.join("backend.toml");

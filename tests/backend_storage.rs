@@ -71,10 +71,19 @@ async fn a_send_the_history_cannot_keep_is_refused_and_never_sent() {
 
     let filler = backend.state.join("filler");
     fill(&filler);
-    for text in ["while full", "/me while full"] {
-        let r = c.request("conversation.send", send(text)).await;
-        assert_eq!(r["ok"], false, "{r}");
-        assert_eq!(r["error"]["code"], "storage_full", "{r}");
+    let refused = [
+        ("conversation.send", send("while full")),
+        ("conversation.send", send("/me while full")),
+        ("chat.join", json!({"account": id, "name": "#whilefull"})),
+        (
+            "status.set",
+            json!({"status": "away", "message": "while full"}),
+        ),
+    ];
+    for (op, params) in refused {
+        let r = c.request(op, params).await;
+        assert_eq!(r["ok"], false, "{op}: {r}");
+        assert_eq!(r["error"]["code"], "storage_full", "{op}: {r}");
     }
 
     // Space is back: the backend sends again, and nothing sent while full
@@ -86,6 +95,11 @@ async fn a_send_the_history_cannot_keep_is_refused_and_never_sent() {
         !lines.iter().any(|l| l.contains("while full")),
         "sent while full: {lines:?}"
     );
+    // The refused join never happened either: joining now is the first.
+    c.ok("chat.join", json!({"account": id, "name": "#whilefull"}))
+        .await;
+    c.event_op("chat.joined", json!({"conversation": chat("#whilefull")}))
+        .await;
     let h = c
         .ok("history", json!({"account": id, "conversation": conv}))
         .await;

@@ -4,21 +4,9 @@
 //! finished counts none.
 mod backend_support;
 
-use std::time::Duration;
-
 use backend_support::*;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-
-/// Waits for the backend's next connection to `listener` (kept open and
-/// silent: the account stays `connecting`).
-async fn next_connection(listener: &TcpListener) -> tokio::net::TcpStream {
-    let (s, _) = tokio::time::timeout(Duration::from_secs(20), listener.accept())
-        .await
-        .expect("the backend connected")
-        .unwrap();
-    s
-}
 
 fn account(snapshot: &Value, id: i64) -> &Value {
     snapshot["accounts"]
@@ -27,6 +15,14 @@ fn account(snapshot: &Value, id: i64) -> &Value {
         .iter()
         .find(|a| a["id"] == id)
         .expect("the account is in the snapshot")
+}
+
+/// Starts the backend again; a client and its `hello` reply.
+async fn restart(backend: &mut Backend) -> (Client, Value) {
+    backend.restart();
+    let mut c = backend.connect().await;
+    let hello = c.ok("hello", json!({})).await;
+    (c, hello)
 }
 
 #[tokio::test]
@@ -50,9 +46,7 @@ async fn two_sign_ons_that_killed_the_backend_disable_the_account() {
     backend.kill9();
 
     // First strike: restored enabled, it signs on again.
-    backend.restart();
-    let mut c = backend.connect().await;
-    let hello = c.ok("hello", json!({})).await;
+    let (c, hello) = restart(&mut backend).await;
     assert_eq!(account(&hello, id)["enabled"], true, "{hello}");
     let _second = next_connection(&listener).await;
     drop(c);
@@ -60,9 +54,7 @@ async fn two_sign_ons_that_killed_the_backend_disable_the_account() {
 
     // Second strike in a row: disabled, with the reason, and the backend
     // serves requests.
-    backend.restart();
-    let mut c = backend.connect().await;
-    let hello = c.ok("hello", json!({})).await;
+    let (mut c, hello) = restart(&mut backend).await;
     let a = account(&hello, id);
     assert_eq!(a["enabled"], false, "{hello}");
     assert_eq!(a["status"], "error", "{hello}");
@@ -72,9 +64,7 @@ async fn two_sign_ons_that_killed_the_backend_disable_the_account() {
     // The stored copy says disabled too: a restart keeps it so.
     drop(c);
     backend.terminate();
-    backend.restart();
-    let mut c = backend.connect().await;
-    let hello = c.ok("hello", json!({})).await;
+    let (mut c, hello) = restart(&mut backend).await;
     assert_eq!(account(&hello, id)["enabled"], false, "{hello}");
 
     // The user enables it again: it signs on (two new tries).
@@ -106,17 +96,11 @@ async fn crashes_after_a_finished_sign_on_count_no_strike() {
     backend.kill9();
     backend.restart();
     let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
-    c.event_op(
-        "account.status",
-        json!({"account": id, "status": "connected"}),
-    )
-    .await;
+    // It may sign on before this client says hello.
+    hello_when_ready(&mut c, id, None).await;
     drop(c);
     backend.kill9();
-    backend.restart();
-    let mut c = backend.connect().await;
-    let hello = c.ok("hello", json!({})).await;
+    let (_c, hello) = restart(&mut backend).await;
     let a = account(&hello, id);
     assert_eq!(a["enabled"], true, "{hello}");
     assert_ne!(a["status"], "error", "{hello}");

@@ -20,7 +20,7 @@ import { Connection } from './conn.js';
 import { $, h, clear, setText, show } from './dom.js';
 import { fmtDate, fmtTime } from './format.js';
 import {
-  RANK_PREFIX, accountLabel, addMessage, applyEvent, applyHello, createState, currentConv, getConv, hiddenFromJson,
+  RANK_PREFIX, accountLabel, addMessage, applyConversationsPage, applyEvent, applyHello, createState, currentConv, getConv, hiddenFromJson,
   hiddenToJson, hide, memberRank, protocolName, resetState, sortedMembers, stepConv, totalUnread, unhide,
 } from './store.js';
 import { applySettings, bindSettingsForm, loadSettings, saveSettings } from './settings.js';
@@ -32,7 +32,7 @@ import { Prompts } from './prompts.js';
 import { bindAccounts } from './accounts.js';
 import { levelFor, ownLevel, recentMentions } from './notify.js';
 import {
-  bindNotificationSettings, notifyMessage, startServiceWorker, syncPush, takeOpenRequest,
+  bindNotificationSettings, notifyMessage, startServiceWorker, stopPush, syncPush, takeOpenRequest,
 } from './notifications.js';
 
 const PAGE = 50;
@@ -63,6 +63,7 @@ const ctx = {
   scheduleRender: () => scheduleRender(),
   openConv: (key) => openConv(key),
   openIm: (account, name) => openIm(account, name),
+  loadMoreConvs: () => loadMoreConvs(),
   openMessage: (m) => openResult(m),
   setView: (view) => setView(view),
   loadOlder: (e) => loadHistory(e, true),
@@ -244,6 +245,14 @@ $('login').addEventListener('submit', async (ev) => {
 });
 
 $('logout').addEventListener('click', async () => {
+  // No more notifications of this user on this browser (a shared computer):
+  // the push subscription goes (the backend is told, or learns it from the
+  // push service's 410) and the setting is off until turned on again.
+  if (app.settings.notifications) {
+    app.settings = { ...app.settings, notifications: false };
+    saveSettings(localStorage, app.settings);
+    await stopPush(app.conn);
+  }
   // Stop the connection first: the proxy closes the session's WebSockets
   // (1008) on logout, and that is not a "session ended" surprise here.
   if (app.conn) {
@@ -323,7 +332,26 @@ function onHello(reply, { resumed }) {
   if (app.settings.notifications && app.conn) syncPush(app.conn);
 }
 
+/** Fetches the next page of older conversations (the snapshot has the newest). */
+async function loadMoreConvs() {
+  if (!state.convsNext || state.convsLoading || !app.conn) return;
+  state.convsLoading = true;
+  render();
+  try {
+    const reply = await app.conn.request('conversations.list', { before: state.convsNext });
+    effects(applyConversationsPage(state, reply));
+  } catch (err) {
+    state.convsLoading = false;
+    toast(errText(err), 'error', 'Cannot load more conversations');
+  }
+  render();
+}
+
 function onEvent(ev, { replayed }) {
+  // A prompt while the Join dialog waits for the server (an XMPP room to
+  // configure, a password): the prompt needs the screen; the join goes on
+  // and its chat still opens once joined.
+  if (ev.op === 'request.open' && !replayed && state.pendingJoin && $('dlg-join').open) $('dlg-join').close();
   effects(applyEvent(state, ev, { replayed }));
   scheduleRender();
 }
@@ -336,7 +364,16 @@ function effects(fx) {
     }
     if (f.type === 'toast') toast(f.text, f.level, f.title, f.tag);
     else if (f.type === 'dropToasts') dropToasts(f.tag);
-    else if (f.type === 'open') openConv(f.key);
+    else if (f.type === 'open') {
+      if ($('dlg-join').open) $('dlg-join').close();
+      openConv(f.key);
+    } else if (f.type === 'joinFailed') {
+      const text = `Could not join ${f.name}: ${f.message}`;
+      if ($('dlg-join').open) {
+        setText($('join-status'), '');
+        setText($('join-error'), text);
+      } else toast(text, 'error');
+    }
     else if (f.type === 'requestClosed') prompts.closed(f.id);
     else if (f.type === 'typing') setTimeout(scheduleRender, f.ms);
     else if (f.type === 'hiddenChanged') saveHidden();

@@ -1,12 +1,16 @@
-// The composer: one draft per conversation, Tab completion of nicks,
-// Up/Down through what was sent, typing notifications, sending.
+// The composer: one draft per conversation, Tab completion of nicks and
+// of the backend's slash commands, Up/Down through what was sent, typing
+// notifications, sending (asking first before a long paste to IRC, and
+// switching to the conversation a command opened).
 
 import { $, setText } from './dom.js';
+import { completeCommand, joinTarget, pasteCheck } from './commands.js';
+import { confirmDialog } from './dialogs.js';
 import { InputHistory, complete, completionNames } from './input.js';
-import { currentConv } from './store.js';
+import { currentConv, getConv } from './store.js';
 
 export class Composer {
-  /** ctx: {state, conn(), errText(err), onSent(e)} */
+  /** ctx: {state, conn(), errText(err), onSent(e), openConv(key)} */
   constructor(ctx) {
     this.ctx = ctx;
     this.box = $('compose');
@@ -22,6 +26,9 @@ export class Composer {
 
   reset() {
     this.history = new InputHistory();
+    // Conversation key -> [{name, help}] from the `commands` op (or the
+    // promise of it): fetched on the first Tab after a "/".
+    this.commands = new Map();
     this.tab = null;
     this.key = null;
     this.typingSent = { key: null, state: 'none', at: 0 };
@@ -69,6 +76,15 @@ export class Composer {
     } else if (ev.key === 'Tab' && !ev.shiftKey && !ev.ctrlKey && !ev.altKey && !ev.metaKey) {
       const e = currentConv(this.ctx.state);
       if (!e || box.selectionStart !== box.selectionEnd) return;
+      // In the first word of a "/" line: a command name.
+      const head = box.value.slice(0, box.selectionStart);
+      const cycling = this.tab && this.tab.text === box.value && this.tab.caret === box.selectionStart
+        && this.tab.prefix.startsWith('/');
+      if (cycling || (head.startsWith('/') && !head.startsWith('//') && !/\s/.test(head))) {
+        ev.preventDefault();
+        this.completeCommand(e);
+        return;
+      }
       const me = this.ctx.state.accounts.get(e.account);
       const self = me ? me.username.split('@')[0] : null;
       const r = complete(box.value, box.selectionStart, completionNames(e, self), this.tab);
@@ -93,6 +109,34 @@ export class Composer {
     }
   }
 
+  /** Tab in the first word of a "/" line: complete from the backend's commands for `e`. */
+  async completeCommand(e) {
+    const box = this.box;
+    const text = box.value;
+    const caret = box.selectionStart;
+    let list = this.commands.get(e.key);
+    if (!list) {
+      list = this.ctx.conn().request('commands', { account: e.account, conversation: { kind: e.kind, name: e.name } })
+        .then((r) => r.commands)
+        .catch(() => null);
+      this.commands.set(e.key, list);
+    }
+    list = await list;
+    if (!list) {
+      this.commands.delete(e.key); // try again next time
+      return;
+    }
+    this.commands.set(e.key, list);
+    // The person may have typed on meanwhile.
+    if (box.value !== text || box.selectionStart !== caret || this.key !== e.key) return;
+    const r = completeCommand(text, caret, list, this.tab);
+    if (!r) return;
+    box.value = r.text;
+    box.setSelectionRange(r.caret, r.caret);
+    this.tab = r.state;
+    this.ctx.state.drafts.set(e.key, box.value);
+  }
+
   sendTyping(e, st) {
     const conn = this.ctx.conn();
     if (!e || e.kind !== 'im' || !conn || !conn.ready) return;
@@ -115,9 +159,23 @@ export class Composer {
     const text = box.value;
     if (!e || !text.trim()) return;
     setText($('compose-error'), '');
+    const state = this.ctx.state;
+    const account = state.accounts.get(e.account);
+    const paste = pasteCheck(text, account, e.name);
+    if (paste && !(await confirmDialog(`Send ${paste.lines} lines?`, paste.question, `Send ${paste.lines} lines`))) {
+      box.focus();
+      return; // the text stays in the composer
+    }
     $('send').disabled = true;
+    const join = joinTarget(text, account && account.protocol);
     try {
-      await this.ctx.conn().request('conversation.send', { account: e.account, conversation: { kind: e.kind, name: e.name }, text });
+      // "/join #x": the chat opens once the server confirms, as from the dialog.
+      if (join) state.pendingJoin = { account: e.account, name: join };
+      const r = await this.ctx.conn().request('conversation.send', { account: e.account, conversation: { kind: e.kind, name: e.name }, text });
+      if (r && r.opened) {
+        // "/query bob", "/msg bob …": go to the conversation it opened.
+        this.ctx.openConv(getConv(state, e.account, r.opened).key);
+      }
       this.history.push(text);
       if (box.value === text && this.key === e.key) box.value = '';
       this.ctx.state.drafts.delete(e.key);
@@ -125,6 +183,7 @@ export class Composer {
       this.typingSent = { key: e.key, state: 'none', at: Date.now() };
       this.ctx.onSent(e);
     } catch (err) {
+      if (join) state.pendingJoin = null;
       const msg = err.code === 'disconnected'
         ? 'The connection dropped while sending; check whether the message arrived before sending it again.'
         : this.ctx.errText(err);

@@ -20,7 +20,7 @@ function placeInOrder(parent, children) {
 }
 
 export class ConvList {
-  /** ctx: {state, openConv(key), openIm(account, name)} */
+  /** ctx: {state, openConv(key), openIm(account, name), loadMoreConvs()} */
   constructor(ctx) {
     this.ctx = ctx;
     this.reset();
@@ -30,6 +30,7 @@ export class ConvList {
     this.items = new Map(); // conv key -> {li, sig}
     this.groups = new Map(); // account -> {li, ul, title, sig}
     this.buddySig = null;
+    this.more = null;
     $('conv-list').replaceChildren();
     $('buddy-list').replaceChildren();
   }
@@ -60,7 +61,7 @@ export class ConvList {
   render() {
     const state = this.ctx.state;
     const groups = listGroups(state);
-    show($('conv-empty'), groups.length === 0);
+    show($('conv-empty'), groups.length === 0 && !state.convsNext);
     const seen = new Set();
     const groupEls = [];
     for (const g of groups) {
@@ -82,10 +83,23 @@ export class ConvList {
         return this.item(e, state);
       }));
     }
+    // The snapshot holds the newest conversations: an entry fetches older ones.
+    if (state.convsNext) groupEls.push(this.moreItem(state));
     placeInOrder($('conv-list'), groupEls);
     for (const k of this.items.keys()) if (!seen.has(k)) this.items.delete(k);
     for (const [a, gr] of this.groups) if (!groups.some((g) => g.account === a)) this.groups.delete(a) && gr.li.remove();
     this.renderBuddies(state);
+  }
+
+  moreItem(state) {
+    if (!this.more) {
+      this.moreBtn = h('button', { type: 'button', id: 'more-convs', class: 'conv-btn more-convs',
+        onclick: () => this.ctx.loadMoreConvs() }, 'More conversations');
+      this.more = h('li', { class: 'acct-group' }, this.moreBtn);
+    }
+    this.moreBtn.disabled = state.convsLoading;
+    this.moreBtn.textContent = state.convsLoading ? 'Loading conversations…' : 'More conversations';
+    return this.more;
   }
 
   renderBuddies(state) {

@@ -86,6 +86,7 @@ export function bindDialogs(ctx) {
       fillAccountSelect(state, $('join-account'), true);
       $('join-name').value = '';
       $('join-password').value = '';
+      setText($('join-status'), '');
     }, $('join-name'));
   });
 
@@ -101,17 +102,27 @@ export function bindDialogs(ctx) {
       ctx.openConv(existing.key);
       return;
     }
+    setText($('join-error'), '');
     try {
       state.pendingJoin = { account, name };
       const params = { account, name };
       const password = $('join-password').value;
       if (password) params.fields = { password };
-      await ctx.conn().request('chat.join', params);
-      $('dlg-join').close(); // the chat opens once the server confirms (chat.joined)
+      const r = await ctx.conn().request('chat.join', params);
+      // The dialog stays until the server answers: chat.joined closes it
+      // and opens the chat, chat.join_failed shows why here (app.js).
+      if (state.pendingJoin) state.pendingJoin = { account, name: r.name || name };
+      setText($('join-status'), `Joining ${r.name || name}…`);
     } catch (err) {
       state.pendingJoin = null;
       setText($('join-error'), errText(err));
     }
+  });
+
+  // Closed (joined, or Cancel): the "Joining…" line goes; a join still
+  // under way opens its chat, or says why not in a toast, when the server answers.
+  $('dlg-join').addEventListener('close', () => {
+    setText($('join-status'), '');
   });
 
   $('btn-im').addEventListener('click', () => {

@@ -275,6 +275,13 @@ export function summarizeEvents(events) {
 /** Messages closer than this from one sender form one group. */
 export const GROUP_MS = 5 * 60 * 1000;
 
+/** The part of a row's `sig` that follows an outgoing line's sending state. */
+function sendingSig(m) {
+  if (m.error) return 'x';
+  if (m.queued) return 'q';
+  return m.wasQueued ? 's' : '';
+}
+
 /**
  * The rows of a message list: day separators, the unread marker, messages
  * (with `cont` when they continue the previous sender's group) and runs of
@@ -330,7 +337,7 @@ export function buildRows(messages, opts = {}) {
     closeRun();
     const cont = !!(prev && m.direction !== 'system' && prev.direction === m.direction
       && prev.sender === m.sender && t - messageTime(prev) < GROUP_MS && t >= messageTime(prev));
-    rows.push({ type: 'msg', key: `m${m.seq}`, sig: cont ? 'c' : 'f', m, cont });
+    rows.push({ type: 'msg', key: `m${m.seq}`, sig: (cont ? 'c' : 'f') + sendingSig(m), m, cont });
     prev = m.direction === 'system' ? null : m;
   }
   closeRun();

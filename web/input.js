@@ -6,11 +6,12 @@
  * prefix; the most recent speakers first if `names` is ordered that way).
  * A word at the start of the message gets ": " after it; elsewhere " ".
  * Pressing Tab again cycles: pass the `state` returned by the previous call
- * (null when the text changed in between).
+ * (null when the text changed in between). `startSuffix`: what follows a
+ * word at the start instead of ": " (" " for command names).
  *
  * Returns {text, caret, state} or null when nothing matches.
  */
-export function complete(text, caret, names, state = null) {
+export function complete(text, caret, names, state = null, startSuffix = ': ') {
   let start;
   let prefix;
   let matches;
@@ -39,8 +40,8 @@ export function complete(text, caret, names, state = null) {
   const word = matches[index];
   // Cycling replaces what the previous completion inserted.
   const before = text.slice(0, start);
-  const suffix = start === 0 ? ': ' : ' ';
-  const inserted = word + (after.startsWith(' ') ? (start === 0 ? ':' : '') : suffix);
+  const suffix = start === 0 ? startSuffix : ' ';
+  const inserted = word + (after.startsWith(' ') ? (start === 0 ? startSuffix.trimEnd() : '') : suffix);
   const newText = before + inserted + after;
   const newCaret = before.length + inserted.length + (after.startsWith(' ') ? 1 : 0);
   return { text: newText, caret: newCaret, state: { text: newText, caret: newCaret, start, prefix, matches, index, after } };

@@ -182,13 +182,21 @@ export class MessageView {
     if (action) cls.push('action');
     if (m.mention) cls.push('mention');
     if (m.delayed) cls.push('delayed');
+    if (m.queued) cls.push('queued');
+    // A paced line (IRC): "queued" until the backend hands it to the
+    // network, then "sent"; or why it was not sent.
+    let sending = null;
+    if (m.error) sending = h('span', { class: 'sending failed' }, ` ${m.error}`);
+    else if (m.queued) sending = h('span', { class: 'sending', title: 'Waiting for the network\'s pace' }, ' queued');
+    else if (m.wasQueued) sending = h('span', { class: 'sending sent' }, ' sent');
     return h('li', { class: cls.join(' '), dataset: { seq: String(m.seq) } },
       h('time', { datetime: new Date(t).toISOString(), title }, fmtTime(t, clock)),
       m.direction === 'system' ? null
         : h('span', { class: `sender ${nickClass(m.sender)}`, title: m.alias && m.alias !== m.sender ? m.sender : null },
           action ? `* ${who}` : who),
       h('span', { class: 'text' }, richText(prefixed ? m.text.slice(4) : m.direction === 'system' ? localizeTimes(m.text, clock) : m.text)),
-      m.truncated ? h('span', { class: 'muted' }, ' (cut: too long)') : null);
+      m.truncated ? h('span', { class: 'muted' }, ' (cut: too long)') : null,
+      sending);
   }
 
   render(e) {

@@ -46,7 +46,7 @@ const supported = () => typeof Notification !== 'undefined';
 export function notifyMessage(ctx, conv, m) {
   if (!ctx.settings().notifications || !supported() || Notification.permission !== 'granted') return;
   if (document.visibilityState === 'visible' && document.hasFocus()) return;
-  if (!notifies(levelFor(ctx.state.notify, conv.account, conv.kind, conv.name), m)) return;
+  if (!notifies(levelFor(ctx.state.notify, conv.account, conv.kind, conv.name), m, conv.kind)) return;
   const n = notificationFor(conv, m);
   const shown = new Notification(n.title, { body: n.body, tag: n.tag, icon: '/icon-192.png' });
   shown.onclick = () => {
@@ -70,7 +70,12 @@ async function subscribePush(conn) {
     const { key } = await conn.request('push.vapid_key', {});
     const reg = await navigator.serviceWorker.ready;
     let sub = await reg.pushManager.getSubscription();
-    if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64UrlToBytes(key) });
+    // A browser without a reachable push service may never answer.
+    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('the browser\'s push service did not answer')), 10000));
+    if (!sub) {
+      sub = await Promise.race([timeout,
+        reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64UrlToBytes(key) })]);
+    }
     await conn.request('push.subscribe', { subscription: sub.toJSON() });
     return 'On. Push notifications reach this device while Sapphire is closed.';
   } catch (err) {
@@ -90,13 +95,23 @@ export async function syncPush(conn) {
   } catch (_) { /* tried again at the next connection */ }
 }
 
+/** Ends this browser's push subscription (and tells the backend when it can). */
+export async function stopPush(conn) {
+  try {
+    await unsubscribePush(conn);
+  } catch (_) { /* the push service answers 410 to the backend later */ }
+}
+
 async function unsubscribePush(conn) {
   if (!registration || !('PushManager' in window)) return;
   const sub = await registration.pushManager.getSubscription().catch(() => null);
   if (!sub) return;
   const endpoint = sub.endpoint;
   await sub.unsubscribe().catch(() => {});
-  if (conn) await conn.request('push.unsubscribe', { endpoint }).catch(() => {});
+  if (conn) {
+    const told = conn.request('push.unsubscribe', { endpoint }).catch(() => {});
+    await Promise.race([told, new Promise((r) => setTimeout(r, 3000))]);
+  }
 }
 
 /**

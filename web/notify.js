@@ -43,9 +43,13 @@ export function levelFor(notify, account, kind, name) {
     || (kind === 'im' ? 'all' : 'mentions');
 }
 
-/** Whether an incoming message notifies at `level`. */
-export function notifies(level, message) {
-  if (!message || message.direction !== 'in' || message.delayed) return false;
+/**
+ * Whether an incoming message notifies at `level` in a conversation of
+ * `kind`. A delayed chat message is the room's history replayed (never);
+ * a delayed private one waited for us while we were offline (it counts).
+ */
+export function notifies(level, message, kind = 'chat') {
+  if (!message || message.direction !== 'in' || (message.delayed && kind !== 'im')) return false;
   if (level === 'all') return true;
   if (level === 'mentions') return !!message.mention;
   return false;

@@ -27,6 +27,8 @@ export function createState() {
     dismissedRequests: new Set(),
     hidden: new Map(), // key -> last_seq when the person closed it
     drafts: new Map(), // key -> unsent text
+    convsNext: null, // cursor of the conversations the snapshot left out (conversations.list)
+    convsLoading: false, // a conversations.list is under way
     notify: { levels: [], highlights: [] }, // notification levels and highlight words (backend state)
   };
 }
@@ -67,6 +69,7 @@ export function addMessage(e, m) {
   const msg = {
     seq: m.seq, time: m.time, sender: m.sender, alias: m.alias, text: m.text,
     direction: m.direction, truncated: m.truncated, delayed: m.delayed, sent: m.sent, mention: m.mention,
+    action: m.action, queued: m.queued, error: m.error,
   };
   const list = e.messages;
   if (list.length === 0 || list[list.length - 1].seq < m.seq) list.push(msg);
@@ -120,18 +123,11 @@ export function applyHello(state, reply, { resumed }) {
       e.hasMore = true;
     }
   }
-  for (const c of reply.conversations || []) {
-    const e = getConv(state, c.account, c.conversation);
-    e.unread = c.unread;
-    e.mentions = c.mentions ?? (e.kind === 'im' ? c.unread : 0);
-    e.read_seq = c.read_seq;
-    e.last_seq = c.last_seq;
-    // Closed, and something new arrived meanwhile: it comes back.
-    if (state.hidden.has(e.key) && c.unread > 0 && c.last_seq > state.hidden.get(e.key)) {
-      state.hidden.delete(e.key);
-      fx.push({ type: 'hiddenChanged' });
-    }
-  }
+  for (const c of reply.conversations || []) applySummary(state, c, fx);
+  // The snapshot holds the newest conversations; the rest come page by
+  // page (conversations.list) when the person asks.
+  state.convsNext = reply.conversations_next ?? null;
+  state.convsLoading = false;
   for (const c of reply.chats || []) {
     const e = getConv(state, c.account, c.conversation);
     e.joined = true;
@@ -143,6 +139,40 @@ export function applyHello(state, reply, { resumed }) {
     if (!state.accounts.has(e.account)) state.convs.delete(k);
   }
   forgetCurrentIfGone(state);
+  return fx;
+}
+
+/** One conversation summary ({account, conversation, last_seq, read_seq, unread}) into the state. */
+function applySummary(state, c, fx) {
+  const e = getConv(state, c.account, c.conversation);
+  e.unread = c.unread;
+  // Every unread private message counts as a mention (it is addressed to you).
+  e.mentions = e.kind === 'im' ? c.unread : (c.mentions ?? 0);
+  e.read_seq = c.read_seq;
+  e.last_seq = c.last_seq;
+  // Closed, and something new arrived meanwhile: it comes back.
+  if (state.hidden.has(e.key) && c.unread > 0 && c.last_seq > state.hidden.get(e.key)) {
+    state.hidden.delete(e.key);
+    fx.push({ type: 'hiddenChanged' });
+  }
+}
+
+/**
+ * A `conversations.list` reply ({conversations, next}): older conversations
+ * the snapshot left out. A conversation the state already knows as newer
+ * (an event came after the page was made) keeps what it has; conversations
+ * of unknown accounts are ignored. Returns effects.
+ */
+export function applyConversationsPage(state, reply) {
+  const fx = [];
+  for (const c of reply.conversations || []) {
+    if (!state.accounts.has(c.account)) continue;
+    const known = getConv(state, c.account, c.conversation, false);
+    if (known && known.last_seq >= c.last_seq) continue;
+    applySummary(state, c, fx);
+  }
+  state.convsNext = reply.next ?? null;
+  state.convsLoading = false;
   return fx;
 }
 
@@ -174,7 +204,8 @@ export function unhide(state, key) {
  * Returns effects: {type: 'toast', text, level, title, tag}, {type:
  * 'dropToasts', tag}, {type: 'open', key}, {type: 'requestClosed', id},
  * {type: 'typing', ms}, {type: 'newMessage', key, message, live},
- * {type: 'hiddenChanged'}, {type: 'notifyChanged'}.
+ * {type: 'hiddenChanged'}, {type: 'notifyChanged'}, {type: 'joinFailed',
+ * account, name, message} (the join the person asked for was refused).
  */
 export function applyEvent(state, ev, { replayed = false, now = Date.now() } = {}) {
   const fx = [];
@@ -197,6 +228,17 @@ export function applyEvent(state, ev, { replayed = false, now = Date.now() } = {
       fx.push({ type: 'hiddenChanged' });
     }
     if (added) fx.push({ type: 'newMessage', key: e.key, message: added, live: !replayed });
+    return fx;
+  }
+  if (ev.op === 'message.sent') {
+    // A queued line went to the network (or could not): also when
+    // replayed, since the replayed message said `queued`.
+    const m = e && e.seqs.has(ev.message) ? e.messages.find((x) => x.seq === ev.message) : null;
+    if (m) {
+      m.queued = false;
+      m.wasQueued = true;
+      if (ev.error) m.error = ev.error;
+    }
     return fx;
   }
   if (replayed) return fx; // the snapshot already reflects it
@@ -249,6 +291,18 @@ export function applyEvent(state, ev, { replayed = false, now = Date.now() } = {
         fx.push({ type: 'open', key: e.key });
       }
       break;
+    case 'chat.join_failed': {
+      const p = state.pendingJoin;
+      const want = p ? p.name.toLowerCase() : null;
+      const got = ev.conversation.name.toLowerCase();
+      if (p && p.account === ev.account && (want === got || `#${want}` === got)) {
+        state.pendingJoin = null;
+        fx.push({ type: 'joinFailed', account: ev.account, name: ev.conversation.name, message: ev.message });
+      } else {
+        fx.push({ type: 'toast', text: ev.message, level: 'error', title: `Could not join ${ev.conversation.name}` });
+      }
+      break;
+    }
     case 'chat.left':
       if (e) {
         e.joined = false;

@@ -34,6 +34,9 @@ struct File {
     /// Seconds an account may take to sign on before it is put in error and
     /// retried (default 60, from 1 to 3600; see `purple::accounts`).
     signon_timeout: Option<u64>,
+    /// Conversations a `hello` snapshot carries (default 500, from 1 to
+    /// 10000; the rest come with `conversations.list`).
+    hello_conversations: Option<u64>,
     /// Web Push delivery (`[push]`, see [`PushConfig`]).
     push: Option<PushFile>,
 }
@@ -108,9 +111,14 @@ pub struct BackendConfig {
     /// How long an account may stay `connecting` before the backend gives
     /// up on that attempt and retries.
     pub signon_timeout: std::time::Duration,
+    /// How many conversations (the newest) a `hello` snapshot carries.
+    pub hello_conversations: usize,
     /// Web Push delivery.
     pub push: PushConfig,
 }
+
+/// The default of [`BackendConfig::hello_conversations`].
+pub const HELLO_CONVERSATIONS: usize = 500;
 
 /// The default of [`BackendConfig::signon_timeout`].
 pub const SIGNON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -122,6 +130,7 @@ impl Default for BackendConfig {
             landlock: true,
             stall_limit: super::watchdog::STALE,
             signon_timeout: SIGNON_TIMEOUT,
+            hello_conversations: HELLO_CONVERSATIONS,
             push: PushConfig::default(),
         }
     }
@@ -139,6 +148,8 @@ pub enum ConfigError {
     StallLimit(PathBuf, u64),
     #[error("{0}: key 'signon_timeout': {1} is out of range (1 to 3600 seconds)")]
     SignonTimeout(PathBuf, u64),
+    #[error("{0}: key 'hello_conversations': {1} is out of range (1 to 10000)")]
+    HelloConversations(PathBuf, u64),
     #[error("{0}: key 'push.{1}': {2}")]
     Push(PathBuf, &'static str, String),
 }
@@ -193,12 +204,18 @@ impl BackendConfig {
             Some(s) if (1..=3600).contains(&s) => std::time::Duration::from_secs(s),
             Some(s) => return Err(ConfigError::SignonTimeout(path.to_owned(), s)),
         };
+        let hello_conversations = match file.hello_conversations {
+            None => HELLO_CONVERSATIONS,
+            Some(n) if (1..=10_000).contains(&n) => n as usize,
+            Some(n) => return Err(ConfigError::HelloConversations(path.to_owned(), n)),
+        };
         let push = PushConfig::from_file(path, file.push.unwrap_or_default())?;
         Ok(BackendConfig {
             protocols: ProtocolAllowList(file.protocols),
             landlock: file.landlock.unwrap_or(true),
             stall_limit,
             signon_timeout,
+            hello_conversations,
             push,
         })
     }
@@ -315,6 +332,19 @@ mod tests {
     }
 
     #[test]
+    fn hello_conversations_is_bounded() {
+        let c = BackendConfig::parse(Path::new("x"), "").unwrap();
+        assert_eq!(c.hello_conversations, 500);
+        let c = BackendConfig::parse(Path::new("x"), "hello_conversations = 2").unwrap();
+        assert_eq!(c.hello_conversations, 2);
+        for bad in ["0", "10001"] {
+            let text = format!("hello_conversations = {bad}");
+            let e = BackendConfig::parse(Path::new("b.toml"), &text).unwrap_err();
+            assert!(e.to_string().contains("'hello_conversations'"), "{e}");
+        }
+    }
+
+    #[test]
     fn push_settings_are_checked_and_name_the_key() {
         let c = BackendConfig::parse(Path::new("x"), "").unwrap();
         assert!(
@@ -343,6 +373,24 @@ mod tests {
             let e = BackendConfig::parse(Path::new("b.toml"), text).unwrap_err();
             assert!(e.to_string().contains(key), "{text}: {e}");
         }
+    }
+
+    /// The file the package ships documents real keys: with every
+    /// commented-out setting turned on, it parses.
+    #[test]
+    fn the_shipped_example_parses_uncommented() {
+        let shipped = include_str!("../../packaging/backend.toml");
+        let on: String = shipped
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with('[') || rest.contains(" = ") => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = BackendConfig::parse(Path::new("backend.toml"), &on).unwrap();
+        assert_eq!(c.push.subject, "mailto:admin@example.org");
+        assert!(!c.protocols.allows("prpl-zephyr"));
     }
 
     #[test]

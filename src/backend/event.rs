@@ -57,6 +57,11 @@ pub(crate) struct Message {
     /// Unix ms it was originally sent (with `delayed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) sent: Option<i64>,
+    /// An outgoing line still waiting for the account's pace (IRC): a
+    /// `message.sent` event naming this one's `seq` follows when it is
+    /// handed to the network.
+    #[serde(skip_serializing_if = "is_false")]
+    pub(crate) queued: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -220,6 +225,24 @@ pub(crate) enum Event {
     },
     #[serde(rename = "message")]
     Message(Message),
+    /// A queued outgoing line was handed to the network (`message`: the
+    /// `seq` of its `message` event), or could not be (`error`).
+    #[serde(rename = "message.sent")]
+    MessageSent {
+        account: i64,
+        conversation: ConvRef,
+        message: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A `chat.join` the server refused (IRC 403/405/471/473/474/475/477…):
+    /// `message` is the server's reason.
+    #[serde(rename = "chat.join_failed")]
+    ChatJoinFailed {
+        account: i64,
+        conversation: ConvRef,
+        message: String,
+    },
     #[serde(rename = "read")]
     Read {
         account: i64,
@@ -295,6 +318,8 @@ impl Event {
             Event::AccountStatus { .. } => "account.status",
             Event::Status { .. } => "status",
             Event::Message(_) => "message",
+            Event::MessageSent { .. } => "message.sent",
+            Event::ChatJoinFailed { .. } => "chat.join_failed",
             Event::Read { .. } => "read",
             Event::ChatJoined { .. } => "chat.joined",
             Event::ChatLeft { .. } => "chat.left",
@@ -352,12 +377,24 @@ mod tests {
             action: false,
             delayed: false,
             sent: None,
+            queued: false,
         });
         assert_eq!(
             wire(&m),
             json!({"op": "message", "seq": 7, "time": 1000, "account": 1,
                 "conversation": {"kind": "chat", "name": "#a"}, "sender": "bob",
                 "text": "hi", "direction": "in", "mention": true})
+        );
+        let q = Event::MessageSent {
+            account: 1,
+            conversation: ConvRef::chat("#a"),
+            message: 5,
+            error: None,
+        };
+        assert_eq!(
+            wire(&q),
+            json!({"op": "message.sent", "seq": 7, "time": 1000, "account": 1,
+                "conversation": {"kind": "chat", "name": "#a"}, "message": 5})
         );
         let s = Event::Status {
             status: "away".into(),

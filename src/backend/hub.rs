@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::event::{ConvRef, Direction, Event, Message};
+use super::protocol::ConvKind;
 use super::store::{ConvKey, ConversationRow, Store, StoreError};
 
 /// Chats to join with their join fields.
@@ -57,6 +58,8 @@ struct LiveState {
     conversations: HashMap<ConvKey, ConversationRow>,
     /// The last `status.set` (null until one happened this run).
     status: Option<Value>,
+    /// How many conversations a snapshot carries.
+    hello_conversations: usize,
 }
 
 struct Inner {
@@ -84,7 +87,8 @@ pub(crate) struct Hub {
 /// the events were emitted.
 #[derive(Debug)]
 pub(crate) enum Tap {
-    /// An incoming message (not history the network replayed), and how
+    /// An incoming message (not a chat's history the network replayed;
+    /// private messages that waited while we were offline count), and how
     /// many clients were subscribed when it was emitted.
     Incoming {
         seq: u64,
@@ -141,6 +145,7 @@ impl Hub {
                 clients: HashMap::new(),
                 state: LiveState {
                     conversations,
+                    hello_conversations: crate::backend::config::HELLO_CONVERSATIONS,
                     ..LiveState::default()
                 },
                 status: String::new(),
@@ -161,6 +166,14 @@ impl Hub {
                 request: id,
                 answered: None,
                 reason: Some("restart"),
+            })?;
+        }
+        for (message, account, conversation) in leftovers.queued {
+            hub.emit(Event::MessageSent {
+                account,
+                conversation,
+                message,
+                error: Some("not sent: the backend restarted".into()),
             })?;
         }
         for account in leftovers.accounts {
@@ -272,7 +285,12 @@ impl Hub {
         }
         if let Some(tap) = self.tap.get() {
             let t = match &event {
-                Event::Message(m) if m.direction == Direction::In && !m.delayed => {
+                // Delayed chat messages are a room's history replayed;
+                // delayed private ones were sent while we were offline.
+                Event::Message(m)
+                    if m.direction == Direction::In
+                        && (!m.delayed || m.conversation.kind == ConvKind::Im) =>
+                {
                     Some(Tap::Incoming {
                         seq,
                         message: m.clone(),
@@ -347,6 +365,23 @@ impl Hub {
 
     pub(crate) fn last_seq(&self) -> u64 {
         self.lock().last_seq
+    }
+
+    /// How many conversations a `hello` snapshot carries (`backend.toml`).
+    pub(crate) fn set_hello_conversations(&self, n: usize) {
+        self.lock().state.hello_conversations = n.max(1);
+    }
+
+    /// `conversations.list`: up to `limit` conversation summaries, newest
+    /// first, after `cursor` (from a snapshot or an earlier page), and the
+    /// cursor of the next page if there is one. From memory, like the
+    /// snapshot.
+    pub(crate) fn conversations_page(
+        &self,
+        cursor: Option<ConvCursor>,
+        limit: usize,
+    ) -> (Vec<Value>, Option<ConvCursor>) {
+        self.lock().state.conversations_page(cursor, limit)
     }
 
     #[cfg(test)]
@@ -561,6 +596,41 @@ fn make_reserve(path: &Path) -> std::io::Result<()> {
     })
 }
 
+/// Where a page of conversations ends: conversations are ordered newest
+/// first by `last_seq`, then by row id (a stable order; several can have
+/// `last_seq` 0). On the wire `"<last_seq>.<id>"`, opaque to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConvCursor {
+    last_seq: i64,
+    id: i64,
+}
+
+impl ConvCursor {
+    fn of(c: &ConversationRow) -> ConvCursor {
+        ConvCursor {
+            last_seq: c.last_seq,
+            id: c.id,
+        }
+    }
+
+    /// The sort key: ascending means newest first.
+    fn key(self) -> (std::cmp::Reverse<i64>, i64) {
+        (std::cmp::Reverse(self.last_seq), self.id)
+    }
+
+    pub(crate) fn to_wire(self) -> String {
+        format!("{}.{}", self.last_seq, self.id)
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<ConvCursor> {
+        let (a, b) = s.split_once('.')?;
+        Some(ConvCursor {
+            last_seq: a.parse().ok()?,
+            id: b.parse().ok()?,
+        })
+    }
+}
+
 /// The wire object without the fields a snapshot does not repeat.
 fn without(wire: &Map<String, Value>, keys: &[&str]) -> Map<String, Value> {
     let mut m = wire.clone();
@@ -692,11 +762,34 @@ impl LiveState {
                 self.status = Some(json!({"status": status, "message": message}));
             }
             Event::Message(_)
+            | Event::MessageSent { .. }
+            | Event::ChatJoinFailed { .. }
             | Event::Read { .. }
             | Event::Typing { .. }
             | Event::Notice(_)
             | Event::NotifyChanged { .. } => {}
         }
+    }
+
+    /// See [`Hub::conversations_page`]: a selection (linear), then a sort
+    /// of the page only.
+    fn conversations_page(
+        &self,
+        cursor: Option<ConvCursor>,
+        limit: usize,
+    ) -> (Vec<Value>, Option<ConvCursor>) {
+        let after = |c: &&ConversationRow| cursor.is_none_or(|k| ConvCursor::of(c).key() > k.key());
+        let mut rows: Vec<&ConversationRow> = self.conversations.values().filter(after).collect();
+        let more = rows.len() > limit;
+        if more {
+            rows.select_nth_unstable_by_key(limit, |c| ConvCursor::of(c).key());
+            rows.truncate(limit);
+        }
+        rows.sort_unstable_by_key(|c| ConvCursor::of(c).key());
+        let next = more
+            .then(|| rows.last().map(|c| ConvCursor::of(c)))
+            .flatten();
+        (rows.iter().map(|c| c.json.clone()).collect(), next)
     }
 
     fn snapshot(&self) -> Value {
@@ -712,11 +805,11 @@ impl LiveState {
                 })
             })
             .collect();
-        let mut conversations: Vec<&ConversationRow> = self.conversations.values().collect();
-        conversations.sort_by_key(|c| (std::cmp::Reverse(c.last_seq), c.id));
+        let (conversations, next) = self.conversations_page(None, self.hello_conversations);
         json!({
             "accounts": self.accounts.values().cloned().collect::<Vec<_>>(),
-            "conversations": conversations.iter().map(|c| c.json.clone()).collect::<Vec<_>>(),
+            "conversations": conversations,
+            "conversations_next": next.map(ConvCursor::to_wire),
             "chats": chats,
             "buddies": self.buddies.values().cloned().collect::<Vec<_>>(),
             "requests": self.requests.values().cloned().collect::<Vec<_>>(),
@@ -854,24 +947,43 @@ mod tests {
                 message: None,
             })
             .unwrap();
+            // An IRC line still waiting for the pace.
+            hub.emit(Event::Message(Message {
+                account: 1,
+                conversation: ConvRef::chat("#a"),
+                sender: "alice".into(),
+                alias: None,
+                text: "later".into(),
+                direction: Direction::Out,
+                truncated: false,
+                mention: false,
+                action: false,
+                delayed: false,
+                sent: None,
+                queued: true,
+            }))
+            .unwrap();
         }
         let hub = Hub::open(&path).unwrap();
         let reader = store::Reader::open(&path).unwrap();
         let ops: Vec<Value> = reader
-            .events(3, 100, 100)
+            .events(4, 100, 100)
             .unwrap()
             .into_iter()
             .map(|(_, b)| serde_json::from_str(&b).unwrap())
             .collect();
-        assert_eq!(ops.len(), 3);
+        assert_eq!(ops.len(), 4);
         assert_eq!(ops[0]["op"], "chat.left");
         assert_eq!(ops[1]["op"], "request.close");
         assert_eq!(ops[1]["request"], 2);
-        assert_eq!(ops[2]["status"], "disconnected");
+        assert_eq!(ops[2]["op"], "message.sent");
+        assert_eq!(ops[2]["message"], 4);
+        assert!(ops[2]["error"].as_str().unwrap().contains("restarted"));
+        assert_eq!(ops[3]["status"], "disconnected");
         drop(hub);
         // Nothing left open the second time.
         let hub = Hub::open(&path).unwrap();
-        assert_eq!(hub.last_seq(), 6);
+        assert_eq!(hub.last_seq(), 8);
     }
 
     /// `hello` must not open the database or run a query while holding
@@ -895,6 +1007,7 @@ mod tests {
                 action: false,
                 delayed: false,
                 sent: None,
+                queued: false,
             })
         };
         hub.emit(m("one", Direction::In)).unwrap();
@@ -907,6 +1020,67 @@ mod tests {
             sub.snapshot["conversations"],
             json!([{"account": 1, "conversation": {"kind": "im", "name": "bob"},
                 "last_seq": 3, "read_seq": 0, "unread": 2}])
+        );
+    }
+
+    /// Web Push delivery hears of incoming messages (not a chat's replayed
+    /// history; offline private messages count), of reads (markers and our
+    /// own messages) and of the client count.
+    #[test]
+    fn the_tap_tells_delivery_what_may_notify() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::open(&dir.path().join("db")).unwrap();
+        let mut rx = hub.tap();
+        let clients = hub.clients_watch();
+        let m = |conversation: ConvRef, text: &str, direction, delayed| {
+            Event::Message(Message {
+                account: 1,
+                conversation,
+                sender: "bob".into(),
+                alias: None,
+                text: text.into(),
+                direction,
+                truncated: false,
+                mention: false,
+                action: false,
+                delayed,
+                sent: None,
+            })
+        };
+        let (tx, _keep) = mpsc::channel(10);
+        hub.subscribe(7, tx, Kick::default());
+        assert_eq!(*clients.borrow(), 1);
+        hub.emit(m(ConvRef::chat("#a"), "replayed", Direction::In, true))
+            .unwrap();
+        let live = hub
+            .emit(m(ConvRef::chat("#a"), "live", Direction::In, false))
+            .unwrap();
+        let offline = hub
+            .emit(m(ConvRef::im("bob"), "while away", Direction::In, true))
+            .unwrap();
+        let mine = hub
+            .emit(m(ConvRef::im("bob"), "mine", Direction::Out, false))
+            .unwrap();
+        hub.unsubscribe(7);
+        assert_eq!(*clients.borrow(), 0);
+        let mut got = Vec::new();
+        while let Ok(t) = rx.try_recv() {
+            got.push(match t {
+                Tap::Incoming {
+                    seq,
+                    message,
+                    clients,
+                } => format!("in {seq} {} {clients}", message.text),
+                Tap::Read { upto, .. } => format!("read {upto}"),
+            });
+        }
+        assert_eq!(
+            got,
+            [
+                format!("in {live} live 1"),
+                format!("in {offline} while away 1"),
+                format!("read {mine}"),
+            ]
         );
     }
 
@@ -936,6 +1110,58 @@ mod tests {
         let after = hub.subscribe(1, tx, Kick::default()).snapshot;
         assert_eq!(before["conversations"], after["conversations"]);
         assert_eq!(after["conversations"][0]["read_seq"], 1);
+    }
+
+    /// The snapshot carries the newest N conversations and a cursor; the
+    /// pages after it hold every other one exactly once, newest first.
+    #[test]
+    fn conversations_come_in_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::open(&dir.path().join("db")).unwrap();
+        hub.set_hello_conversations(500);
+        for i in 0..1203 {
+            hub.emit(Event::Message(Message {
+                account: 1,
+                conversation: ConvRef::chat(format!("#c{i}")),
+                sender: "bob".into(),
+                alias: None,
+                text: "hi".into(),
+                direction: Direction::In,
+                truncated: false,
+                mention: false,
+                action: false,
+                delayed: false,
+                sent: None,
+            }))
+            .unwrap();
+        }
+        let (tx, _rx) = mpsc::channel(10);
+        let snap = hub.subscribe(1, tx, Kick::default()).snapshot;
+        let first = snap["conversations"].as_array().unwrap();
+        assert_eq!(first.len(), 500);
+        assert_eq!(first[0]["conversation"]["name"], "#c1202");
+        let mut names: Vec<String> = first
+            .iter()
+            .map(|c| c["conversation"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        let mut cursor = ConvCursor::parse(snap["conversations_next"].as_str().unwrap());
+        let mut pages = 0;
+        while let Some(c) = cursor {
+            let (page, next) = hub.conversations_page(Some(c), 300);
+            assert!(!page.is_empty() && page.len() <= 300);
+            names.extend(
+                page.iter()
+                    .map(|c| c["conversation"]["name"].as_str().unwrap().to_owned()),
+            );
+            cursor = next;
+            pages += 1;
+        }
+        assert_eq!(pages, 3); // 300 + 300 + 103
+        let expected: Vec<String> = (0..1203).rev().map(|i| format!("#c{i}")).collect();
+        assert_eq!(names, expected);
+        // Few enough: no cursor.
+        let (all, next) = hub.conversations_page(None, 5000);
+        assert_eq!((all.len(), next), (1203, None));
     }
 
     /// A counter that cannot be read is an error, not id 1 again.

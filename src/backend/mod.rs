@@ -40,6 +40,7 @@
 pub mod config;
 pub(crate) mod event;
 pub(crate) mod hub;
+pub(crate) mod irc;
 pub(crate) mod notify;
 pub(crate) mod pacing;
 pub(crate) mod policy;
@@ -210,6 +211,7 @@ pub async fn run(config: Config) -> Result<(), BackendError> {
 
     let t0 = std::time::Instant::now();
     let hub = hub::Hub::open(&state.join("sapphire.db"))?;
+    hub.set_hello_conversations(config.settings.hello_conversations);
     notify::init(&state.join("sapphire.db"))?;
     let delivery = push_delivery::start(&hub, config.settings.push.clone());
     let t1 = std::time::Instant::now();

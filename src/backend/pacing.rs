@@ -23,6 +23,45 @@ pub const DEFAULT_BURST: u32 = 10;
 /// Steady rate once the burst is spent: one line per interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(2000);
 
+/// An account's pace: `burst` lines at once, then one per `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub burst: u32,
+    pub interval: Duration,
+}
+
+impl Default for Pace {
+    fn default() -> Pace {
+        Pace {
+            burst: DEFAULT_BURST,
+            interval: DEFAULT_INTERVAL,
+        }
+    }
+}
+
+impl Pace {
+    /// The pace an IRC account's stored options ask for: the plugin's own
+    /// `ratelimit-burst` (lines, 1–100) and `ratelimit-interval` (whole
+    /// seconds, 0–60; 0 means no limit, for a bouncer that paces itself),
+    /// which Sapphire applies instead of libpurple (`docs/irc.md`). Unset
+    /// or out of range: the defaults.
+    pub fn from_options(options: &serde_json::Value) -> Pace {
+        let int = |k: &str, max: u64| {
+            options
+                .get(k)
+                .and_then(|v| v.as_u64())
+                .filter(|v| *v <= max)
+        };
+        let d = Pace::default();
+        Pace {
+            burst: int("ratelimit-burst", 100)
+                .filter(|b| *b >= 1)
+                .map_or(d.burst, |b| b as u32),
+            interval: int("ratelimit-interval", 60).map_or(d.interval, Duration::from_secs),
+        }
+    }
+}
+
 /// A token bucket: `burst` tokens, one more every `interval`.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -56,6 +95,15 @@ impl TokenBucket {
             self.tokens = (self.tokens + gained).min(f64::from(self.burst));
         }
         self.at = now;
+    }
+
+    /// Changes the pace, keeping the tokens there are (at most the new
+    /// burst).
+    pub fn set_pace(&mut self, pace: Pace, now: Instant) {
+        self.refill(now);
+        self.burst = pace.burst.max(1);
+        self.interval = pace.interval;
+        self.tokens = self.tokens.min(f64::from(self.burst));
     }
 
     /// Takes a token if there is one.
@@ -163,6 +211,30 @@ mod tests {
         let mut b = TokenBucket::new(5, Duration::from_secs(2), t0);
         assert_eq!(b.time_for(5, t0), Duration::ZERO);
         assert_eq!(b.time_for(20, t0), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_pace_comes_from_the_accounts_options() {
+        let p = |v: serde_json::Value| Pace::from_options(&v);
+        assert_eq!(p(serde_json::json!({})), Pace::default());
+        assert_eq!(
+            p(serde_json::json!({"ratelimit-burst": 3, "ratelimit-interval": 1})),
+            Pace {
+                burst: 3,
+                interval: Duration::from_secs(1)
+            }
+        );
+        // Out of range or mistyped: the default.
+        let odd = p(serde_json::json!({"ratelimit-burst": 0, "ratelimit-interval": "x"}));
+        assert_eq!(odd, Pace::default());
+        assert_eq!(
+            p(serde_json::json!({"ratelimit-interval": 0})).interval,
+            Duration::ZERO
+        );
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10, Duration::from_secs(2), t0);
+        b.set_pace(p(serde_json::json!({"ratelimit-burst": 2})), t0);
+        assert!(b.try_take(t0) && b.try_take(t0) && !b.try_take(t0));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 /// Version of the protocol spoken on the WebSocket (`hello` reply).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest accepted WebSocket message or frame (close 1009 above it).
 pub const MAX_FRAME: usize = 1 << 20;

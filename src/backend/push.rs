@@ -302,17 +302,9 @@ pub async fn subscribe(db_path: PathBuf, req: &Map<String, Value>) -> OpResult {
 /// `push.unsubscribe {endpoint}`: forgets it (also when unknown).
 pub async fn unsubscribe(db_path: PathBuf, req: &Map<String, Value>) -> OpResult {
     let endpoint = Params(req).str("endpoint")?.to_owned();
-    tokio::task::spawn_blocking(move || -> Result<(), OpError> {
-        open(&db_path)?
-            .execute(
-                "DELETE FROM push_subscriptions WHERE endpoint = ?1",
-                [endpoint],
-            )
-            .map_err(OpError::internal)?;
-        Ok(())
-    })
-    .await
-    .map_err(OpError::internal)??;
+    tokio::task::spawn_blocking(move || remove(&db_path, &endpoint))
+        .await
+        .map_err(OpError::internal)??;
     Ok(json!({}))
 }
 
@@ -356,7 +348,7 @@ pub(crate) fn subscriptions(db_path: &Path) -> Result<Vec<Subscription>, OpError
         .map_err(OpError::internal)
 }
 
-/// Forgets a subscription the push service said is gone.
+/// Forgets a subscription (unsubscribed, or gone at the push service).
 pub(crate) fn remove(db_path: &Path, endpoint: &str) -> Result<(), OpError> {
     open(db_path)?
         .execute(
@@ -436,5 +428,18 @@ mod tests {
             check_endpoint("https://8.8.8.8:8443/x").await.unwrap(),
             ("8.8.8.8".to_owned(), 8443)
         );
+    }
+
+    /// At send time the same rule holds, and only the checked addresses
+    /// are handed to the connection.
+    #[tokio::test]
+    async fn send_targets_are_checked_again() {
+        let e = target("https://127.0.0.1:8443/x").await.err().unwrap();
+        assert_eq!(e.code, "bad_endpoint");
+        let e = target("https://[::ffff:10.0.0.1]/x").await.err().unwrap();
+        assert!(e.message.contains("non-global"), "{e}");
+        let t = target("https://8.8.8.8:8443/p?q").await.unwrap();
+        assert_eq!(t.addrs, vec!["8.8.8.8:8443".parse().unwrap()]);
+        assert_eq!((t.host.as_str(), t.uri.path()), ("8.8.8.8", "/p"));
     }
 }

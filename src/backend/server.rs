@@ -444,6 +444,7 @@ async fn handle(ctx: &Ctx, client: &mut Client, text: &str) -> Out {
         "ping" => Ok(json!({})),
         "history" => history(ctx, &req).await,
         "search" => search(ctx, &req).await,
+        "conversations.list" => conversations_list(ctx, &req).await,
         "mark_read" => mark_read(ctx, &req).await,
         "notify.get" => super::notify::get(&req),
         "notify.set" => super::notify::set(&ctx.hub, &req).await,
@@ -548,6 +549,32 @@ async fn history(ctx: &Ctx, req: &Map<String, Value>) -> OpResult {
     let limit = limit(&p)?;
     let messages = read_db(ctx, move |r| r.history(&key, before, limit)).await?;
     Ok(json!({"messages": messages}))
+}
+
+/// `conversations.list {before?, limit?}`: the conversations after a
+/// snapshot's or page's cursor (`conversations_next` / `next`).
+async fn conversations_list(ctx: &Ctx, req: &Map<String, Value>) -> OpResult {
+    let p = Params(req);
+    let cursor =
+        match p.opt_str("before")? {
+            None => None,
+            Some(s) => Some(super::hub::ConvCursor::parse(s).ok_or_else(|| {
+                OpError::bad_request("'before' is not a cursor from this backend")
+            })?),
+        };
+    let limit = match p.opt_u64("limit")?.unwrap_or(500) {
+        n @ 1..=1000 => n as usize,
+        _ => return Err(OpError::bad_request("'limit' must be between 1 and 1000")),
+    };
+    let hub = ctx.hub.clone();
+    let (conversations, next) =
+        tokio::task::spawn_blocking(move || hub.conversations_page(cursor, limit))
+            .await
+            .map_err(OpError::internal)?;
+    Ok(json!({
+        "conversations": conversations,
+        "next": next.map(super::hub::ConvCursor::to_wire),
+    }))
 }
 
 async fn search(ctx: &Ctx, req: &Map<String, Value>) -> OpResult {

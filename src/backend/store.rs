@@ -80,7 +80,10 @@ CREATE TABLE IF NOT EXISTS messages (
     sender TEXT NOT NULL,
     alias TEXT,
     text TEXT NOT NULL,
-    direction TEXT NOT NULL
+    direction TEXT NOT NULL,
+    action INTEGER NOT NULL DEFAULT 0,
+    queued INTEGER NOT NULL DEFAULT 0,
+    error TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation, seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5 (
@@ -145,20 +148,49 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Columns added after version 1's first schema (idempotent).
+/// Columns added to `messages` after version 1's first schema, added to
+/// older databases (idempotent):
 ///
+/// * `messages.mention`, `conversations.mentions`: whether an incoming
+///   message was a mention, and how many unread ones a conversation has
+///   (the snapshot's `mentions`, history's `mention`); 0 for what was
+///   stored before.
 /// * `messages.sent`: the original time (Unix ms) of a replayed
 ///   (`delayed`) message; NULL for a live one, whose original time is
 ///   `time`. History dedup ([`Store::find_duplicate`]) matches on
 ///   `coalesce(sent, time)`, indexed by `messages_by_original_time`.
+/// * `action`, `queued`, `error` (issue #12): a `/me` action; an outgoing
+///   line still waiting for the pace; why it was never sent (set by
+///   `message.sent`).
+const MESSAGE_COLUMNS: &[(&str, &str)] = &[
+    ("sent", "INTEGER"),
+    ("action", "INTEGER NOT NULL DEFAULT 0"),
+    ("queued", "INTEGER NOT NULL DEFAULT 0"),
+    ("error", "TEXT"),
+];
+
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_sent: bool = conn.query_row(
-        "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'sent'",
-        [],
-        |r| r.get::<_, i64>(0).map(|n| n > 0),
-    )?;
-    if !has_sent {
-        conn.execute_batch("ALTER TABLE messages ADD COLUMN sent INTEGER")?;
+    let have = {
+        let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('messages')")?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        names.collect::<rusqlite::Result<Vec<String>>>()?
+    };
+    for (name, decl) in MESSAGE_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {name} {decl}"))?;
+        }
+    }
+    for (table, column) in [("messages", "mention"), ("conversations", "mentions")] {
+        let has: bool = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+            ))?;
+        }
     }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS messages_by_original_time
@@ -250,10 +282,16 @@ impl Store {
                 let direction = m.direction.as_str();
                 let conv = upsert_conversation(&tx, &key)?;
                 let sent = m.sent.filter(|_| m.delayed);
+                let mention = i64::from(direction == "in" && m.mention);
                 tx.execute(
-                    "INSERT INTO messages (seq, conversation, time, sender, alias, text, direction, sent)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![seq as i64, conv, time, m.sender, m.alias, m.text, direction, sent],
+                    "INSERT INTO messages
+                       (seq, conversation, time, sender, alias, text, direction, sent, mention,
+                        action, queued)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![
+                        seq as i64, conv, time, m.sender, m.alias, m.text, direction, sent,
+                        mention, m.action, m.queued
+                    ],
                 )?;
                 tx.execute(
                     "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
@@ -261,10 +299,17 @@ impl Store {
                 )?;
                 let unread = i64::from(direction == "in");
                 tx.execute(
-                    "UPDATE conversations SET last_seq = ?2, unread = unread + ?3 WHERE id = ?1",
-                    params![conv, seq as i64, unread],
+                    "UPDATE conversations SET last_seq = ?2, unread = unread + ?3,
+                       mentions = mentions + ?4 WHERE id = ?1",
+                    params![conv, seq as i64, unread, mention],
                 )?;
                 conversation = Some(conversation_row(&tx, conv)?);
+            }
+            Event::MessageSent { message, error, .. } => {
+                tx.execute(
+                    "UPDATE messages SET queued = 0, error = ?2 WHERE seq = ?1",
+                    params![*message as i64, error],
+                )?;
             }
             Event::Read {
                 account,
@@ -280,6 +325,9 @@ impl Store {
                 tx.execute(
                     "UPDATE conversations SET unread = (SELECT count(*) FROM messages
                        WHERE conversation = ?1 AND direction = 'in'
+                         AND seq > conversations.read_seq),
+                       mentions = (SELECT count(*) FROM messages
+                       WHERE conversation = ?1 AND mention = 1
                          AND seq > conversations.read_seq)
                      WHERE id = ?1",
                     params![conv],
@@ -585,10 +633,31 @@ impl Store {
         for row in stmt.query_map([], |r| r.get::<_, i64>(0))? {
             accounts.push(row?);
         }
+        let mut queued = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT m.seq, c.account, c.kind, c.name FROM messages m
+             JOIN conversations c ON c.id = m.conversation WHERE m.queued != 0 ORDER BY m.seq",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })? {
+            let (seq, account, kind, name) = row?;
+            let conversation = match kind.as_str() {
+                "chat" => ConvRef::chat(name),
+                _ => ConvRef::im(name),
+            };
+            queued.push((seq as u64, account, conversation));
+        }
         Ok(Leftovers {
             chats,
             requests,
             accounts,
+            queued,
         })
     }
 }
@@ -598,6 +667,8 @@ pub(crate) struct Leftovers {
     pub chats: Vec<(i64, String)>,
     pub requests: Vec<i64>,
     pub accounts: Vec<i64>,
+    /// Outgoing lines that were still queued: `(seq, account, conversation)`.
+    pub queued: Vec<(u64, i64, ConvRef)>,
 }
 
 /// What [`Store::persist`] wrote.
@@ -611,7 +682,8 @@ pub(crate) struct Persisted {
 }
 
 /// One conversation's summary: its row id, key and the JSON the snapshot
-/// shows (`{account, conversation, last_seq, read_seq, unread}`).
+/// shows (`{account, conversation, last_seq, read_seq, unread,
+/// mentions?}`; `mentions` only when some unread message is a mention).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ConversationRow {
     pub id: i64,
@@ -622,7 +694,7 @@ pub(crate) struct ConversationRow {
 
 fn conversation_row(conn: &Connection, id: i64) -> rusqlite::Result<ConversationRow> {
     conn.query_row(
-        "SELECT account, kind, name, last_seq, read_seq, unread FROM conversations WHERE id = ?1",
+        "SELECT account, kind, name, last_seq, read_seq, unread, mentions FROM conversations WHERE id = ?1",
         [id],
         |r| {
             let key = ConvKey {
@@ -631,13 +703,17 @@ fn conversation_row(conn: &Connection, id: i64) -> rusqlite::Result<Conversation
                 name: r.get(2)?,
             };
             let last_seq: i64 = r.get(3)?;
-            let json = json!({
+            let mut json = json!({
                 "account": key.account,
                 "conversation": key.to_json(),
                 "last_seq": last_seq,
                 "read_seq": r.get::<_, i64>(4)?,
                 "unread": r.get::<_, i64>(5)?,
             });
+            let mentions: i64 = r.get(6)?;
+            if mentions > 0 {
+                json["mentions"] = mentions.into();
+            }
             Ok(ConversationRow {
                 id,
                 key,
@@ -709,7 +785,8 @@ impl Reader {
     ) -> Result<Vec<Value>> {
         let before = before.map(|b| b as i64).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction, m.sent
+            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction, m.sent, m.mention,
+                    m.action, m.queued, m.error
              FROM messages m JOIN conversations c ON c.id = m.conversation
              WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3 AND m.seq < ?4
              ORDER BY m.seq DESC LIMIT ?5",
@@ -717,7 +794,7 @@ impl Reader {
         let rows = stmt.query_map(
             params![key.account, key.kind, key.name, before, limit as i64],
             |r| {
-                Ok(message_json(
+                let m = message_json(
                     r.get(0)?,
                     r.get(1)?,
                     key.account,
@@ -728,7 +805,9 @@ impl Reader {
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
-                ))
+                    r.get(7)?,
+                );
+                with_state(m, r, 8)
             },
         )?;
         let mut out: Vec<Value> = rows.collect::<rusqlite::Result<_>>()?;
@@ -751,7 +830,7 @@ impl Reader {
         let fts = terms.join(" ");
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
-                    m.sent
+                    m.sent, m.mention, m.action, m.queued, m.error
              FROM messages_fts f
              JOIN messages m ON m.seq = f.rowid
              JOIN conversations c ON c.id = m.conversation
@@ -759,7 +838,7 @@ impl Reader {
              ORDER BY m.seq DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![fts, limit as i64], |r| {
-            Ok(message_json(
+            let m = message_json(
                 r.get(0)?,
                 r.get(1)?,
                 r.get(2)?,
@@ -770,10 +849,28 @@ impl Reader {
                 r.get(7)?,
                 r.get(8)?,
                 r.get(9)?,
-            ))
+                r.get(10)?,
+            );
+            with_state(m, r, 11)
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Adds a stored message's `action`, `queued` and `error` (columns `at`,
+/// `at + 1`, `at + 2` of `r`) to its JSON, as the `message` event and a
+/// later `message.sent` said.
+fn with_state(mut m: Value, r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Value> {
+    if r.get::<_, bool>(at)? {
+        m["action"] = Value::Bool(true);
+    }
+    if r.get::<_, bool>(at + 1)? {
+        m["queued"] = Value::Bool(true);
+    }
+    if let Some(error) = r.get::<_, Option<String>>(at + 2)? {
+        m["error"] = Value::String(error);
+    }
+    Ok(m)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -788,6 +885,7 @@ fn message_json(
     text: String,
     direction: String,
     sent: Option<i64>,
+    mention: bool,
 ) -> Value {
     let mut m = json!({
         "seq": seq,
@@ -804,6 +902,9 @@ fn message_json(
     if let Some(sent) = sent {
         m["delayed"] = Value::Bool(true);
         m["sent"] = sent.into();
+    }
+    if mention {
+        m["mention"] = Value::Bool(true);
     }
     m
 }
@@ -826,6 +927,7 @@ mod tests {
             action: false,
             delayed: false,
             sent: None,
+            queued: false,
         })
     }
 
@@ -876,6 +978,96 @@ mod tests {
         }
         // Messages are the user's words, not account settings: untouched.
         assert!(events[2].1.contains("hunter2"));
+    }
+
+    /// Mentions are kept: the conversation counts its unread ones (the
+    /// snapshot's badge), history and search flag them, a read resets.
+    #[test]
+    fn mentions_are_counted_and_kept_in_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut store = Store::open(&path).unwrap();
+        let mention = |text: &str| {
+            let Event::Message(mut m) = msg(1, "#a", text, Direction::In) else {
+                unreachable!()
+            };
+            m.mention = true;
+            Event::Message(m)
+        };
+        store.persist(1, 10, &mention("alice: one")).unwrap();
+        store
+            .persist(2, 11, &msg(1, "#a", "chatter", Direction::In))
+            .unwrap();
+        let p = store.persist(3, 12, &mention("alice: two")).unwrap();
+        assert_eq!(p.conversation.unwrap().json["mentions"], 2);
+        let reader = Reader::open(&path).unwrap();
+        let key = ConvKey {
+            account: 1,
+            kind: "chat".into(),
+            name: "#a".into(),
+        };
+        let flags: Vec<Value> = reader
+            .history(&key, None, 10)
+            .unwrap()
+            .iter()
+            .map(|m| m["mention"].clone())
+            .collect();
+        assert_eq!(flags, [json!(true), Value::Null, json!(true)]);
+        assert_eq!(reader.search("two", 10).unwrap()[0]["mention"], true);
+        let read = |seq| Event::Read {
+            account: 1,
+            conversation: ConvRef::chat("#a"),
+            read_seq: seq,
+        };
+        let p = store.persist(4, 13, &read(1)).unwrap();
+        assert_eq!(p.conversation.unwrap().json["mentions"], 1);
+        let p = store.persist(5, 14, &read(3)).unwrap();
+        assert!(p.conversation.unwrap().json.get("mentions").is_none());
+        drop(store);
+        // The counts survive a reopen (and the columns a second migration).
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.conversations().unwrap()[0].json["unread"], 0);
+    }
+
+    #[test]
+    fn an_old_database_gets_the_sending_state_and_queued_lines_are_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE messages (seq INTEGER PRIMARY KEY, conversation INTEGER NOT NULL,
+               time INTEGER NOT NULL, sender TEXT NOT NULL, alias TEXT, text TEXT NOT NULL,
+               direction TEXT NOT NULL)",
+        )
+        .unwrap();
+        drop(old);
+        let mut store = Store::open(&path).unwrap();
+        let Event::Message(mut m) = msg(1, "#a", "waiting", Direction::Out) else {
+            unreachable!()
+        };
+        m.queued = true;
+        store.persist(1, 10, &Event::Message(m.clone())).unwrap();
+        m.queued = false;
+        m.text = "gone".into();
+        store.persist(2, 11, &Event::Message(m)).unwrap();
+        let key = ConvKey::new(1, &ConvRef::chat("#a"));
+        let reader = Reader::open(&path).unwrap();
+        let h = reader.history(&key, None, 10).unwrap();
+        assert_eq!(h[0]["queued"], true, "{h:?}");
+        assert!(h[1].get("queued").is_none(), "{h:?}");
+        let left = store.leftovers().unwrap().queued;
+        assert_eq!(left, [(1, 1, ConvRef::chat("#a"))]);
+        let sent = Event::MessageSent {
+            account: 1,
+            conversation: ConvRef::chat("#a"),
+            message: 1,
+            error: Some("not sent".into()),
+        };
+        store.persist(3, 12, &sent).unwrap();
+        let h = reader.history(&key, None, 10).unwrap();
+        assert!(h[0].get("queued").is_none(), "{h:?}");
+        assert_eq!(h[0]["error"], "not sent");
+        assert!(store.leftovers().unwrap().queued.is_empty());
     }
 
     #[test]

@@ -540,6 +540,17 @@ pub async fn add_irc_account(c: &mut Client, port: u16, nick: &str) -> i64 {
     id
 }
 
+/// Waits for the backend's next connection to `listener` (a scripted
+/// server in the test: kept open and silent, the account stays
+/// `connecting`).
+pub async fn next_connection(listener: &tokio::net::TcpListener) -> TcpStream {
+    let (s, _) = tokio::time::timeout(Duration::from_secs(20), listener.accept())
+        .await
+        .expect("the backend connected")
+        .unwrap();
+    s
+}
+
 /// Says `hello` and waits until `account` is connected and, if given,
 /// `joined` is a joined chat: from the snapshot when that happened before
 /// this client came (after a restart the backend signs on by itself), else

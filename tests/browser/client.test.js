@@ -119,6 +119,34 @@ describe('Reading and driving the web client', () => {
     assert.equal(await senderClass(page, 'first from bob'), bobClass);
   });
 
+  it('a reload revalidates the cached client: its modules and styles answer 304, none is sent again', async () => {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    const seen = [];
+    cdp.on('Network.responseReceived', (e) => {
+      const u = new URL(e.response.url);
+      if (u.protocol === 'https:' && !u.pathname.startsWith('/api/') && u.pathname !== '/ws') {
+        const h = Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v]));
+        seen.push({ path: u.pathname, status: e.response.status, encoding: h['content-encoding'] || null });
+      }
+    });
+    await page.reload();
+    await appReady(page);
+    await openChannel(page);
+    await cdp.detach();
+    const paths = seen.map((r) => r.path);
+    for (const p of ['/', '/app.js', '/store.js', '/app.css']) assert.ok(paths.includes(p), `${p} in ${paths}`);
+    // The modules and the style sheet (the client's bulk) come from the
+    // cache after a 304. Headless Chromium fetches the page itself, its
+    // icons and the manifest again without If-None-Match, whatever the
+    // server's headers (docs/benchmarks.md): those are sent compressed.
+    const code = seen.filter((r) => /\.(js|css)$/.test(r.path));
+    assert.ok(code.length >= 10, JSON.stringify(seen));
+    assert.deepEqual(code.filter((r) => r.status !== 304), [], 'every module and style sheet was current');
+    const page1 = seen.find((r) => r.path === '/');
+    assert.equal(page1.encoding, 'br', 'the page is sent with brotli');
+  });
+
   it('condenses joins and parts into one line, expandable, hidden by a setting', async () => {
     const peers = await Promise.all([0, 1, 2].map((i) => IrcPeer.connect(irc.port, `dave${i}`)));
     for (const p of peers) {
@@ -338,6 +366,40 @@ describe('Reading and driving the web client', () => {
     await page.locator('#request-actions button').last().click();
     await page.locator('#dlg-request').waitFor({ state: 'hidden' });
     await page2.close();
+  });
+
+  it('lists the conversations a hello left out behind "More conversations"', async () => {
+    // A backend whose snapshot holds the 2 newest conversations (500 by default).
+    const small = await Sapphire.start({ dana: PASSWORD }, { backendToml: 'hello_conversations = 2\n' });
+    const p2 = watchPage(await browser.newPage(), problems);
+    let peer;
+    try {
+      await p2.goto(small.url);
+      await signIn(p2, 'dana', PASSWORD);
+      await appReady(p2);
+      await addIrcAccount(p2, 'dana', irc.port);
+      // Four strangers (one IRC client changing its nick) write to dana.
+      peer = await IrcPeer.connect(irc.port, 'q0');
+      for (let i = 0; i < 4; i++) {
+        if (i) peer.send(`NICK q${i}`);
+        peer.send(`PRIVMSG dana :hello ${i}`);
+      }
+      await convItem(p2, 'q3').waitFor();
+      await p2.reload();
+      await appReady(p2);
+      await convItem(p2, 'q3').waitFor();
+      await convItem(p2, 'q2').waitFor();
+      assert.equal(await convItem(p2, 'q0').count(), 0, 'the oldest is not in the snapshot');
+      await p2.click('#more-convs');
+      await convItem(p2, 'q0').waitFor();
+      await convItem(p2, 'q1').waitFor();
+      await p2.locator('#more-convs').waitFor({ state: 'detached' });
+      assert.equal(await p2.locator('#conv-list li.conv-item[data-name="q1"] .badge.unread').textContent(), '1');
+    } finally {
+      if (peer) peer.close();
+      await p2.close();
+      await small.stop();
+    }
   });
 
   it('had no page errors and no CSP violations', () => {

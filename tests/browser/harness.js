@@ -218,10 +218,21 @@ export class NetLink {
 // ---------------------------------------------------------------- Sapphire
 
 export class Sapphire {
-  /** Starts the real proxy (spawn launcher) with the given users. */
-  static async start(users) {
+  /**
+   * Starts the real proxy (spawn launcher) with the given users.
+   * `backendToml`: the spawned backends' backend.toml (passed as systemd
+   * would, in $CREDENTIALS_DIRECTORY, which the backends inherit).
+   */
+  static async start(users, { backendToml = null } = {}) {
     const s = new Sapphire();
     s.dir = tempDir('proxy');
+    s.env = {};
+    if (backendToml !== null) {
+      const creds = path.join(s.dir, 'credentials');
+      fs.mkdirSync(creds);
+      fs.writeFileSync(path.join(creds, 'backend.toml'), backendToml);
+      s.env.CREDENTIALS_DIRECTORY = creds;
+    }
     s.accounts = path.join(s.dir, 'accounts.json');
     for (const [name, password] of Object.entries(users)) {
       const r = spawnSync(path.join(BIN_DIR, 'sapphire-ctl'), ['--accounts', s.accounts, 'user', 'add', name, '--password-stdin'],
@@ -243,7 +254,7 @@ export class Sapphire {
       '--backend-dir', path.join(this.dir, 'run'),
       '--launcher', 'spawn',
       '--backend-bin', path.join(BIN_DIR, 'sapphire-backend'),
-    ], { stdio: ['ignore', out, out], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+    ], { stdio: ['ignore', out, out], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...this.env } });
     fs.closeSync(out);
     await waitTcp(this.port, this.child, 'sapphire-proxy');
   }
@@ -280,9 +291,13 @@ export class Sapphire {
 
 // ---------------------------------------------------------------- Chromium
 
+// --ignore-certificate-errors: the proxy's certificate is the test's own
+// self-signed one; `ignoreHTTPSErrors` covers pages but not service worker
+// scripts (registering /sw.js would fail with "SSL certificate error").
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--ignore-certificate-errors',
 ];
 
 /** Debian's Chromium with a fresh profile (user data dir). */

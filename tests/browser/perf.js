@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Figures for the web client (printed, never asserted): bytes and time of a
-// first load and of a reload, the time to switch into a channel holding
+// first load and of a reload (against the files' own size), the time to switch into a channel holding
 // 10,000 loaded messages, and the page's heap with them.
 //
 //   node tests/browser/perf.js            (after tests/browser/run installed the npm packages)
@@ -11,9 +11,11 @@
 // confirms its JOIN and then sends the messages as fast as the socket takes
 // them. Everything else is the real proxy, backend and Chromium.
 
+import fs from 'node:fs';
 import net from 'node:net';
 import { Sapphire, addIrcAccount, appReady, convItem, joinChat, launchBrowser, signIn, until } from './harness.js';
 
+const WEB = new URL('../../web', import.meta.url).pathname;
 const N = Number(process.env.SAPPHIRE_PERF_MESSAGES || 10000);
 const USER = 'perf';
 const PASSWORD = 'a password for the perf run';
@@ -72,13 +74,23 @@ async function bytesDuring(page, fn) {
   await cdp.send('Network.setCacheDisabled', { cacheDisabled: false });
   let bytes = 0;
   let requests = 0;
+  let notModified = 0;
+  let fileBytes = 0;
+  const urls = new Map();
+  cdp.on('Network.responseReceived', (e) => {
+    urls.set(e.requestId, e.response.url);
+    if (e.response.status === 304) notModified++;
+  });
   cdp.on('Network.loadingFinished', (e) => {
     bytes += e.encodedDataLength;
     requests++;
+    const path = new URL(urls.get(e.requestId) || 'https://x/api').pathname;
+    const file = path === '/' ? 'index.html' : path.slice(1);
+    if (/^[a-z0-9-]+\.[a-z]+$/.test(file) && fs.existsSync(`${WEB}/${file}`)) fileBytes += fs.statSync(`${WEB}/${file}`).size;
   });
   await fn();
   await cdp.detach();
-  return { bytes, requests };
+  return { bytes, requests, notModified, fileBytes };
 }
 
 /** SAPPHIRE_PERF_PROFILE=1: where one switch spends its time (CPU profile, top self times). */
@@ -116,7 +128,7 @@ async function main() {
       await page.goto(sapphire.url);
       await page.locator('#login-view').waitFor({ state: 'visible' });
     });
-    console.log(`first load (sign-in page): ${first.bytes} bytes in ${first.requests} responses`);
+    console.log(`first load (sign-in page): ${first.bytes} bytes in ${first.requests} responses; the files themselves: ${first.fileBytes} bytes`);
     await signIn(page, USER, PASSWORD);
     await appReady(page);
     await addIrcAccount(page, USER, irc.address().port);
@@ -153,22 +165,33 @@ async function main() {
     console.log(`JS heap with ${N} messages loaded: ${(heap.usedSize / 1048576).toFixed(1)} MB used`);
     await cdp.detach();
 
-    const reload = await bytesDuring(page, async () => {
-      await page.reload();
-      await appReady(page);
-    });
-    console.log(`reload (signed in): ${reload.bytes} bytes in ${reload.requests} responses`);
-    const tFirst = await page.evaluate(() => new Promise((resolve) => {
-      const done = () => document.querySelector('#messages .msg');
-      if (done()) resolve(performance.now());
-      new MutationObserver((_, o) => {
-        if (done()) {
-          o.disconnect();
-          resolve(performance.now());
-        }
-      }).observe(document.body, { childList: true, subtree: true });
-    }));
-    console.log(`reload: first message shown ${tFirst.toFixed(0)} ms after navigation start`);
+    // The same page loaded with an empty cache (a first visit, signed in),
+    // then reloaded with what it cached (a returning visit): bytes on the
+    // wire, against the files' own size (the baseline: what the proxy sent
+    // before compression and revalidation), and when the first message of
+    // the conversation the tab had open (#perf) is on screen.
+    for (const cold of [true, false]) {
+      const cdp = await page.context().newCDPSession(page);
+      if (cold) await cdp.send('Network.clearBrowserCache');
+      await cdp.detach();
+      const r = await bytesDuring(page, async () => {
+        await page.reload();
+        await appReady(page);
+      });
+      const tFirst = await page.evaluate(() => new Promise((resolve) => {
+        const done = () => document.querySelector('#messages .msg');
+        if (done()) resolve(performance.now());
+        new MutationObserver((_, o) => {
+          if (done()) {
+            o.disconnect();
+            resolve(performance.now());
+          }
+        }).observe(document.body, { childList: true, subtree: true });
+      }));
+      const label = cold ? 'first load (signed in, empty cache)' : 'reload (signed in, cached)';
+      console.log(`${label}: ${r.bytes} bytes in ${r.requests} responses (${r.notModified} of them 304); `
+        + `the files themselves: ${r.fileBytes} bytes; first message shown ${tFirst.toFixed(0)} ms after navigation start`);
+    }
   } finally {
     await browser.close();
     await sapphire.stop();

@@ -40,7 +40,8 @@ test('what notifies at each level', () => {
   assert.ok(!notifies('mentions', chatter));
   assert.ok(!notifies('none', mention));
   assert.ok(!notifies('all', { direction: 'out' }), 'not my own messages');
-  assert.ok(!notifies('all', { direction: 'in', delayed: true }), 'not history the network replays');
+  assert.ok(!notifies('all', { direction: 'in', delayed: true }, 'chat'), 'not a room\'s history replayed');
+  assert.ok(notifies('all', { direction: 'in', delayed: true }, 'im'), 'an offline private message counts');
 });
 
 test('a notification says who, where and what, shortened, tagged like the push', () => {
@@ -73,6 +74,16 @@ test('recent mentions across conversations, newest first; the store keeps the se
   assert.deepEqual(fx, [{ type: 'notifyChanged' }]);
   assert.equal(levelFor(state.notify, 1, 'chat', '#a'), 'mentions');
   assert.deepEqual(state.notify.highlights, ['rust']);
+});
+
+test('the snapshot\'s mention counts: the backend\'s for chats, every unread message for IMs', () => {
+  const state = createState();
+  applyHello(state, { accounts: [{ id: 1, username: 'alice' }], conversations: [
+    { account: 1, conversation: chat('#a'), last_seq: 9, read_seq: 2, unread: 5, mentions: 2 },
+    { account: 1, conversation: chat('#b'), last_seq: 9, read_seq: 2, unread: 5 },
+    { account: 1, conversation: im('bob'), last_seq: 9, read_seq: 2, unread: 3 },
+  ] }, { resumed: false });
+  assert.deepEqual(['#a', '#b', 'bob'].map((n) => getConv(state, 1, n === 'bob' ? im(n) : chat(n)).mentions), [2, 0, 3]);
 });
 
 test('highlight words from the text field', () => {

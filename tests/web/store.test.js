@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  applyEvent, applyHello, convKey, createState, hiddenFromJson, hiddenToJson, hide, listGroups,
+  applyConversationsPage, applyEvent, applyHello, convKey, createState, hiddenFromJson, hiddenToJson, hide, listGroups,
   orderedConvs, resetState, sortedMembers, stepConv, totalUnread,
 } from '../../web/store.js';
 import { InputHistory, complete, completionNames } from '../../web/input.js';
@@ -30,6 +30,39 @@ function signedIn() {
 }
 
 describe('store', () => {
+  it('merges the pages of older conversations the snapshot left out', () => {
+    const s = createState();
+    applyHello(s, {
+      accounts: [{ id: 1, username: 'a' }],
+      conversations: [{ account: 1, conversation: im('new'), unread: 0, read_seq: 50, last_seq: 50 }],
+      conversations_next: '50.9',
+    }, { resumed: false });
+    assert.equal(s.convsNext, '50.9');
+    assert.equal(s.convs.size, 1);
+    // An event makes `old1` newer than the page says while it was on its way.
+    applyEvent(s, { ...message(1, im('old1'), 'hi'), seq: 60 });
+    const fx = applyConversationsPage(s, {
+      conversations: [
+        { account: 1, conversation: im('old1'), unread: 0, read_seq: 10, last_seq: 10 },
+        { account: 1, conversation: im('old2'), unread: 3, read_seq: 1, last_seq: 8 },
+        { account: 7, conversation: im('gone'), unread: 1, read_seq: 0, last_seq: 5 },
+      ],
+      next: '8.3',
+    });
+    assert.deepEqual(fx, []);
+    assert.equal(s.convs.size, 3, 'the unknown account is ignored');
+    const old1 = s.convs.get(convKey(1, 'im', 'old1'));
+    assert.equal(old1.last_seq, 60, 'the newer state is kept');
+    assert.equal(old1.unread, 1);
+    assert.equal(s.convs.get(convKey(1, 'im', 'old2')).unread, 3);
+    assert.equal(s.convsNext, '8.3');
+    applyConversationsPage(s, { conversations: [], next: null });
+    assert.equal(s.convsNext, null, 'no more pages');
+    // A hello without a cursor: everything is there.
+    applyHello(s, { accounts: [{ id: 1, username: 'a' }], conversations: [] }, { resumed: true });
+    assert.equal(s.convsNext, null);
+  });
+
   it('folds the hello snapshot', () => {
     const s = signedIn();
     const b = s.convs.get(convKey(1, 'chat', '#b'));
@@ -186,5 +219,37 @@ describe('settings', () => {
     const storage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
     saveSettings(storage, { theme: 'dark', clock: '12', hideJoins: true, notifications: true });
     assert.deepEqual(loadSettings(storage), { theme: 'dark', clock: '12', hideJoins: true, notifications: true });
+  });
+});
+
+describe('sending states and refused joins', () => {
+  it('a queued line becomes sent, also when both are replayed', () => {
+    for (const replayed of [false, true]) {
+      const s = signedIn();
+      const q = message(1, chat('#b'), 'later', { direction: 'out', sender: 'alice', queued: true, action: true });
+      applyEvent(s, q, { replayed });
+      const e = s.convs.get(convKey(1, 'chat', '#b'));
+      const m = e.messages.find((x) => x.seq === q.seq);
+      assert.equal(m.queued, true);
+      assert.equal(m.action, true, 'actions keep their flag');
+      applyEvent(s, { op: 'message.sent', seq: ++seq, account: 1, conversation: chat('#b'), message: q.seq }, { replayed });
+      assert.equal(m.queued, false);
+      assert.equal(m.wasQueued, true);
+      assert.equal(m.error, undefined);
+      const f = message(1, chat('#b'), 'never', { direction: 'out', queued: true });
+      applyEvent(s, f, { replayed });
+      applyEvent(s, { op: 'message.sent', seq: ++seq, account: 1, conversation: chat('#b'), message: f.seq, error: 'not sent' }, { replayed });
+      assert.equal(e.messages.find((x) => x.seq === f.seq).error, 'not sent');
+    }
+  });
+
+  it('a refused join the person asked for is reported to the dialog, others as a toast', () => {
+    const s = signedIn();
+    s.pendingJoin = { account: 1, name: 'club' };
+    const fx = applyEvent(s, { op: 'chat.join_failed', seq: ++seq, account: 1, conversation: chat('#club'), message: 'Cannot join channel (+i) (473)' });
+    assert.deepEqual(fx, [{ type: 'joinFailed', account: 1, name: '#club', message: 'Cannot join channel (+i) (473)' }]);
+    assert.equal(s.pendingJoin, null);
+    const fx2 = applyEvent(s, { op: 'chat.join_failed', seq: ++seq, account: 1, conversation: chat('#other'), message: 'banned' });
+    assert.equal(fx2[0].type, 'toast');
   });
 });

@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::handles::{self, Account, NewAccount, OptionValue, Protocol};
 use super::{events, ffi, invoke, state, view};
+use crate::backend::pacing::Pace;
 use crate::backend::policy;
 use crate::backend::protocol::OpError;
 use crate::backend::store::StoreError;
@@ -250,9 +251,19 @@ fn restore() {
 
 /// For IRC accounts: turns libpurple's own send pacing off
 /// (`ratelimit-interval` 0): `purple::sending` paces IRC lines itself with
-/// a token bucket and hands each to the network at once (`docs/irc.md`).
+/// a token bucket and hands each to the network at once (`docs/irc.md`),
+/// at the pace the account's stored options ask for (`Pace::from_options`;
+/// read here, on add, update and start-up, never per line).
 pub(crate) fn take_over_irc_pacing(account: Account) {
     if account.protocol_id() == "prpl-irc" {
+        let pace = match stored_config(account) {
+            Ok(config) => Pace::from_options(&config["options"]),
+            Err(e) => {
+                tracing::error!(account = account.id(), "pace: {}", e.message);
+                Pace::default()
+            }
+        };
+        state::with(|s| s.paces.insert(account.id(), pace));
         account.set_int_setting("ratelimit-interval", 0);
     }
 }

@@ -1,7 +1,7 @@
 //! Emitting events from the purple thread (through the hub).
 
 use super::state;
-use crate::backend::event::Event;
+use crate::backend::event::{ConvRef, Event};
 use crate::backend::store::StoreError;
 
 /// Emits an event, logging (not propagating) a store failure: a callback
@@ -82,6 +82,37 @@ pub(crate) fn capture_outgoing<R>(send: impl FnOnce() -> R) -> (R, Option<u64>) 
     let r = send();
     let seq = state::with(|s| std::mem::replace(&mut s.outgoing, outer)).flatten();
     (r, seq)
+}
+
+/// Runs `send` for a line that was announced with `queued: true` (its
+/// `message` event is `queued`): libpurple's echo of it is not a new
+/// message but a `message.sent` naming `queued` (see `take_queued_echo`);
+/// a send that fails (the chat was left, the account went offline)
+/// reports the error instead.
+pub(crate) fn send_queued(
+    account: i64,
+    conversation: ConvRef,
+    queued: u64,
+    send: impl FnOnce() -> bool,
+) {
+    let outer = state::with(|s| s.queued_echo.replace(queued));
+    let sent = send();
+    let unclaimed = state::with(|s| std::mem::replace(&mut s.queued_echo, outer));
+    if unclaimed.is_some() {
+        // No echo came back: still say what happened to the line.
+        emit(Event::MessageSent {
+            account,
+            conversation,
+            message: queued,
+            error: (!sent).then(|| "not sent: not in this conversation any more".to_owned()),
+        });
+    }
+}
+
+/// Called by `write_conv` for an outgoing message: the `seq` of the
+/// queued message this echo belongs to, if a queued line is being sent.
+pub(crate) fn take_queued_echo() -> Option<u64> {
+    state::with(|s| s.queued_echo.take())
 }
 
 /// Called by `write_conv` for an outgoing message.

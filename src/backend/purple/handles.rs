@@ -714,6 +714,12 @@ impl Connection {
         true
     }
 
+    /// The name the network knows us by (the IRC nick), if set.
+    pub(crate) fn display_name(self) -> Option<String> {
+        // SAFETY: a live connection; the string is libpurple's, copied.
+        opt_s(unsafe { ffi::purple_connection_get_display_name(self.raw()) })
+    }
+
     pub(crate) fn account(self) -> Option<Account> {
         // SAFETY: a live connection.
         let a = unsafe { ffi::purple_connection_get_account(self.raw()) };

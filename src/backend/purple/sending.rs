@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::handles::{self, Account, CmdResult, Conversation};
 use super::{events, ffi, glue, state};
+use crate::backend::event::{ConvRef, Direction, Event, Message};
 use crate::backend::pacing::{self, TokenBucket};
 use crate::backend::protocol::{ConvKind, OpError, OpResult};
 
@@ -28,9 +29,19 @@ const IRC: &str = "prpl-irc";
 /// One account's paced lines.
 pub(crate) struct SendQueue {
     bucket: TokenBucket,
-    lines: VecDeque<(ConvKind, String, String)>,
+    lines: VecDeque<Line>,
     /// A drain timer is pending.
     armed: bool,
+}
+
+/// A line waiting for its token.
+struct Line {
+    kind: ConvKind,
+    name: String,
+    text: String,
+    /// The `seq` of its `message` event with `queued: true`, once emitted
+    /// (a line that goes at once has none: its echo is its event).
+    seq: Option<u64>,
 }
 
 /// Runs `conversation.send`'s text.
@@ -174,23 +185,33 @@ fn send_message(account: Account, kind: ConvKind, name: &str, text: &str) -> OpR
         // `null`: some protocols echo sent chat messages from the server.
         return Ok(json!({"seq": seq.map_or(Value::Null, Value::from)}));
     }
+    super::accounts::connected(account)?;
     let lines = pacing::split_message(text, pacing::irc_text_limit(name));
     if lines.is_empty() {
         return Err(OpError::bad_request("'text' has nothing to send"));
     }
     let id = account.id();
     let now = Instant::now();
+    let pace = state::pace(id);
     state::with(|s| {
         let q = s.send_queues.entry(id).or_insert_with(|| SendQueue {
-            bucket: TokenBucket::new(pacing::DEFAULT_BURST, pacing::DEFAULT_INTERVAL, now),
+            bucket: TokenBucket::new(pace.burst, pace.interval, now),
             lines: VecDeque::new(),
             armed: false,
         });
+        // The account's options may have changed the pace since.
+        q.bucket.set_pace(pace, now);
         for line in &lines {
-            q.lines.push_back((kind, name.to_owned(), line.clone()));
+            q.lines.push_back(Line {
+                kind,
+                name: name.to_owned(),
+                text: line.clone(),
+                seq: None,
+            });
         }
     });
     let seq = drain(id);
+    announce_queued(account, id);
     let (waiting, eta) = state::with(|s| {
         let q = s.send_queues.get_mut(&id);
         match q {
@@ -227,32 +248,61 @@ fn drain(id: i64) -> Option<u64> {
         });
         match next {
             None => break,
-            Some(Ok((kind, name, line))) => {
+            Some(Ok(line)) => {
                 let Ok(account) = super::accounts::find(id) else {
                     state::with(|s| s.send_queues.remove(&id));
                     break;
                 };
+                if account.connected().is_none() {
+                    // libpurple would drop the lines without a word: this
+                    // one and the rest are reported not sent.
+                    state::with(|s| {
+                        if let Some(q) = s.send_queues.get_mut(&id) {
+                            q.lines.push_front(line);
+                        }
+                    });
+                    fail_all(id, "not sent: the account went offline");
+                    break;
+                }
                 // A line that waited for the pace is checked again: if
                 // the history cannot keep it now, it and the rest of the
-                // queue are dropped, never sent.
-                if let Err(e) = state::hub().writable(line.len()) {
-                    let dropped =
-                        state::with(|s| s.send_queues.remove(&id)).map_or(0, |q| q.lines.len());
+                // queue are dropped, never sent (and reported so).
+                if let Err(e) = state::hub().writable(line.text.len()) {
+                    let dropped = state::with(|s| {
+                        let q = s.send_queues.get_mut(&id)?;
+                        q.lines.push_front(line);
+                        Some(q.lines.len())
+                    });
                     tracing::error!(
                         account = id,
                         "cannot store outgoing lines ({e}): {} not sent",
-                        dropped + 1
+                        dropped.unwrap_or(1)
                     );
+                    fail_all(id, "not sent: the history cannot be stored (disk full?)");
                     break;
                 }
-                let markup = glue::text_to_markup(&line);
-                let (_, seq) = events::capture_outgoing(|| {
-                    account.find_conversation(kind, &name).map(|c| match kind {
-                        ConvKind::Im => c.send_im(&markup),
-                        ConvKind::Chat => c.send_chat(&markup),
-                    })
-                });
-                first = first.or(seq);
+                let markup = glue::text_to_markup(&line.text);
+                let send = || {
+                    account
+                        .find_conversation(line.kind, &line.name)
+                        .is_some_and(|c| match line.kind {
+                            ConvKind::Im => c.send_im(&markup),
+                            ConvKind::Chat => c.send_chat(&markup),
+                        })
+                };
+                match line.seq {
+                    None => {
+                        let (_, seq) = events::capture_outgoing(send);
+                        first = first.or(seq);
+                    }
+                    Some(queued) => {
+                        let conversation = ConvRef {
+                            kind: line.kind,
+                            name: line.name.clone(),
+                        };
+                        events::send_queued(id, conversation, queued, send);
+                    }
+                }
                 kick(account);
             }
             Some(Err(at)) => {
@@ -262,6 +312,68 @@ fn drain(id: i64) -> Option<u64> {
         }
     }
     first
+}
+
+/// Emits a `message` event with `queued: true` for each line of the
+/// account's queue that has none yet (the lines the pace holds back), in
+/// order, so every client shows them at once as waiting.
+fn announce_queued(account: Account, id: i64) {
+    let waiting: Vec<(usize, ConvKind, String, String)> = state::with(|s| {
+        s.send_queues.get(&id).map_or_else(Vec::new, |q| {
+            q.lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.seq.is_none())
+                .map(|(i, l)| (i, l.kind, l.name.clone(), l.text.clone()))
+                .collect()
+        })
+    });
+    if waiting.is_empty() {
+        return;
+    }
+    // The names libpurple's own echo of the line would carry: in a chat
+    // the IRC plugin writes our lines under the connection's display name
+    // (the nick); for an IM `purple_conversation_write` passes the
+    // conversation's name as `who` and our alias (the account's, else the
+    // nick) as the alias.
+    let nick = account
+        .connection()
+        .and_then(|gc| gc.display_name())
+        .unwrap_or_else(|| account.username());
+    let im_alias = account.alias().unwrap_or_else(|| nick.clone());
+    let mut seqs = Vec::new();
+    for (i, kind, name, text) in waiting {
+        let (sender, alias) = match kind {
+            ConvKind::Chat => (nick.clone(), None),
+            ConvKind::Im => (name.clone(), Some(im_alias.clone()).filter(|a| *a != name)),
+        };
+        let seq = events::emit(Event::Message(Message {
+            account: id,
+            conversation: ConvRef { kind, name },
+            sender,
+            alias,
+            text,
+            direction: Direction::Out,
+            truncated: false,
+            mention: false,
+            action: false,
+            delayed: false,
+            sent: None,
+            queued: true,
+        }));
+        if let Some(seq) = seq {
+            seqs.push((i, seq));
+        }
+    }
+    state::with(|s| {
+        if let Some(q) = s.send_queues.get_mut(&id) {
+            for (i, seq) in seqs {
+                if let Some(line) = q.lines.get_mut(i) {
+                    line.seq = Some(seq);
+                }
+            }
+        }
+    });
 }
 
 fn arm(id: i64, at: Instant) {
@@ -298,9 +410,28 @@ fn kick(account: Account) {
     }
 }
 
-/// Forgets the queue of a removed account.
+/// Forgets the queue of a removed account; its queued lines are reported
+/// as not sent.
 pub(crate) fn forget(id: i64) {
-    state::with(|s| s.send_queues.remove(&id));
+    fail_all(id, "not sent: the account was removed");
+}
+
+/// Empties an account's queue, reporting each announced line not sent.
+fn fail_all(id: i64, why: &str) {
+    let lines = state::with(|s| s.send_queues.remove(&id)).map(|q| q.lines);
+    for line in lines.into_iter().flatten() {
+        if let Some(message) = line.seq {
+            events::emit(Event::MessageSent {
+                account: id,
+                conversation: ConvRef {
+                    kind: line.kind,
+                    name: line.name,
+                },
+                message,
+                error: Some(why.to_owned()),
+            });
+        }
+    }
 }
 
 #[cfg(test)]

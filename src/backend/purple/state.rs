@@ -75,6 +75,15 @@ pub(crate) struct PurpleState {
     pub(crate) statuses: HashMap<i64, String>,
     /// Chats we told clients are joined.
     pub(crate) joined: HashSet<(i64, String)>,
+    /// Chats `chat.join` asked for that the server has not confirmed yet
+    /// (account, normalised name): a refusal forgets them.
+    pub(crate) pending_joins: HashSet<(i64, String)>,
+    /// The IRC line being handled refused a join that `chat.join_failed`
+    /// reported: libpurple's error pop-up for it is not a `notice`.
+    pub(crate) quiet_error: bool,
+    /// The IRC line being handled is this CTCP request: the message
+    /// libpurple makes of it is dropped.
+    pub(crate) ctcp_line: Option<String>,
     /// Reconnection attempts since the last successful sign-on.
     pub(crate) attempts: HashMap<i64, u32>,
     /// Sign-on attempts being watched: account → the attempt's number
@@ -89,10 +98,16 @@ pub(crate) struct PurpleState {
     /// While a send runs: the `seq` of the outgoing message it produced
     /// (see `events::capture_outgoing`).
     pub(crate) outgoing: Option<Option<u64>>,
+    /// While a queued line is being sent: the `seq` of its `queued`
+    /// message event (see `events::send_queued`).
+    pub(crate) queued_echo: Option<u64>,
     /// The purple thread's main loop (GLib), once it exists.
     pub(crate) main_loop: Option<NonNull<ffi::GMainLoop>>,
     /// Paced outgoing lines per account (IRC), see `sending`.
     pub(crate) send_queues: HashMap<i64, crate::backend::purple::sending::SendQueue>,
+    /// Each IRC account's pace, from its stored options
+    /// (`accounts::take_over_irc_pacing`).
+    pub(crate) paces: HashMap<i64, crate::backend::pacing::Pace>,
     /// History replays in progress (dedup), see `history`.
     pub(crate) replays: super::history::Replays,
 }
@@ -104,6 +119,9 @@ impl PurpleState {
             config,
             statuses: HashMap::new(),
             joined: HashSet::new(),
+            pending_joins: HashSet::new(),
+            quiet_error: false,
+            ctcp_line: None,
             attempts: HashMap::new(),
             signons: HashMap::new(),
             next_signon: 1,
@@ -111,8 +129,10 @@ impl PurpleState {
             dns: HashMap::new(),
             next_dns: 1,
             outgoing: None,
+            queued_echo: None,
             main_loop: None,
             send_queues: HashMap::new(),
+            paces: HashMap::new(),
             replays: HashMap::new(),
         }
     }
@@ -160,6 +180,11 @@ pub(crate) fn hub() -> Arc<Hub> {
 /// Whether the admin allows accounts for `protocol` (`backend.toml`).
 pub(crate) fn protocol_allowed(protocol: &str) -> bool {
     with(|s| s.config.protocols.allows(protocol))
+}
+
+/// The pace of an IRC account (`accounts::take_over_irc_pacing` sets it).
+pub(crate) fn pace(id: i64) -> crate::backend::pacing::Pace {
+    with(|s| s.paces.get(&id).copied()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -64,6 +64,21 @@ pub(crate) fn account_json(account: Account) -> Value {
     if let Some(alias) = account.alias() {
         a["alias"] = json!(alias);
     }
+    if account.protocol_id() == "prpl-irc" {
+        // Sapphire's own pace for the account's lines (`backend::pacing`),
+        // so a client can say how long a paste will take before sending.
+        let pace = super::state::pace(id);
+        a["pacing"] = json!({
+            "burst": pace.burst,
+            "interval_ms": pace.interval.as_millis() as u64,
+        });
+        // libpurple's own interval is always 0 (Sapphire paces): show the
+        // pace these two options set, so that editing them means it.
+        if let Some(o) = a["options"].as_object_mut() {
+            o.insert("ratelimit-burst".into(), json!(pace.burst));
+            o.insert("ratelimit-interval".into(), json!(pace.interval.as_secs()));
+        }
+    }
     policy::scrub_account(&mut a, |_, setting| masked(account, setting));
     a
 }

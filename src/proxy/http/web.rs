@@ -130,6 +130,7 @@ assets! {
     "/conn.js" => "conn.js", "text/javascript; charset=utf-8";
     "/dom.js" => "dom.js", "text/javascript; charset=utf-8";
     "/accounts.js" => "accounts.js", "text/javascript; charset=utf-8";
+    "/commands.js" => "commands.js", "text/javascript; charset=utf-8";
     "/composer.js" => "composer.js", "text/javascript; charset=utf-8";
     "/convlist.js" => "convlist.js", "text/javascript; charset=utf-8";
     "/dialogs.js" => "dialogs.js", "text/javascript; charset=utf-8";

@@ -153,5 +153,7 @@ pub(super) fn update(p: &Params) -> OpResult {
     if let Some(alias) = alias {
         account.set_alias(alias);
     }
+    // The options may set libpurple's own pacing back on, or change ours.
+    accounts::take_over_irc_pacing(account);
     Ok(json!({"account": accounts::emit_updated(account)}))
 }

@@ -28,7 +28,10 @@ pub(super) fn join(p: &Params) -> OpResult {
         name.to_owned()
     };
     let gc = accounts::connected(account)?;
+    let pending = (account.id(), account.normalize(&name));
+    state::with(|s| s.pending_joins.insert(pending.clone()));
     if !gc.join_chat(&name, fields) {
+        state::with(|s| s.pending_joins.remove(&pending));
         return Err(unsupported("has no chats"));
     }
     // Joined again whenever the account signs on, until chat.leave.

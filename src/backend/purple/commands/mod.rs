@@ -40,6 +40,25 @@ const OPS: &[(&str, Command)] = &[
     ("request.answer", request::answer),
 ];
 
+/// Ops that reach an IM network or emit events, checked first like
+/// `conversation.send` (which checks with its text's size itself): when the
+/// state directory cannot keep what they cause they are refused
+/// (`storage_full` / `internal`) and do nothing ("durable or refused").
+const CHECKED: &[&str] = &[
+    "account.add",
+    "account.remove",
+    "account.set_enabled",
+    "account.update",
+    "status.set",
+    "buddy.add",
+    "buddy.remove",
+    "chat.join",
+    "chat.leave",
+    "chat.topic",
+    "chat.invite",
+    "request.answer",
+];
+
 /// Whether `op` is one of the purple thread's ops.
 pub(crate) fn is_op(op: &str) -> bool {
     OPS.iter().any(|(name, _)| *name == op)
@@ -48,7 +67,14 @@ pub(crate) fn is_op(op: &str) -> bool {
 /// Runs `op` (purple thread).
 pub(crate) fn dispatch(op: &str, params: &Map<String, Value>) -> OpResult {
     match OPS.iter().find(|(name, _)| *name == op) {
-        Some((_, command)) => command(&Params(params)),
+        Some((_, command)) => {
+            if CHECKED.contains(&op) {
+                super::state::hub()
+                    .writable(0)
+                    .map_err(super::accounts::store_failed)?;
+            }
+            command(&Params(params))
+        }
         None => Err(OpError::new("unknown_op", format!("unknown op '{op}'"))),
     }
 }
@@ -85,6 +111,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), n);
         assert!(super::is_op("account.add"));
+        assert!(super::CHECKED.iter().all(|op| super::is_op(op)));
         assert!(!super::is_op("hello"));
     }
 }

@@ -85,6 +85,19 @@ unsafe extern "C" fn write_conv(
     let highlight = direction == Direction::In
         && conversation.kind == ConvKind::Chat
         && crate::backend::notify::highlighted(&text);
+    if direction == Direction::Out {
+        if let Some(queued) = events::take_queued_echo() {
+            // A paced line leaving the queue: clients already have its
+            // message (`queued: true`); now it is on its way.
+            events::emit(Event::MessageSent {
+                account,
+                conversation,
+                message: queued,
+                error: None,
+            });
+            return;
+        }
+    }
     let seq = events::emit(Event::Message(Message {
         account,
         conversation,
@@ -99,6 +112,7 @@ unsafe extern "C" fn write_conv(
         // Server-replayed history: when it was originally sent.
         delayed,
         sent,
+        queued: false,
     }));
     if let (Some(seq), Direction::Out) = (seq, direction) {
         events::note_outgoing(seq);

@@ -47,6 +47,9 @@ unsafe extern "C" fn notify_message(
         ffi::PURPLE_NOTIFY_MSG_WARNING => "warning",
         _ => "info",
     };
+    if level == "error" && super::super::state::with(|s| std::mem::take(&mut s.quiet_error)) {
+        return std::ptr::null_mut(); // reported as chat.join_failed
+    }
     // SAFETY: libpurple's string arguments, NULL or valid for the call.
     events::emit(Event::Notice(unsafe {
         titled(level, title, primary, secondary)

@@ -5,7 +5,7 @@
 
 use std::ffi::{c_char, c_void, CStr};
 
-use super::super::handles::{Account, Buddy, Conversation};
+use super::super::handles::{Account, Buddy, Connection, Conversation};
 use super::super::{accounts, events, ffi, glue, history, state, view};
 use crate::backend::event::{ConvRef, Event};
 use crate::backend::protocol::clean_incoming;
@@ -16,6 +16,14 @@ type ConvWhoTextFn =
     unsafe extern "C" fn(*mut ffi::PurpleConversation, *const c_char, *const c_char);
 type AccountNameFn = unsafe extern "C" fn(*mut ffi::PurpleAccount, *const c_char);
 type BuddyFn = unsafe extern "C" fn(*mut ffi::PurpleBuddy);
+type ReceivingFn = unsafe extern "C" fn(
+    *mut ffi::PurpleAccount,
+    *mut *mut c_char,
+    *mut *mut c_char,
+    *mut ffi::PurpleConversation,
+    *mut ffi::PurpleMessageFlags,
+) -> ffi::gboolean;
+type ConnTextFn = unsafe extern "C" fn(*mut ffi::PurpleConnection, *mut *mut c_char);
 type AccountFn = unsafe extern "C" fn(*mut ffi::PurpleAccount);
 type Generic = unsafe extern "C" fn();
 
@@ -27,6 +35,8 @@ enum Handler {
     ConvWhoText(ConvWhoTextFn),
     AccountName(AccountNameFn),
     Buddy(BuddyFn),
+    Receiving(ReceivingFn),
+    ConnText(ConnTextFn),
     Account(AccountFn),
 }
 
@@ -50,6 +60,10 @@ impl Handler {
             // SAFETY: as above.
             Handler::Buddy(f) => unsafe { std::mem::transmute::<BuddyFn, Generic>(f) },
             // SAFETY: as above.
+            Handler::Receiving(f) => unsafe { std::mem::transmute::<ReceivingFn, Generic>(f) },
+            // SAFETY: as above.
+            Handler::ConnText(f) => unsafe { std::mem::transmute::<ConnTextFn, Generic>(f) },
+            // SAFETY: as above.
             Handler::Account(f) => unsafe { std::mem::transmute::<AccountFn, Generic>(f) },
         };
         Some(f)
@@ -61,11 +75,14 @@ impl Handler {
 enum Instance {
     Conversations,
     Blist,
+    /// The IRC protocol plugin (its own signals, if it is installed).
+    Irc,
     Accounts,
 }
 
 /// Every signal we handle, with the handler of its type (libpurple's
-/// `conversation-signals.dox`, `blist-signals.dox`, `account-signals.dox`).
+/// `conversation-signals.dox`, `blist-signals.dox`, `account-signals.dox`,
+/// and the IRC plugin's `irc-receiving-text`).
 const SIGNALS: &[(Instance, &CStr, Handler)] = &[
     (
         Instance::Accounts,
@@ -108,6 +125,21 @@ const SIGNALS: &[(Instance, &CStr, Handler)] = &[
         Handler::AccountName(buddy_typing_stopped),
     ),
     (
+        Instance::Conversations,
+        c"receiving-im-msg",
+        Handler::Receiving(receiving_msg),
+    ),
+    (
+        Instance::Conversations,
+        c"receiving-chat-msg",
+        Handler::Receiving(receiving_msg),
+    ),
+    (
+        Instance::Irc,
+        c"irc-receiving-text",
+        Handler::ConnText(irc_receiving_text),
+    ),
+    (
         Instance::Blist,
         c"buddy-status-changed",
         Handler::Buddy(buddy_status_changed),
@@ -131,12 +163,16 @@ pub(crate) fn connect() {
     let convs = unsafe { ffi::purple_conversations_get_handle() };
     // SAFETY: as above.
     let blist = unsafe { ffi::purple_blist_get_handle() };
+    // SAFETY: a static C string; NULL or a plugin loaded for the process.
+    let irc = unsafe { ffi::purple_find_prpl(c"prpl-irc".as_ptr()) }.cast::<c_void>();
     // SAFETY: as above.
     let accounts = unsafe { ffi::purple_accounts_get_handle() };
     for (instance, name, handler) in SIGNALS {
         let instance = match instance {
             Instance::Conversations => convs,
             Instance::Blist => blist,
+            Instance::Irc if irc.is_null() => continue,
+            Instance::Irc => irc,
             Instance::Accounts => accounts,
         };
         // SAFETY: a registered signal of `instance`, a handler of its type
@@ -168,7 +204,11 @@ fn chat_joined(conv: Conversation) {
         return;
     };
     let key = (account, conversation.name.clone());
-    if !state::with(|s| s.joined.insert(key)) {
+    if !state::with(|s| {
+        s.pending_joins
+            .retain(|(a, n)| !(*a == account && n.eq_ignore_ascii_case(&key.1)));
+        s.joined.insert(key)
+    }) {
         return;
     }
     let irc = conv
@@ -303,4 +343,91 @@ unsafe extern "C" fn buddy_status_changed(buddy: *mut ffi::PurpleBuddy) {
     if let Some(info) = view::buddy_info(buddy) {
         events::emit(Event::BuddyPresence(info));
     }
+}
+
+/// Drops the message libpurple makes of a CTCP request (VERSION, PING,
+/// TIME, …) the line being handled carried: the IRC plugin has already
+/// answered the ones it answers (VERSION and PING, with a NOTICE), and the
+/// message ("Received CTCP 'VERSION' …") would open an unread private
+/// conversation from a stranger. Logged, not shown (`docs/irc.md`).
+unsafe extern "C" fn receiving_msg(
+    account: *mut ffi::PurpleAccount,
+    _sender: *mut *mut c_char,
+    _message: *mut *mut c_char,
+    _conv: *mut ffi::PurpleConversation,
+    _flags: *mut ffi::PurpleMessageFlags,
+) -> ffi::gboolean {
+    // SAFETY: libpurple passes its live account.
+    let irc = unsafe { Account::from_ptr(account) }.is_some_and(|a| a.protocol_id() == "prpl-irc");
+    // (Only IRC messages come from within an IRC line's handling, where
+    // the flag is set and reset.)
+    if irc && state::with(|s| s.ctcp_line.take()).is_some() {
+        return ffi::GTRUE;
+    }
+    ffi::GFALSE
+}
+
+/// Every raw line the IRC plugin receives, before the plugin handles it: a
+/// CTCP request is marked so its message is dropped (`receiving_msg`); a
+/// numeric refusing a join becomes `chat.join_failed` (see
+/// `backend::irc`), and the plugin's own error pop-up for it is not
+/// repeated as a notice.
+unsafe extern "C" fn irc_receiving_text(gc: *mut ffi::PurpleConnection, text: *mut *mut c_char) {
+    state::with(|s| {
+        s.quiet_error = false;
+        s.ctcp_line = None;
+    });
+    if text.is_null() {
+        return;
+    }
+    // SAFETY: libpurple passes a valid pointer to its line pointer.
+    let raw = unsafe { *text };
+    // SAFETY: the line, NULL or a valid C string for the call.
+    let line = unsafe { glue::string(raw) };
+    if let Some(request) = crate::backend::irc::ctcp_request(&line) {
+        let from: String = line[1..]
+            .split(['!', ' '])
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(64)
+            .collect();
+        tracing::info!(%from, "CTCP {request} request: answered as libpurple does, not shown");
+        state::with(|s| s.ctcp_line = Some(request));
+        return;
+    }
+    let Some(refusal) = crate::backend::irc::join_refusal(&line) else {
+        return;
+    };
+    let channel = refusal.channel;
+    // SAFETY: libpurple passes its live connection.
+    let Some(account) = (unsafe { Connection::from_ptr(gc) }).and_then(|c| c.account()) else {
+        return;
+    };
+    let id = account.id();
+    let key = (id, account.normalize(&channel));
+    let (joined, asked) = state::with(|s| {
+        let joined = s
+            .joined
+            .iter()
+            .any(|(a, n)| *a == id && n.eq_ignore_ascii_case(&channel));
+        (joined, s.pending_joins.remove(&key))
+    });
+    if joined {
+        return; // e.g. a 477 about a channel we are in
+    }
+    state::with(|s| s.quiet_error = refusal.libpurple_notifies);
+    // A join the user asked for and the server refused is not remembered
+    // (a rejoin after a reconnection that fails stays remembered).
+    if asked {
+        if let Err(e) = state::hub().autojoin_remove(id, &channel) {
+            tracing::error!(account = id, "cannot forget the chat: {e}");
+        }
+    }
+    events::emit(Event::ChatJoinFailed {
+        account: id,
+        conversation: ConvRef::chat(channel),
+        message: clean_incoming(refusal.reason).0,
+    });
 }
