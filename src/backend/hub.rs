@@ -1045,6 +1045,7 @@ mod tests {
                 action: false,
                 delayed,
                 sent: None,
+                queued: false,
             })
         };
         let (tx, _keep) = mpsc::channel(10);
@@ -1132,6 +1133,7 @@ mod tests {
                 action: false,
                 delayed: false,
                 sent: None,
+                queued: false,
             }))
             .unwrap();
         }
