@@ -94,6 +94,7 @@ fn main() {
         .header("csrc/purple-wrapper.h")
         .allowlist_function("purple_.*")
         .allowlist_function("serv_.*")
+        .allowlist_function("xmlnode_(get_child|get_child_with_namespace|get_data)")
         .allowlist_function("sapphire_request_(choice|action|action_with_icon)")
         .allowlist_type("Purple.*")
         .allowlist_type("SapphireRequest(Choice|Action)Rs")

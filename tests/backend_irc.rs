@@ -305,6 +305,36 @@ async fn when_the_server_goes_away_the_account_reconnects_by_itself() {
         .await;
 }
 
+#[tokio::test]
+async fn a_nick_taken_at_sign_on_is_shown_with_the_nick_we_got() {
+    let irc = Ngircd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    // Someone else has "carol" already.
+    let _other = IrcPeer::connect(irc.port, "carol").await;
+    let carol = add_irc_account(&mut c, irc.port, "carol").await;
+    let updated = c
+        .event_op(
+            "account.updated",
+            json!({"account": carol, "info": {"nick": "carol1"}}),
+        )
+        .await;
+    assert_eq!(updated["info"]["username"], "carol@127.0.0.1");
+    let line = c
+        .event_op(
+            "message",
+            json!({"account": carol, "conversation": {"kind": "im", "name": "127.0.0.1"},
+                   "direction": "system"}),
+        )
+        .await;
+    assert!(line["text"].as_str().unwrap().contains("carol1"), "{line}");
+    let hello = backend.connect().await.ok("hello", json!({})).await;
+    assert_eq!(hello["accounts"][0]["nick"], "carol1", "{hello}");
+    assert_eq!(hello["conversations"][0]["unread"], 0, "{hello}");
+}
+
 /// `hello` carries the newest `hello_conversations` conversations (2
 /// here, 500 by default) and a cursor; `conversations.list` pages through
 /// the rest, newest first, each exactly once (issue #10: a snapshot that

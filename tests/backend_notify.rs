@@ -86,6 +86,24 @@ async fn levels_sync_persist_and_highlights_mark_mentions() {
     bob.send("PRIVMSG #sapphire :I like Rust.").await;
     let m = a.event_op("message", json!({"text": "I like Rust."})).await;
     assert_eq!(m["mention"], true, "{m}");
+    // Mentions are kept: the Mentions list and the history say so.
+    let r = a.ok("mentions", json!({"limit": 5})).await;
+    let texts: Vec<&str> = r["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["I like Rust."]);
+    assert_eq!(r["messages"][0]["seq"], m["seq"]);
+    let h = a
+        .ok(
+            "history",
+            json!({"account": alice, "conversation": chat("#sapphire"), "limit": 2}),
+        )
+        .await;
+    assert_eq!(h["messages"][1]["mention"], true, "{h}");
+    assert_eq!(h["messages"][0].get("mention"), None, "{h}");
 
     // Everything survives a restart and is in the next snapshot.
     drop(a);
@@ -95,6 +113,19 @@ async fn levels_sync_persist_and_highlights_mark_mentions() {
     let mut c = backend.connect().await;
     let hello = c.ok("hello", json!({})).await;
     assert_eq!(hello["notify"]["highlights"], json!(["Sapphire", "rust"]));
+    // The unread mention is counted in the snapshot.
+    let conv = hello["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["conversation"] == chat("#sapphire"))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (conv["unread"].as_i64(), conv["mentions"].as_i64()),
+        (Some(2), Some(1)),
+        "{conv}"
+    );
     assert_eq!(
         hello["notify"]["levels"],
         json!([{"account": alice, "conversation": chat("#sapphire"), "level": "none"}])

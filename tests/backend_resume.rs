@@ -274,6 +274,12 @@ async fn after_a_clean_restart_accounts_sign_on_again_and_rejoin_their_chats() {
     let hello = c.ok("hello", json!({"since": 0})).await;
     assert_eq!(hello["accounts"][0]["id"], alice, "{hello}");
     let last = hello["last_seq"].as_u64().unwrap();
+    // Clients were told the chat was left for a restart (not by the user).
+    c.event_op(
+        "chat.left",
+        json!({"account": alice, "conversation": chat("#kept"), "reason": "restart"}),
+    )
+    .await;
     // The chat joined before is joined again; the one left is not.
     let rejoined = c
         .event("a chat joined after the restart", |e| {

@@ -67,3 +67,66 @@ async fn a_server_that_closes_before_registration_is_an_error_and_retried() {
     c.event_op("account.status", json!({"account": id, "status": "error"}))
         .await;
 }
+
+/// A scripted server (no packaged one here sends notices that libpurple
+/// shows): its notices go to the account's one server conversation, named
+/// after the host it connects to, as system lines that are never unread.
+#[tokio::test]
+async fn server_notices_go_to_one_quiet_server_conversation() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let s = next_connection(&listener).await;
+        let (r, mut w) = s.into_split();
+        let mut r = BufReader::new(r);
+        let mut line = String::new();
+        let mut registered = (false, false);
+        while registered != (true, true) {
+            line.clear();
+            if r.read_line(&mut line).await.unwrap() == 0 {
+                return;
+            }
+            registered.0 |= line.starts_with("NICK");
+            registered.1 |= line.starts_with("USER");
+        }
+        w.write_all(
+            b":irc.scripted 001 stuck :Welcome\r\n\
+              :irc.scripted 004 stuck irc.scripted v1 io ntk\r\n\
+              :irc.scripted NOTICE stuck :*** a server notice\r\n\
+              :zed!z@host PRIVMSG stuck :hi\r\n",
+        )
+        .await
+        .unwrap();
+        while r.read_line(&mut line).await.unwrap_or(0) > 0 {}
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, mut c, id) = start(dir.path(), port).await;
+    let notice = c
+        .event_op(
+            "message",
+            json!({"account": id, "conversation": {"kind": "im", "name": "127.0.0.1"}}),
+        )
+        .await;
+    assert_eq!(notice["direction"], "system", "{notice}");
+    assert!(
+        notice["text"].as_str().unwrap().contains("a server notice"),
+        "{notice}"
+    );
+    c.event_op("message", json!({"account": id, "text": "hi"}))
+        .await;
+    let hello = backend.connect().await.ok("hello", json!({})).await;
+    let unread = |name: &str| {
+        hello["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["conversation"]["name"] == name)
+            .unwrap_or_else(|| panic!("no conversation {name}: {hello}"))["unread"]
+            .clone()
+    };
+    assert_eq!(unread("127.0.0.1"), 0);
+    assert_eq!(unread("zed"), 1);
+    // No conversation named after the server's own name.
+    assert!(!hello.to_string().contains("\"irc.scripted\""), "{hello}");
+}

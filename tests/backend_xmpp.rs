@@ -58,6 +58,24 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         json!({"account": bob, "topic": "Sapphire lounge"}),
     )
     .await;
+    // bob is no moderator: the room refuses his topic, and he is told.
+    c.ok(
+        "chat.topic",
+        json!({"account": bob, "name": room, "topic": "bob's topic"}),
+    )
+    .await;
+    let refused = c
+        .event_op(
+            "notice",
+            json!({"account": bob, "level": "error", "who": room}),
+        )
+        .await;
+    assert!(
+        refused["primary"]
+            .as_str()
+            .is_some_and(|p| p.contains("refused")),
+        "{refused}"
+    );
 
     // A room configured through libpurple's form: a "fields" prompt.
     let room2 = "configured@conference.localhost";
@@ -170,9 +188,9 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
     )
     .await;
     // Signed on again, bob rejoins both rooms by himself (one joined with
-    // chat.join, one by invitation). The history the server replays on
-    // this rejoin is already stored ("hello room"): tests/backend_history.rs
-    // checks that it is neither stored nor shown again.
+    // chat.join, one by invitation). The server replays the recent
+    // history, which bob has already: it is not shown or stored again
+    // (tests/backend_history.rs covers new replayed lines).
     for r in [room, room2] {
         c.event_op(
             "chat.joined",
@@ -180,6 +198,23 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         )
         .await;
     }
+    c.ok(
+        "conversation.send",
+        json!({"account": alice, "conversation": chat(room), "text": "welcome back"}),
+    )
+    .await;
+    c.event_op(
+        "message",
+        json!({"account": bob, "conversation": chat(room), "text": "welcome back"}),
+    )
+    .await;
+    assert!(
+        !c.events
+            .iter()
+            .any(|e| e["account"] == bob && e["text"] == "hello room" && e["delayed"] == true),
+        "{:?}",
+        c.events
+    );
     c.ok("account.remove", json!({"account": bob})).await;
     c.event_op("account.removed", json!({"account": bob})).await;
     let mut other = backend.connect().await;
@@ -216,6 +251,14 @@ async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
         .await;
     let id = prompt["request"].as_u64().unwrap();
     assert_eq!(prompt["kind"], "action");
+    // It says which account it is for, not just the host.
+    assert_eq!(prompt["account"], alice, "{prompt}");
+    assert!(
+        prompt["secondary"]
+            .as_str()
+            .is_some_and(|s| s.contains("alice@localhost/sapphire")),
+        "{prompt}"
+    );
     assert!(
         prompt.to_string().to_lowercase().contains("localhost"),
         "{prompt}"
@@ -434,4 +477,111 @@ async fn a_wrong_password_is_an_error_the_user_can_fix() {
         json!({"account": dave, "status": "connected"}),
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_remembered_room_gone_after_a_server_restart_is_left_not_created() {
+    let mut xmpp = Prosody::start(&[("erin", "erin-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let erin = add_xmpp(&mut c, xmpp.port, "erin", "erin-pw").await;
+    accept_certificate(&mut c, erin).await;
+    let room = "ephemeral@conference.localhost";
+    create_room(&mut c, erin, room).await;
+
+    // Rooms are not persistent here: a server restart destroys it. erin
+    // reconnects by herself and rejoins; the join would create the room.
+    xmpp.restart();
+    c.event_op(
+        "account.status",
+        json!({"account": erin, "status": "error"}),
+    )
+    .await;
+    c.event_op(
+        "account.status",
+        json!({"account": erin, "status": "connected"}),
+    )
+    .await;
+    let notice = c
+        .event_op(
+            "notice",
+            json!({"account": erin, "level": "warning", "who": room}),
+        )
+        .await;
+    assert!(
+        notice["primary"]
+            .as_str()
+            .is_some_and(|p| p.contains("no longer exists")),
+        "{notice}"
+    );
+    // No "Create New Room" prompt was opened, none is pending, and the
+    // chat is not joined (it was left before the notice).
+    assert!(
+        !c.events.iter().any(|e| e["op"] == "request.open"),
+        "{:?}",
+        c.events
+    );
+    let mut other = backend.connect().await;
+    let hello = other.ok("hello", json!({})).await;
+    assert_eq!(hello["requests"], json!([]), "{hello}");
+    assert_eq!(hello["chats"], json!([]), "{hello}");
+
+    // Asking for it explicitly still creates it (with the prompt). The
+    // XMPP plugin ignores a join while it is still leaving the room (its
+    // server has not confirmed yet), so the user may have to ask again.
+    for attempt in 0.. {
+        assert!(attempt < 50, "the room was never created again");
+        c.ok("chat.join", json!({"account": erin, "name": room}))
+            .await;
+        let prompt = c
+            .event_within(std::time::Duration::from_millis(500), |e| {
+                e["op"] == "request.open" && e["title"] == "Create New Room"
+            })
+            .await;
+        if prompt.is_some() {
+            break;
+        }
+    }
+}
+
+/// A general plugin the admin names in backend.toml is loaded: Debian's
+/// purple-lurch (OMEMO) adds its `/lurch` command to XMPP conversations.
+/// Without the package (scripts/apt-packages-test installs it) the test
+/// says so and skips.
+#[tokio::test]
+async fn an_admin_enabled_plugin_is_loaded() {
+    if !std::path::Path::new("/usr/lib/x86_64-linux-gnu/purple-2/lurch.so").exists() {
+        eprintln!("SKIP: purple-lurch is not installed");
+        return;
+    }
+    let xmpp = Prosody::start(&[("fay", "fay-pw")]);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("backend.toml");
+    std::fs::write(
+        &conf,
+        "plugins = [\"core-riba-lurch\", \"no-such-plugin\"]\n",
+    )
+    .unwrap();
+    let backend = Backend::start_with_args(dir.path(), &["--config", conf.to_str().unwrap()]);
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    let fay = add_xmpp(&mut c, xmpp.port, "fay", "fay-pw").await;
+    accept_certificate(&mut c, fay).await;
+    let r = c
+        .ok(
+            "commands",
+            json!({"account": fay, "conversation": im("someone@localhost")}),
+        )
+        .await;
+    let names: Vec<&str> = r["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"lurch"), "{names:?}");
+    // A plugin that is not installed is skipped (logged), not fatal.
+    assert!(backend.log().contains("no-such-plugin"));
 }

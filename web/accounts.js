@@ -3,7 +3,7 @@
 
 import { $, h, clear, setText, show } from './dom.js';
 import { confirmDialog, errText, field, openDialog, toast } from './dialogs.js';
-import { protocolName } from './store.js';
+import { accountNick, protocolName } from './store.js';
 
 /** ctx: {state, conn(), setView(view)}. Returns renderAccounts(). */
 export function bindAccounts(ctx) {
@@ -29,6 +29,8 @@ export function bindAccounts(ctx) {
         h('div', { class: 'account-main' },
           h('strong', null, a.alias || a.username),
           h('span', { class: 'muted' }, ` ${protocolName(state, a.protocol)}${a.alias ? ` · ${a.username}` : ''}`),
+          // The server gave another nick (the one asked for was taken).
+          a.nick ? h('span', { class: 'muted account-nick' }, ` · connected as ${accountNick(a)}`) : null,
           h('span', { class: `pill ${status}` }, status),
           a.message ? h('p', { class: 'account-msg' }, a.message) : null),
         h('div', { class: 'account-tools' },

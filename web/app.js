@@ -30,7 +30,7 @@ import { Composer } from './composer.js';
 import { bindDialogs, confirmDialog, dropToasts, errText, toast } from './dialogs.js';
 import { Prompts } from './prompts.js';
 import { bindAccounts } from './accounts.js';
-import { levelFor, ownLevel, recentMentions } from './notify.js';
+import { levelFor, mergeMentions, ownLevel, recentMentions } from './notify.js';
 import {
   bindNotificationSettings, notifyMessage, startServiceWorker, stopPush, syncPush, takeOpenRequest,
 } from './notifications.js';
@@ -51,6 +51,7 @@ const app = {
   memberFilter: '',
   // A notification's click that opened this tab: the message to show after the first hello.
   pendingOpen: takeOpenRequest(),
+  fetchedMentions: [], // the backend's `mentions` list, when the Mentions page was opened
 };
 applySettings(app.settings);
 
@@ -654,7 +655,7 @@ $('conv-level').addEventListener('change', async () => {
 });
 
 function renderMentions() {
-  const mentions = recentMentions(state.convs.values());
+  const mentions = mergeMentions(app.fetchedMentions, recentMentions(state.convs.values()));
   const clock = app.settings.clock;
   const sig = JSON.stringify([mentions.map((m) => m.seq), clock]);
   const ul = $('mentions-list');
@@ -669,7 +670,23 @@ function renderMentions() {
       h('span', { class: 'text' }, m.text)))));
 }
 
-$('btn-mentions').addEventListener('click', () => setView('mentions'));
+// The backend's list (every conversation, also what is not loaded here),
+// fetched when the page opens; live mentions join it from the loaded messages.
+async function fetchMentions() {
+  if (!app.conn) return;
+  try {
+    const r = await app.conn.request('mentions', { limit: 50 });
+    app.fetchedMentions = r.messages;
+  } catch (err) {
+    if (err.code !== 'offline' && err.code !== 'disconnected') toast(`Could not load mentions: ${errText(err)}`, 'error');
+  }
+  scheduleRender();
+}
+
+$('btn-mentions').addEventListener('click', () => {
+  setView('mentions');
+  fetchMentions();
+});
 $('mentions-close').addEventListener('click', () => setView(state.current ? 'conv' : 'welcome'));
 
 const showNotify = bindNotificationSettings(ctx, (s) => {

@@ -7,7 +7,7 @@ import { $, setText } from './dom.js';
 import { completeCommand, joinTarget, pasteCheck } from './commands.js';
 import { confirmDialog } from './dialogs.js';
 import { InputHistory, complete, completionNames } from './input.js';
-import { currentConv, getConv } from './store.js';
+import { accountNick, currentConv, getConv } from './store.js';
 
 export class Composer {
   /** ctx: {state, conn(), errText(err), onSent(e), openConv(key)} */
@@ -86,7 +86,7 @@ export class Composer {
         return;
       }
       const me = this.ctx.state.accounts.get(e.account);
-      const self = me ? me.username.split('@')[0] : null;
+      const self = me ? accountNick(me) : null;
       const r = complete(box.value, box.selectionStart, completionNames(e, self), this.tab);
       if (!r) return; // nothing to complete: Tab moves the focus as usual
       ev.preventDefault();

@@ -97,6 +97,18 @@ export function recentMentions(convs, limit = 50) {
   return out.slice(0, limit);
 }
 
+/**
+ * The backend's list of mentions (the `mentions` op) and those in the
+ * loaded messages, as one list: each seq once, newest first.
+ */
+export function mergeMentions(fetched, loaded, limit = 50) {
+  const bySeq = new Map();
+  for (const m of [...(fetched || []), ...(loaded || [])]) {
+    if (m && typeof m.seq === 'number' && !bySeq.has(m.seq)) bySeq.set(m.seq, m);
+  }
+  return [...bySeq.values()].sort((a, b) => b.seq - a.seq).slice(0, limit);
+}
+
 /** The words of the highlight setting's text field (comma or newline separated). */
 export function parseHighlights(text) {
   const seen = new Set();

@@ -187,6 +187,15 @@ function applyMembers(e, ev) {
   for (const m of ev.updated || []) e.members.set(m.name, m);
 }
 
+/**
+ * The nick an account is known by on its server: `nick` when the server
+ * gave another one (the asked-for nick was taken), else the user name's
+ * part before `@`.
+ */
+export function accountNick(a) {
+  return a.nick || a.username.split('@')[0];
+}
+
 export function accountLabel(state, id) {
   const a = state.accounts.get(id);
   if (!a) return `account ${id}`;

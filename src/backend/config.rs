@@ -34,6 +34,9 @@ struct File {
     /// Seconds an account may take to sign on before it is put in error and
     /// retried (default 60, from 1 to 3600; see `purple::accounts`).
     signon_timeout: Option<u64>,
+    /// Ids of general (non-protocol) libpurple plugins to load at start,
+    /// e.g. `core-riba-carbons` (default: none; see `purple::load_plugins`).
+    plugins: Option<Vec<String>>,
     /// Conversations a `hello` snapshot carries (default 500, from 1 to
     /// 10000; the rest come with `conversations.list`).
     hello_conversations: Option<u64>,
@@ -111,6 +114,8 @@ pub struct BackendConfig {
     /// How long an account may stay `connecting` before the backend gives
     /// up on that attempt and retries.
     pub signon_timeout: std::time::Duration,
+    /// General libpurple plugins the admin wants loaded (by plugin id).
+    pub plugins: Vec<String>,
     /// How many conversations (the newest) a `hello` snapshot carries.
     pub hello_conversations: usize,
     /// Web Push delivery.
@@ -130,6 +135,7 @@ impl Default for BackendConfig {
             landlock: true,
             stall_limit: super::watchdog::STALE,
             signon_timeout: SIGNON_TIMEOUT,
+            plugins: Vec::new(),
             hello_conversations: HELLO_CONVERSATIONS,
             push: PushConfig::default(),
         }
@@ -148,6 +154,8 @@ pub enum ConfigError {
     StallLimit(PathBuf, u64),
     #[error("{0}: key 'signon_timeout': {1} is out of range (1 to 3600 seconds)")]
     SignonTimeout(PathBuf, u64),
+    #[error("{0}: key 'plugins': {1}")]
+    Plugins(PathBuf, String),
     #[error("{0}: key 'hello_conversations': {1} is out of range (1 to 10000)")]
     HelloConversations(PathBuf, u64),
     #[error("{0}: key 'push.{1}': {2}")]
@@ -194,6 +202,19 @@ impl BackendConfig {
                 ));
             }
         }
+        let plugins = file.plugins.unwrap_or_default();
+        if let Some(bad) = plugins.iter().find(|p| {
+            p.is_empty()
+                || p.len() > 128
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        }) {
+            return Err(ConfigError::Plugins(
+                path.to_owned(),
+                format!("'{bad}' is not a plugin id (e.g. \"core-riba-carbons\")"),
+            ));
+        }
         let stall_limit = match file.stall_limit {
             None => super::watchdog::STALE,
             Some(s) if (10..=3600).contains(&s) => std::time::Duration::from_secs(s),
@@ -215,6 +236,7 @@ impl BackendConfig {
             landlock: file.landlock.unwrap_or(true),
             stall_limit,
             signon_timeout,
+            plugins,
             hello_conversations,
             push,
         })
@@ -329,6 +351,23 @@ mod tests {
         }
         let e = BackendConfig::parse(Path::new("b.toml"), "signon_timeout = \"1m\"").unwrap_err();
         assert!(e.to_string().contains("signon_timeout"), "{e}");
+    }
+
+    #[test]
+    fn plugins_are_plugin_ids() {
+        let c = BackendConfig::parse(Path::new("x"), "").unwrap();
+        assert!(c.plugins.is_empty());
+        let c = BackendConfig::parse(
+            Path::new("x"),
+            "plugins = [\"core-riba-carbons\", \"xep-http-file-upload\"]",
+        )
+        .unwrap();
+        assert_eq!(c.plugins, ["core-riba-carbons", "xep-http-file-upload"]);
+        for bad in ["\"\"", "\"a b\"", "\"../x\"", "\"x/y\""] {
+            let text = format!("plugins = [{bad}]");
+            let e = BackendConfig::parse(Path::new("b.toml"), &text).unwrap_err();
+            assert!(e.to_string().contains("'plugins'"), "{text}: {e}");
+        }
     }
 
     #[test]

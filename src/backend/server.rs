@@ -444,6 +444,7 @@ async fn handle(ctx: &Ctx, client: &mut Client, text: &str) -> Out {
         "ping" => Ok(json!({})),
         "history" => history(ctx, &req).await,
         "search" => search(ctx, &req).await,
+        "mentions" => mentions(ctx, &req).await,
         "conversations.list" => conversations_list(ctx, &req).await,
         "mark_read" => mark_read(ctx, &req).await,
         "notify.get" => super::notify::get(&req),
@@ -591,6 +592,12 @@ async fn search(ctx: &Ctx, req: &Map<String, Value>) -> OpResult {
     }
     let limit = limit(&p)?;
     let messages = read_db(ctx, move |r| r.search(&query, limit)).await?;
+    Ok(json!({"messages": messages}))
+}
+
+async fn mentions(ctx: &Ctx, req: &Map<String, Value>) -> OpResult {
+    let limit = limit(&Params(req))?;
+    let messages = read_db(ctx, move |r| r.mentions(limit)).await?;
     Ok(json!({"messages": messages}))
 }
 

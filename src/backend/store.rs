@@ -815,6 +815,34 @@ impl Reader {
         Ok(out)
     }
 
+    /// The newest `limit` incoming mentions across every conversation,
+    /// newest first (the client's Mentions list).
+    pub(crate) fn mentions(&self, limit: usize) -> Result<Vec<Value>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
+                    m.sent, m.mention
+             FROM messages m JOIN conversations c ON c.id = m.conversation
+             WHERE m.mention = 1
+             ORDER BY m.seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok(message_json(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                &r.get::<_, String>(3)?,
+                &r.get::<_, String>(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Full-text search over all messages, newest first. Every word of
     /// `query` must occur (each is matched as a quoted FTS5 string, so
     /// query syntax cannot be injected).
@@ -931,6 +959,62 @@ mod tests {
         })
     }
 
+    /// History dedup's lookup: same conversation, sender and text, an
+    /// original time within the tolerance, nearest first, each stored line
+    /// taken at most once; `recent_lines` is the stored tail, oldest first.
+    #[test]
+    fn duplicates_are_found_by_content_and_original_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db")).unwrap();
+        // Live at 10 000 ms, then a replay of it stamped 9 000 ms.
+        store
+            .persist(1, 10_000, &msg(1, "#a", "hi", Direction::In))
+            .unwrap();
+        let mut replayed = msg(1, "#a", "hi", Direction::In);
+        if let Event::Message(m) = &mut replayed {
+            m.delayed = true;
+            m.sent = Some(500_000);
+        }
+        store.persist(2, 600_000, &replayed).unwrap();
+        store
+            .persist(3, 700_000, &msg(1, "#a", "system", Direction::System))
+            .unwrap();
+        let key = ConvKey::new(1, &ConvRef::chat("#a"));
+        let none = std::collections::HashSet::new();
+        let find = |sent, taken: &std::collections::HashSet<i64>| {
+            store
+                .find_duplicate(&key, "bob", "hi", sent, 120_000, taken)
+                .unwrap()
+        };
+        assert_eq!(find(9_000, &none), Some(1));
+        assert_eq!(find(500_000, &none), Some(2), "the stored sent time counts");
+        assert_eq!(find(490_000, &none), Some(2));
+        assert_eq!(find(300_000, &none), None, "too far from both");
+        assert_eq!(find(9_000, &[1].into()), None, "each line matches once");
+        let other = ConvKey::new(1, &ConvRef::chat("#b"));
+        assert_eq!(
+            store
+                .find_duplicate(&other, "bob", "hi", 9_000, 120_000, &none)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .find_duplicate(&key, "bob", "system", 700_000, 120_000, &none)
+                .unwrap(),
+            None,
+            "system lines are not history"
+        );
+        assert_eq!(
+            store.recent_lines(&key, 10).unwrap(),
+            [
+                ("bob".to_owned(), "hi".to_owned()),
+                ("bob".into(), "hi".into())
+            ]
+        );
+        assert_eq!(store.recent_lines(&key, 1).unwrap().len(), 1);
+    }
+
     fn conv(store: &Store, name: &str) -> Value {
         store
             .conversations()
@@ -1014,6 +1098,11 @@ mod tests {
             .collect();
         assert_eq!(flags, [json!(true), Value::Null, json!(true)]);
         assert_eq!(reader.search("two", 10).unwrap()[0]["mention"], true);
+        let m = reader.mentions(10).unwrap();
+        let texts: Vec<&str> = m.iter().map(|m| m["text"].as_str().unwrap()).collect();
+        assert_eq!(texts, ["alice: two", "alice: one"]);
+        assert_eq!(m[0]["conversation"], json!({"kind": "chat", "name": "#a"}));
+        assert_eq!(reader.mentions(1).unwrap().len(), 1);
         let read = |seq| Event::Read {
             account: 1,
             conversation: ConvRef::chat("#a"),

@@ -384,6 +384,34 @@ impl Client {
         r
     }
 
+    /// Like [`Client::event`], but `None` if none came within `limit`.
+    pub async fn event_within(
+        &mut self,
+        limit: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        if let Some(i) = self.events.iter().position(&pred) {
+            return self.events.remove(i);
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    assert!(v.get("re").is_none(), "unexpected reply {v}");
+                    if pred(&v) {
+                        return Some(v);
+                    }
+                    self.events.push_back(v);
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!("connection ended: {other:?}"),
+            }
+        }
+    }
+
     /// Waits for the first event matching `pred` (earlier ones are kept).
     pub async fn event(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.events.iter().position(&pred) {
@@ -679,5 +707,132 @@ pub async fn join_room(c: &mut Client, account: i64, room: &str) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Where Debian's inspircd is unpacked for the tests: it conflicts with
+/// ngircd as an installed package, so the harness downloads its .deb
+/// (`apt-get download`, once, into `$SAPPHIRE_TEST_CACHE` or
+/// `/var/cache/sapphire-test`) and runs it from the unpacked tree; its
+/// libraries are ordinary packages (`scripts/apt-packages-test`). `Err`
+/// says why it cannot be had (the test then skips, saying so).
+pub fn inspircd_root() -> Result<PathBuf, String> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = std::env::var_os("SAPPHIRE_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/sapphire-test"));
+    let root = cache.join("inspircd-root");
+    let binary = root.join("usr/sbin/inspircd");
+    if binary.exists() {
+        return Ok(root);
+    }
+    std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+    let work = tempfile::tempdir_in(&cache).map_err(|e| e.to_string())?;
+    let out = Command::new("apt-get")
+        .args(["download", "inspircd"])
+        .current_dir(work.path())
+        .output()
+        .map_err(|e| format!("apt-get: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "apt-get download inspircd failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let deb = std::fs::read_dir(work.path())
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or("apt-get download inspircd left no .deb")?;
+    let unpacked = work.path().join("root");
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&unpacked)
+        .status()
+        .map_err(|e| format!("dpkg-deb: {e}"))?;
+    if !status.success() {
+        return Err("dpkg-deb -x inspircd failed".into());
+    }
+    // Atomic: another test process may be doing the same.
+    if std::fs::rename(&unpacked, &root).is_err() && !binary.exists() {
+        return Err(format!("cannot move inspircd to {}", root.display()));
+    }
+    Ok(root)
+}
+
+/// A private inspircd (Debian's, unpacked) on a free loopback port, with
+/// `m_chanhistory` (channel mode `+H`: history replayed on join, as plain
+/// PRIVMSGs to clients without IRCv3 server-time) and `m_connectban` (a
+/// per-address reconnect throttle: the `threshold`th connection within a
+/// short time gets a 2 s Z-line, closed before registration).
+pub struct Inspircd {
+    pub port: u16,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Inspircd {
+    /// `None` (after printing why) when the package cannot be fetched.
+    pub fn start(connectban_threshold: u32) -> Option<Inspircd> {
+        Inspircd::start_with(connectban_threshold, false)
+    }
+
+    /// With `lookups`, the server looks up each client's host name and says
+    /// so in server notices before registration (as most servers do).
+    pub fn start_with(connectban_threshold: u32, lookups: bool) -> Option<Inspircd> {
+        let resolve = if lookups { "yes" } else { "no" };
+        let root = match inspircd_root() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("SKIP: inspircd is not available: {e}");
+                return None;
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let port = free_port();
+        std::fs::write(dir.path().join("motd"), "inspircd test server\n").unwrap();
+        let conf = dir.path().join("inspircd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"<config format="xml">
+<server name="irc.inspircd.test" description="Sapphire test" network="Test">
+<admin name="Test" nick="test" email="test@example.org">
+<bind address="127.0.0.1" port="{port}" type="clients">
+<connect allow="*" timeout="60" threshold="1000" pingfreq="120" sendq="262144" recvq="8192" localmax="1000" globalmax="1000" useident="no" resolvehostnames="{resolve}" limit="5000" modes="">
+<files motd="{d}/motd">
+<pid file="{d}/pid">
+<path configdir="{d}" datadir="{d}" logdir="{d}" moduledir="{m}">
+<dns server="127.0.0.1" timeout="1">
+<options defaultmodes="not">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="{d}/ircd.log">
+<module name="chanhistory">
+<chanhistory maxlines="50" notice="no" bots="yes" prefixmsg="no">
+<module name="connectban">
+<connectban threshold="{connectban_threshold}" duration="2s" banduration="2s" bootwait="0" splitwait="0" ipv4cidr="32" banmessage="Reconnecting too fast">
+"#,
+                m = root.join("usr/lib/inspircd/modules").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(root.join("usr/sbin/inspircd"))
+            .arg("--config")
+            .arg(&conf)
+            .args(["--nofork", "--runasroot"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("inspircd starts");
+        let mut proc = Proc(child);
+        wait_tcp(port, &mut proc.0, "inspircd", Duration::from_secs(15));
+        Some(Inspircd {
+            port,
+            _proc: proc,
+            _dir: dir,
+        })
     }
 }

@@ -4,6 +4,7 @@
 // network), and Debian's Chromium driven by playwright-core.
 
 import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -217,6 +218,28 @@ export class NetLink {
 
 // ---------------------------------------------------------------- Sapphire
 
+let certCache = null;
+/**
+ * One self-signed certificate for every proxy of this run, and the SHA-256
+ * of its public key, which Chromium is told to trust
+ * (--ignore-certificate-errors-spki-list): with a certificate error
+ * Chromium refuses to register the service worker and caches no document,
+ * so the tests would not see what users with a real certificate see.
+ */
+export function testCert() {
+  if (certCache) return certCache;
+  const dir = tempDir('cert');
+  const cert = path.join(dir, 'tls.crt');
+  const key = path.join(dir, 'tls.key');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
+  const pub = new crypto.X509Certificate(fs.readFileSync(cert)).publicKey.export({ type: 'spki', format: 'der' });
+  certCache = { cert, key, spki: crypto.createHash('sha256').update(pub).digest('base64') };
+  return certCache;
+}
+
 export class Sapphire {
   /**
    * Starts the real proxy (spawn launcher) with the given users.
@@ -254,6 +277,7 @@ export class Sapphire {
       '--backend-dir', path.join(this.dir, 'run'),
       '--launcher', 'spawn',
       '--backend-bin', path.join(BIN_DIR, 'sapphire-backend'),
+      '--tls-cert', testCert().cert, '--tls-key', testCert().key,
     ], { stdio: ['ignore', out, out], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...this.env } });
     fs.closeSync(out);
     await waitTcp(this.port, this.child, 'sapphire-proxy');
@@ -291,13 +315,13 @@ export class Sapphire {
 
 // ---------------------------------------------------------------- Chromium
 
-// --ignore-certificate-errors: the proxy's certificate is the test's own
-// self-signed one; `ignoreHTTPSErrors` covers pages but not service worker
-// scripts (registering /sw.js would fail with "SSL certificate error").
+// The proxy's certificate is the test's own (testCert()), trusted by its
+// key's hash (launchBrowser): `ignoreHTTPSErrors` alone covers pages but not
+// service worker scripts (registering /sw.js fails with "SSL certificate
+// error"), and Chromium caches nothing from a site with a certificate error.
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--ignore-certificate-errors',
 ];
 
 /** Debian's Chromium with a fresh profile (user data dir). */
@@ -306,7 +330,7 @@ export async function launchBrowser(options = {}) {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${testCert().spki}`],
     ignoreHTTPSErrors: true,
     viewport: { width: 1200, height: 780 },
     ...options,

@@ -100,17 +100,25 @@ describe('Notifications in a real Chromium', () => {
     const registrationId = await activated;
     const payload = { title: 'bob in #alerts', body: 'bob: nora: the build is red', account: 1,
       conversation: { kind: 'chat', name: CHANNEL }, seq: 42, mention: true, tag: '1/chat/#alerts' };
-    await cdp.send('ServiceWorker.deliverPushMessage', {
-      origin: sapphire.url.replace(/\/$/, ''), registrationId, data: JSON.stringify(payload),
-    });
-    // (waitForFunction does not wait on a promise: poll from here.)
+    // Under load, headless Chromium has dropped a DevTools-delivered push
+    // (delivered, no worker error, nothing shown; not reproduced in 5 runs
+    // since): deliver again after 4 s, at most 5 times. The same tag makes
+    // a repeat replace the first, so exactly one notification is expected.
     let shown = [];
-    for (const deadline = Date.now() + WAIT; !shown.length && Date.now() < deadline;) {
-      shown = await page.evaluate(async () => {
-        const n = await (await navigator.serviceWorker.ready).getNotifications();
-        return n.map((x) => ({ title: x.title, body: x.body, tag: x.tag, data: x.data }));
+    let deliveries = 0;
+    while (!shown.length && deliveries < 5) {
+      deliveries++;
+      await cdp.send('ServiceWorker.deliverPushMessage', {
+        origin: sapphire.url.replace(/\/$/, ''), registrationId, data: JSON.stringify(payload),
       });
-      if (!shown.length) await new Promise((r) => setTimeout(r, 50));
+      // (waitForFunction does not wait on a promise: poll from here.)
+      for (const deadline = Date.now() + 4000; !shown.length && Date.now() < deadline;) {
+        shown = await page.evaluate(async () => {
+          const n = await (await navigator.serviceWorker.ready).getNotifications();
+          return n.map((x) => ({ title: x.title, body: x.body, tag: x.tag, data: x.data }));
+        });
+        if (!shown.length) await new Promise((r) => setTimeout(r, 50));
+      }
     }
     assert.deepEqual(shown, [{ title: payload.title, body: payload.body, tag: payload.tag,
       data: { account: 1, conversation: payload.conversation, seq: 42 } }]);
@@ -192,6 +200,14 @@ describe('Notifications in a real Chromium', () => {
     await until(fresh, (t) => [...document.querySelectorAll('#messages .msg.mention .text')].some((e) => e.textContent === t),
       `${USER}: look at this`);
     await fresh.close();
+    await page.bringToFront();
+    // The Mentions page of a fresh tab lists them all, from the backend.
+    const other = watchPage(await browser.newPage(), problems);
+    await other.goto(sapphire.url);
+    await appReady(other);
+    await other.click('#btn-mentions');
+    await until(other, () => document.querySelectorAll('#mentions-list li').length === 3);
+    await other.close();
     await page.bringToFront();
     await page.click('#btn-mentions');
     await until(page, () => document.querySelectorAll('#mentions-list li').length === 3);

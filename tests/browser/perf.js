@@ -77,16 +77,25 @@ async function bytesDuring(page, fn) {
   let notModified = 0;
   let fileBytes = 0;
   const urls = new Map();
+  const bodyless = new Set();
   cdp.on('Network.responseReceived', (e) => {
     urls.set(e.requestId, e.response.url);
-    if (e.response.status === 304) notModified++;
+  });
+  // What came over the wire (not what the cache made of it): a 304 has no
+  // Content-Length, every 200 of the proxy has one.
+  cdp.on('Network.responseReceivedExtraInfo', (e) => {
+    const h = Object.fromEntries(Object.entries(e.headers).map(([k, v]) => [k.toLowerCase(), v]));
+    if (e.statusCode === 304 || !('content-length' in h)) bodyless.add(e.requestId);
   });
   cdp.on('Network.loadingFinished', (e) => {
     bytes += e.encodedDataLength;
     requests++;
     const path = new URL(urls.get(e.requestId) || 'https://x/api').pathname;
     const file = path === '/' ? 'index.html' : path.slice(1);
-    if (/^[a-z0-9-]+\.[a-z]+$/.test(file) && fs.existsSync(`${WEB}/${file}`)) fileBytes += fs.statSync(`${WEB}/${file}`).size;
+    if (/^[a-z0-9-]+\.[a-z]+$/.test(file) && fs.existsSync(`${WEB}/${file}`)) {
+      fileBytes += fs.statSync(`${WEB}/${file}`).size;
+      if (bodyless.has(e.requestId)) notModified++;
+    }
   });
   await fn();
   await cdp.detach();

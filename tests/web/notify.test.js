@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  levelFor, notificationFor, notifies, ownLevel, parseHighlights, parseNotify, recentMentions, shorten,
+  levelFor, mergeMentions, notificationFor, notifies, ownLevel, parseHighlights, parseNotify, recentMentions, shorten,
 } from '../../web/notify.js';
 import { applyEvent, applyHello, createState, getConv } from '../../web/store.js';
 
@@ -84,6 +84,12 @@ test('the snapshot\'s mention counts: the backend\'s for chats, every unread mes
     { account: 1, conversation: im('bob'), last_seq: 9, read_seq: 2, unread: 3 },
   ] }, { resumed: false });
   assert.deepEqual(['#a', '#b', 'bob'].map((n) => getConv(state, 1, n === 'bob' ? im(n) : chat(n)).mentions), [2, 0, 3]);
+});
+
+test('the backend\'s mentions and the loaded ones make one list, each once, newest first', () => {
+  const m = (seq) => ({ seq, account: 1, conversation: chat('#a'), text: `m${seq}` });
+  assert.deepEqual(mergeMentions([m(9), m(4)], [m(9), m(12)]).map((x) => x.seq), [12, 9, 4]);
+  assert.deepEqual(mergeMentions(null, [m(1), m(2)], 1).map((x) => x.seq), [2]);
 });
 
 test('highlight words from the text field', () => {

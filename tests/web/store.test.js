@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  applyConversationsPage, applyEvent, applyHello, convKey, createState, hiddenFromJson, hiddenToJson, hide, listGroups,
+  accountNick, applyConversationsPage, applyEvent, applyHello, convKey, createState, hiddenFromJson, hiddenToJson, hide, listGroups,
   orderedConvs, resetState, sortedMembers, stepConv, totalUnread,
 } from '../../web/store.js';
 import { InputHistory, complete, completionNames } from '../../web/input.js';
@@ -219,6 +219,14 @@ describe('settings', () => {
     const storage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
     saveSettings(storage, { theme: 'dark', clock: '12', hideJoins: true, notifications: true });
     assert.deepEqual(loadSettings(storage), { theme: 'dark', clock: '12', hideJoins: true, notifications: true });
+  });
+});
+
+describe('accountNick', () => {
+  it('is the nick the server gave, else the user name before @', () => {
+    assert.equal(accountNick({ username: 'carol@irc.example.org' }), 'carol');
+    assert.equal(accountNick({ username: 'carol@irc.example.org', nick: 'carol1' }), 'carol1');
+    assert.equal(accountNick({ username: 'plain' }), 'plain');
   });
 });
 

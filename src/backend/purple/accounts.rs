@@ -348,6 +348,7 @@ pub(crate) fn reset_reconnect(id: i64) {
     state::with(|s| {
         s.attempts.remove(&id);
         s.signons.remove(&id);
+        s.abandoned.retain(|k| k.0 != id);
     });
 }
 
@@ -456,6 +457,7 @@ pub(crate) fn autojoin(id: i64) {
             }
         };
         for (name, fields) in chats {
+            state::with(|s| s.rejoining.insert((id, name.to_lowercase())));
             if !gc.join_chat(&name, &fields) {
                 tracing::warn!(
                     account = id,
@@ -464,6 +466,151 @@ pub(crate) fn autojoin(id: i64) {
             }
         }
     });
+}
+
+/// The user asked to join `name`: that join may create the room.
+pub(crate) fn explicit_join(id: i64, name: &str) {
+    let key = (id, name.to_lowercase());
+    state::with(|s| {
+        s.rejoining.remove(&key);
+        s.abandoned.remove(&key);
+    });
+}
+
+/// libpurple's title of the prompt the XMPP plugin opens when a join
+/// created the room (status 201), in the C locale the backend runs in.
+const CREATE_ROOM_TITLE: &str = "Create New Room";
+
+/// Called for an action prompt of `account` titled `title`: if it is the
+/// "Create New Room" prompt for a chat being rejoined at sign-on, the room
+/// is gone from the server (e.g. a non-persistent room after a server
+/// restart) and this join just created it. Returns that room: the prompt
+/// is not shown, and [`abandon_vanished_room`] leaves it (a new room
+/// nobody configured is destroyed by the server when its only occupant
+/// leaves; answering the prompt either way would unlock it).
+pub(crate) fn vanished_room(account: Option<i64>, title: Option<&str>) -> Option<(i64, String)> {
+    let id = account?;
+    if title != Some(CREATE_ROOM_TITLE) {
+        return None;
+    }
+    tracing::debug!(account = id, "a join created a room");
+
+    state::with(|s| {
+        let name = s.last_joined.get(&id)?.clone();
+        let key = (id, name.to_lowercase());
+        if !s.rejoining.remove(&key) {
+            return None;
+        }
+        s.abandoned.insert(key);
+        Some((id, name))
+    })
+}
+
+/// Leaves a room [`vanished_room`] found (from the main loop: the plugin
+/// is still inside its join code), forgets it, and tells the user.
+pub(crate) fn abandon_vanished_room(id: i64, name: String) {
+    invoke::invoke(move || {
+        tracing::info!(account = id, "a remembered room is gone: left, not created");
+        // Left first: a client that sees the notice sees the chat left.
+        leave_abandoned(id, &name);
+        if let Err(e) = state::hub().autojoin_remove(id, &name) {
+            tracing::error!(account = id, "cannot forget the chat: {e}");
+        }
+        events::emit(crate::backend::event::Event::Notice(
+            crate::backend::event::Notice {
+                level: "warning",
+                account: Some(id),
+                title: Some("Room no longer exists".into()),
+                primary: Some(format!("The room {name} no longer exists on the server.")),
+                secondary: Some(
+                    "It was not created again and is no longer joined at sign-on;                      join it to create it."
+                        .into(),
+                ),
+                who: Some(name.clone()),
+                ..Default::default()
+            },
+        ));
+    });
+}
+
+/// Destroys the conversation of an abandoned room, which leaves it
+/// (`chat.left` if clients were told it was joined).
+fn leave_abandoned(id: i64, name: &str) {
+    if let Some(conv) = Account::find(id)
+        .and_then(|a| a.find_conversation(crate::backend::protocol::ConvKind::Chat, name))
+    {
+        conv.destroy();
+    }
+}
+
+/// Called when libpurple joined chat `name`: whether it is a room
+/// [`vanished_room`] abandoned. The XMPP plugin makes a new conversation
+/// for every presence of a room it is still leaving; each is left again
+/// (from the main loop) and clients are not told it was joined.
+pub(crate) fn joined_abandoned(id: i64, name: &str) -> bool {
+    let key = (id, name.to_lowercase());
+    if !state::with(|s| s.abandoned.contains(&key)) {
+        return false;
+    }
+    let name = name.to_owned();
+    invoke::invoke(move || leave_abandoned(id, &name));
+    true
+}
+
+/// The account a certificate prompt for `host` is for: the lowest-id
+/// account signing on now whose server is `host` (libpurple's prompt names
+/// only the host, with no account).
+pub(crate) fn certificate_account(host: &str) -> Option<Account> {
+    Account::all().into_iter().find(|a| {
+        a.connection().is_some()
+            && a.connected().is_none()
+            && view::connect_host(*a).eq_ignore_ascii_case(host)
+    })
+}
+
+/// After an IRC account signed on: if the server knows it by another nick
+/// than the one asked for (libpurple took `nick1` because `nick` was in
+/// use), clients are told: the account object gets `nick`
+/// (`account.updated`) and the server conversation a system line. When
+/// the asked-for nick is back, `nick` goes away again.
+pub(crate) fn note_nick(id: i64) {
+    let Some(account) = Account::find(id).filter(|a| a.protocol_id() == "prpl-irc") else {
+        return;
+    };
+    let Some(gc) = account.connected() else {
+        return;
+    };
+    let wanted = view::irc_nick(account);
+    let got = gc
+        .display_name()
+        .filter(|n| !n.eq_ignore_ascii_case(&wanted));
+    let before = state::with(|s| match &got {
+        Some(n) => s.nicks.insert(id, n.clone()),
+        None => s.nicks.remove(&id),
+    });
+    if before == got {
+        return;
+    }
+    emit_updated(account);
+    if let Some(nick) = got {
+        let server = view::server_conversation(account);
+        events::emit(crate::backend::event::Event::Message(
+            crate::backend::event::Message {
+                account: id,
+                sender: server.name.clone(),
+                conversation: server,
+                alias: None,
+                text: format!("The nick {wanted} is in use: you are {nick} on this server."),
+                direction: crate::backend::event::Direction::System,
+                truncated: false,
+                mention: false,
+                action: false,
+                delayed: false,
+                sent: None,
+                queued: false,
+            },
+        ));
+    }
 }
 
 /// Signs `account` on with the current status (after enabling it).

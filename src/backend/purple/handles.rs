@@ -501,6 +501,33 @@ impl Protocol {
             .collect()
     }
 
+    /// Loads the installed general (non-protocol) plugin `id`; `Err` says
+    /// why not. Protocol plugins are refused (the admin's protocol list
+    /// decides those).
+    pub(crate) fn load_general(id: &str) -> Result<(), &'static str> {
+        let c = cstring(id);
+        // SAFETY: a valid C string.
+        let p = unsafe { ffi::purple_plugins_find_with_id(c.as_ptr()) };
+        if p.is_null() {
+            return Err("not installed");
+        }
+        // SAFETY: a plugin from libpurple's list, alive for the process.
+        let info = unsafe { (*p).info };
+        // SAFETY: a non-NULL info of that plugin.
+        if info.is_null() || unsafe { (*info).type_ } == ffi::PURPLE_PLUGIN_PROTOCOL {
+            return Err("not a general plugin");
+        }
+        // SAFETY: as above.
+        if unsafe { ffi::purple_plugin_is_loaded(p) } != ffi::GFALSE {
+            return Ok(());
+        }
+        // SAFETY: as above; on the purple thread after core init.
+        if unsafe { ffi::purple_plugin_load(p) } == ffi::GFALSE {
+            return Err("it failed to load");
+        }
+        Ok(())
+    }
+
     /// The installed protocol `id`.
     pub(crate) fn find(id: &str) -> Option<Protocol> {
         let c = cstring(id);
@@ -685,6 +712,66 @@ impl UserSplit {
         // SAFETY: a live split.
         let c = unsafe { ffi::purple_account_user_split_get_separator(self.raw()) };
         c as u8 as char
+    }
+}
+
+// ---- XML (the XMPP plugin's signals) ------------------------------------
+
+handle!(
+    /// An XML element the XMPP plugin hands a signal handler (valid for
+    /// the call).
+    XmlNode,
+    ffi::xmlnode
+);
+
+impl XmlNode {
+    /// The first child element `name`.
+    pub(crate) fn child(self, name: &str) -> Option<XmlNode> {
+        let n = cstring(name);
+        // SAFETY: a live node and a valid C string.
+        let c = unsafe { ffi::xmlnode_get_child(self.raw(), n.as_ptr()) };
+        // SAFETY: NULL or its live child.
+        unsafe { XmlNode::from_ptr(c) }
+    }
+
+    /// The first child element `name` in namespace `ns`.
+    pub(crate) fn child_ns(self, name: &str, ns: &str) -> Option<XmlNode> {
+        let (n, x) = (cstring(name), cstring(ns));
+        // SAFETY: a live node and valid C strings.
+        let c =
+            unsafe { ffi::xmlnode_get_child_with_namespace(self.raw(), n.as_ptr(), x.as_ptr()) };
+        // SAFETY: NULL or its live child.
+        unsafe { XmlNode::from_ptr(c) }
+    }
+
+    /// The element's name.
+    pub(crate) fn name(self) -> String {
+        // SAFETY: a live node; its name is NULL or its own string.
+        s(unsafe { (*self.raw()).name })
+    }
+
+    /// The first child element (any name).
+    pub(crate) fn first_element(self) -> Option<XmlNode> {
+        // SAFETY: a live node; its children are NULL or live nodes.
+        let mut c = unsafe { (*self.raw()).child };
+        while !c.is_null() {
+            // SAFETY: a live child node.
+            if unsafe { (*c).type_ } == ffi::XMLNODE_TYPE_TAG {
+                // SAFETY: as above.
+                return unsafe { XmlNode::from_ptr(c) };
+            }
+            // SAFETY: as above.
+            c = unsafe { (*c).next };
+        }
+        None
+    }
+
+    /// Its text (all data children).
+    pub(crate) fn text(self) -> Option<String> {
+        // SAFETY: a live node; returns a new g_malloc'd string or NULL.
+        let data = unsafe { ffi::xmlnode_get_data(self.raw()) };
+        // SAFETY: ours to free.
+        unsafe { glue::take_gstring(data) }
     }
 }
 

@@ -90,6 +90,8 @@ impl Purple {
     pub(crate) async fn shutdown(&self) {
         let _ = self
             .call(|| {
+                // Chats left from here on are left for a restart.
+                state::with(|s| s.shutting_down = true);
                 // A clean stop is no sign-on's fault (no strike at start).
                 if let Err(e) = state::hub().signons_interrupted() {
                     tracing::error!("cannot record the sign-ons as interrupted: {e}");
@@ -174,9 +176,22 @@ fn init(user_dir: &std::path::Path) -> Result<(), PurpleError> {
     // SAFETY: core initialised.
     unsafe { ffi::purple_prefs_load() };
     uiops::connect_signals();
+    load_plugins();
     accounts::startup();
     tracing::debug!(core_init = ?(t1 - t0), rest = ?t1.elapsed(), "libpurple started");
     Ok(())
+}
+
+/// Loads the general plugins `backend.toml` names (`plugins`), before
+/// accounts sign on. A plugin that is missing or fails is logged and
+/// skipped: the backend runs without it.
+fn load_plugins() {
+    for id in state::with(|s| s.config.plugins.clone()) {
+        match handles::Protocol::load_general(&id) {
+            Ok(()) => tracing::info!(plugin = %id, "plugin loaded"),
+            Err(why) => tracing::warn!(plugin = %id, "plugin not loaded: {why}"),
+        }
+    }
 }
 
 /// Beats `heartbeat` from a GLib timeout on the purple thread's main loop,

@@ -110,6 +110,25 @@ pub(crate) struct PurpleState {
     pub(crate) paces: HashMap<i64, crate::backend::pacing::Pace>,
     /// History replays in progress (dedup), see `history`.
     pub(crate) replays: super::history::Replays,
+    /// Remembered chats being rejoined at sign-on (account, lower-cased
+    /// name), until an explicit `chat.join` of the same name: such a join
+    /// must never create the room (`accounts::vanished_room`).
+    pub(crate) rejoining: HashSet<(i64, String)>,
+    /// The chat each account joined last (the XMPP plugin asks how to
+    /// configure a room it just created right after joining it).
+    pub(crate) last_joined: HashMap<i64, String>,
+    /// Rooms found gone at a rejoin and left (`accounts::vanished_room`),
+    /// until the user joins them again.
+    pub(crate) abandoned: HashSet<(i64, String)>,
+    /// The backend is stopping (SIGTERM): chats it leaves are left for a
+    /// restart (`chat.left` with `reason: "restart"`).
+    pub(crate) shutting_down: bool,
+    /// IRC accounts signed on with another nick than the one asked for
+    /// (taken): the nick they got (`accounts::note_nick`).
+    pub(crate) nicks: HashMap<i64, String>,
+    /// Chats whose topic the user asked to change, until the server
+    /// confirms (a topic change) or refuses (an XMPP error).
+    pub(crate) topic_pending: HashSet<(i64, String)>,
 }
 
 impl PurpleState {
@@ -134,6 +153,12 @@ impl PurpleState {
             send_queues: HashMap::new(),
             paces: HashMap::new(),
             replays: HashMap::new(),
+            rejoining: HashSet::new(),
+            last_joined: HashMap::new(),
+            abandoned: HashSet::new(),
+            shutting_down: false,
+            nicks: HashMap::new(),
+            topic_pending: HashSet::new(),
         }
     }
 }

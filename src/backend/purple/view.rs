@@ -34,6 +34,52 @@ pub(crate) fn options_of(account: Account) -> Map<String, Value> {
     out
 }
 
+/// The host an account connects to, as a certificate names it: XMPP's
+/// `connect_server` when set, otherwise the server part of the user name
+/// (`nick@server` on IRC, `user@domain/resource` on XMPP).
+pub(crate) fn connect_host(account: Account) -> String {
+    let explicit = account
+        .protocol()
+        .and_then(|p| p.option("connect_server"))
+        .and_then(|o| account.option_value(o));
+    if let Some(OptionValue::Str(s)) = explicit {
+        if !s.is_empty() {
+            return s;
+        }
+    }
+    host_of_username(&account.username()).to_owned()
+}
+
+/// The nick an IRC account asks for: its user name before the `@`.
+pub(crate) fn irc_nick(account: Account) -> String {
+    let username = account.username();
+    username
+        .split_once('@')
+        .map_or(username.as_str(), |(n, _)| n)
+        .to_owned()
+}
+
+/// The conversation of an IRC account's server: one IM named after the
+/// host it connects to, holding the server's notices and Sapphire's own
+/// lines about the connection, all `system` (never unread, never a
+/// mention).
+pub(crate) fn server_conversation(account: Account) -> ConvRef {
+    ConvRef::im(connect_host(account))
+}
+
+/// Whether an IRC IM conversation is the server's: its name has a `.`,
+/// which a nick cannot have (RFC 2812 §2.3.1), so the "person" is a server
+/// (its notices, e.g. `*** Looking up your hostname`).
+pub(crate) fn is_irc_server_name(name: &str) -> bool {
+    name.contains('.')
+}
+
+/// `user@host/resource` → `host` (the whole name without an `@`).
+fn host_of_username(username: &str) -> &str {
+    let after = username.rsplit_once('@').map_or(username, |(_, h)| h);
+    after.split('/').next().unwrap_or(after)
+}
+
 /// Whether the account's plugin marks `setting` masked.
 fn masked(account: Account, setting: &str) -> bool {
     account
@@ -63,6 +109,10 @@ pub(crate) fn account_json(account: Account) -> Value {
     });
     if let Some(alias) = account.alias() {
         a["alias"] = json!(alias);
+    }
+    // The nick the server gave when the one asked for was taken.
+    if let Some(nick) = super::state::with(|s| s.nicks.get(&id).cloned()) {
+        a["nick"] = json!(nick);
     }
     if account.protocol_id() == "prpl-irc" {
         // Sapphire's own pace for the account's lines (`backend::pacing`),
@@ -174,4 +224,27 @@ pub(crate) fn protocol_json(protocol: Protocol) -> Value {
             else { "required" },
         "chat_topic": flags & OPT_PROTO_CHAT_TOPIC != 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_names_have_dots_nicks_do_not() {
+        assert!(super::is_irc_server_name("irc.libera.chat"));
+        assert!(!super::is_irc_server_name("alice"));
+        assert!(!super::is_irc_server_name("[m]bob"));
+    }
+
+    #[test]
+    fn the_host_of_a_user_name() {
+        assert_eq!(
+            super::host_of_username("alice@localhost/sapphire"),
+            "localhost"
+        );
+        assert_eq!(
+            super::host_of_username("nick@irc.example.org"),
+            "irc.example.org"
+        );
+        assert_eq!(super::host_of_username("bare"), "bare");
+    }
 }

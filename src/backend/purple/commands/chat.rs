@@ -28,6 +28,8 @@ pub(super) fn join(p: &Params) -> OpResult {
         name.to_owned()
     };
     let gc = accounts::connected(account)?;
+    // Asked for: this join may create the room.
+    accounts::explicit_join(account.id(), &name);
     let pending = (account.id(), account.normalize(&name));
     state::with(|s| s.pending_joins.insert(pending.clone()));
     if !gc.join_chat(&name, fields) {
@@ -73,6 +75,10 @@ pub(super) fn topic(p: &Params) -> OpResult {
         return Err(OpError::bad_request("bad topic"));
     }
     let gc = accounts::connected(account)?;
+    // An XMPP room answers a refused change with a bare error
+    // (`uiops::signals::jabber_receiving_message` tells the user).
+    let name = conv.name().to_lowercase();
+    state::with(|s| s.topic_pending.insert((account.id(), name)));
     if !gc.set_chat_topic(conv, topic) {
         return Err(unsupported("cannot set topics"));
     }

@@ -45,6 +45,7 @@ unsafe extern "C" fn connected(gc: *mut ffi::PurpleConnection) {
         // matched afresh against the store.
         history::reset_account(id);
         events::emit_status(id, "connected", None);
+        accounts::note_nick(id);
         accounts::autojoin(id);
     }
 }

@@ -42,7 +42,17 @@ unsafe extern "C" fn write_conv(
     };
     let system =
         ffi::PURPLE_MESSAGE_SYSTEM | ffi::PURPLE_MESSAGE_ERROR | ffi::PURPLE_MESSAGE_NOTIFY;
-    let direction = if flags & system != 0 {
+    // An IRC server's notices go to the account's one server
+    // conversation, as quiet system lines.
+    let server = conv
+        .and_then(Conversation::account)
+        .filter(|a| a.protocol_id() == "prpl-irc")
+        .filter(|_| {
+            conversation.kind == ConvKind::Im && view::is_irc_server_name(&conversation.name)
+        })
+        .map(view::server_conversation);
+    let conversation = server.clone().unwrap_or(conversation);
+    let direction = if server.is_some() || flags & system != 0 {
         Direction::System
     } else if flags & ffi::PURPLE_MESSAGE_SEND != 0 {
         Direction::Out

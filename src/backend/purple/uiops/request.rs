@@ -12,7 +12,7 @@ use super::super::handles::{
     cast_callback, Account, Callback, FieldKind, IntCb, RequestField, RequestFields, UnitCb,
 };
 use super::super::state::{Pending, PendingRequest};
-use super::super::{events, ffi, glue, requests};
+use super::super::{accounts, events, ffi, glue, requests};
 use crate::backend::event::{Action, Choice, Event, Notice, RequestDetails, RequestOpen};
 
 /// A C string argument of a callback (`None` for NULL).
@@ -77,6 +77,37 @@ unsafe fn common(
         account: unsafe { account_id(account) },
         // SAFETY: libpurple's string arguments, NULL or valid for the call.
         who: unsafe { opt(who) },
+    }
+}
+
+/// libpurple's certificate prompts ("SSL Certificate Verification",
+/// "Accept certificate for HOST?") carry no account: the account signing
+/// on to that host is found ([`accounts::certificate_account`]), set as
+/// `account`, and named first in `secondary`.
+fn name_certificate_account(c: &mut Common) {
+    if c.account.is_some()
+        || !c
+            .title
+            .as_deref()
+            .is_some_and(|t| t.contains("Certificate"))
+    {
+        return;
+    }
+    let Some(host) = c
+        .primary
+        .as_deref()
+        .and_then(|p| p.strip_prefix("Accept certificate for "))
+        .map(|h| h.trim_end_matches('?').to_owned())
+    else {
+        return;
+    };
+    if let Some(account) = accounts::certificate_account(&host) {
+        c.account = Some(account.id());
+        let named = format!("For the account {}.", account.username());
+        c.secondary = Some(match c.secondary.take() {
+            Some(s) => format!("{named}\n\n{s}"),
+            None => named,
+        });
     }
 }
 
@@ -247,15 +278,17 @@ unsafe extern "C" fn sapphire_request_action_rs(
         // SAFETY: action callbacks are PurpleRequestActionCb.
         cbs.push(unsafe { callback(cb, user_data) });
     }
+    // SAFETY: the callback's own arguments.
+    let mut c = unsafe { common(title, primary, secondary, account, who) };
+    // A rejoin that created a vanished room: no prompt, the room is left.
+    if let Some((id, room)) = accounts::vanished_room(c.account, c.title.as_deref()) {
+        accounts::abandon_vanished_room(id, room);
+        return std::ptr::null_mut();
+    }
+    name_certificate_account(&mut c);
     let mut e = entry(Some(ffi::PURPLE_REQUEST_ACTION), Pending::Action);
     e.actions = cbs;
-    open(
-        // SAFETY: the callback\'s own arguments.
-        unsafe { common(title, primary, secondary, account, who) },
-        actions,
-        RequestDetails::Action { default_action },
-        e,
-    )
+    open(c, actions, RequestDetails::Action { default_action }, e)
 }
 
 // The shim's callbacks have the types csrc/purple-wrapper.h declares.

@@ -5,9 +5,9 @@
 
 use std::ffi::{c_char, c_void, CStr};
 
-use super::super::handles::{Account, Buddy, Connection, Conversation};
+use super::super::handles::{Account, Buddy, Connection, Conversation, XmlNode};
 use super::super::{accounts, events, ffi, glue, history, state, view};
-use crate::backend::event::{ConvRef, Event};
+use crate::backend::event::{ConvRef, Event, Notice};
 use crate::backend::protocol::clean_incoming;
 
 type ConvFn = unsafe extern "C" fn(*mut ffi::PurpleConversation);
@@ -16,6 +16,14 @@ type ConvWhoTextFn =
     unsafe extern "C" fn(*mut ffi::PurpleConversation, *const c_char, *const c_char);
 type AccountNameFn = unsafe extern "C" fn(*mut ffi::PurpleAccount, *const c_char);
 type BuddyFn = unsafe extern "C" fn(*mut ffi::PurpleBuddy);
+type JabberMessageFn = unsafe extern "C" fn(
+    *mut ffi::PurpleConnection,
+    *const c_char,
+    *const c_char,
+    *const c_char,
+    *const c_char,
+    *mut ffi::xmlnode,
+) -> ffi::gboolean;
 type ReceivingFn = unsafe extern "C" fn(
     *mut ffi::PurpleAccount,
     *mut *mut c_char,
@@ -35,6 +43,7 @@ enum Handler {
     ConvWhoText(ConvWhoTextFn),
     AccountName(AccountNameFn),
     Buddy(BuddyFn),
+    JabberMessage(JabberMessageFn),
     Receiving(ReceivingFn),
     ConnText(ConnTextFn),
     Account(AccountFn),
@@ -60,6 +69,10 @@ impl Handler {
             // SAFETY: as above.
             Handler::Buddy(f) => unsafe { std::mem::transmute::<BuddyFn, Generic>(f) },
             // SAFETY: as above.
+            Handler::JabberMessage(f) => unsafe {
+                std::mem::transmute::<JabberMessageFn, Generic>(f)
+            },
+            // SAFETY: as above.
             Handler::Receiving(f) => unsafe { std::mem::transmute::<ReceivingFn, Generic>(f) },
             // SAFETY: as above.
             Handler::ConnText(f) => unsafe { std::mem::transmute::<ConnTextFn, Generic>(f) },
@@ -75,6 +88,8 @@ impl Handler {
 enum Instance {
     Conversations,
     Blist,
+    /// The XMPP protocol plugin (its own signals), when loaded.
+    Jabber,
     /// The IRC protocol plugin (its own signals, if it is installed).
     Irc,
     Accounts,
@@ -154,6 +169,11 @@ const SIGNALS: &[(Instance, &CStr, Handler)] = &[
         c"buddy-signed-off",
         Handler::Buddy(buddy_status_changed),
     ),
+    (
+        Instance::Jabber,
+        c"jabber-receiving-message",
+        Handler::JabberMessage(jabber_receiving_message),
+    ),
 ];
 
 /// Connects the signal handlers (after `purple_core_init`; purple thread).
@@ -163,6 +183,8 @@ pub(crate) fn connect() {
     let convs = unsafe { ffi::purple_conversations_get_handle() };
     // SAFETY: as above.
     let blist = unsafe { ffi::purple_blist_get_handle() };
+    // SAFETY: core is up; NULL when the plugin is not loaded.
+    let jabber = unsafe { ffi::purple_plugins_find_with_id(c"prpl-jabber".as_ptr()) };
     // SAFETY: a static C string; NULL or a plugin loaded for the process.
     let irc = unsafe { ffi::purple_find_prpl(c"prpl-irc".as_ptr()) }.cast::<c_void>();
     // SAFETY: as above.
@@ -171,6 +193,8 @@ pub(crate) fn connect() {
         let instance = match instance {
             Instance::Conversations => convs,
             Instance::Blist => blist,
+            Instance::Jabber if jabber.is_null() => continue,
+            Instance::Jabber => jabber as *mut c_void,
             Instance::Irc if irc.is_null() => continue,
             Instance::Irc => irc,
             Instance::Accounts => accounts,
@@ -203,12 +227,19 @@ fn chat_joined(conv: Conversation) {
     let Some((account, conversation)) = view::conv_ref(conv) else {
         return;
     };
+    if accounts::joined_abandoned(account, &conversation.name) {
+        tracing::debug!(account, "joined an abandoned room");
+        return;
+    }
+    tracing::debug!(account, "chat joined");
     let key = (account, conversation.name.clone());
-    if !state::with(|s| {
+    let first = state::with(|s| {
+        s.last_joined.insert(account, conversation.name.clone());
         s.pending_joins
             .retain(|(a, n)| !(*a == account && n.eq_ignore_ascii_case(&key.1)));
         s.joined.insert(key)
-    }) {
+    });
+    if !first {
         return;
     }
     let irc = conv
@@ -241,11 +272,14 @@ pub(super) fn chat_left(conv: Conversation) {
         return;
     };
     let key = (account, conversation.name.clone());
-    if state::with(|s| s.joined.remove(&key)) {
+    let (was_joined, stopping) = state::with(|s| (s.joined.remove(&key), s.shutting_down));
+    if was_joined {
         events::emit(Event::ChatLeft {
             account,
             conversation,
-            reason: None,
+            // The backend stops (SIGTERM): the chat is rejoined when it
+            // starts again, as after a kill (the hub's leftovers).
+            reason: stopping.then_some("restart"),
         });
     }
 }
@@ -291,7 +325,12 @@ unsafe extern "C" fn chat_topic_changed(
         return;
     };
     let key = (account, conversation.name.clone());
-    if !state::with(|s| s.joined.contains(&key)) {
+    let joined = state::with(|s| {
+        s.topic_pending
+            .remove(&(account, conversation.name.to_lowercase()));
+        s.joined.contains(&key)
+    });
+    if !joined {
         return; // sent with chat.joined
     }
     events::emit(Event::ChatTopic {
@@ -345,6 +384,57 @@ unsafe extern "C" fn buddy_status_changed(buddy: *mut ffi::PurpleBuddy) {
     }
 }
 
+/// Every `<message>` the XMPP plugin receives. libpurple drops an error
+/// reply without a body, so a topic change the room refused (prosody's
+/// error carries neither our `<subject>` nor a body) would vanish: an
+/// error without a body from a room whose topic the user is changing
+/// becomes a `notice` (level `error`, `who` the room) with the server's
+/// reason.
+unsafe extern "C" fn jabber_receiving_message(
+    gc: *mut ffi::PurpleConnection,
+    kind: *const c_char,
+    _id: *const c_char,
+    from: *const c_char,
+    _to: *const c_char,
+    message: *mut ffi::xmlnode,
+) -> ffi::gboolean {
+    // SAFETY: the signal's arguments: NULL or valid strings for the call.
+    if unsafe { glue::opt_string(kind) }.as_deref() != Some("error") {
+        return ffi::GFALSE;
+    }
+    // SAFETY: the message being received, live for the call.
+    let Some(msg) = (unsafe { XmlNode::from_ptr(message) }) else {
+        return ffi::GFALSE;
+    };
+    if msg.child("body").is_some() {
+        return ffi::GFALSE;
+    }
+    // SAFETY: the callback's own connection.
+    let Some(account) = (unsafe { Connection::from_ptr(gc) }).and_then(Connection::account) else {
+        return ffi::GFALSE;
+    };
+    // SAFETY: as above.
+    let from = unsafe { glue::string(from) };
+    let room = from.split('/').next().unwrap_or_default().to_owned();
+    if !state::with(|s| s.topic_pending.remove(&(account.id(), room.to_lowercase()))) {
+        return ffi::GFALSE;
+    }
+    let reason = msg.child("error").and_then(|e| {
+        e.child_ns("text", "urn:ietf:params:xml:ns:xmpp-stanzas")
+            .and_then(XmlNode::text)
+            .or_else(|| e.first_element().map(XmlNode::name))
+    });
+    events::emit(Event::Notice(Notice {
+        level: "error",
+        account: Some(account.id()),
+        title: Some("Topic not changed".into()),
+        primary: Some(format!("The server refused to change the topic of {room}.")),
+        secondary: reason.map(|r| clean_incoming(r).0),
+        who: Some(room),
+        ..Notice::default()
+    }));
+    ffi::GFALSE
+}
 /// Drops the message libpurple makes of a CTCP request (VERSION, PING,
 /// TIME, …) the line being handled carried: the IRC plugin has already
 /// answered the ones it answers (VERSION and PING, with a NOTICE), and the
