@@ -502,3 +502,46 @@ async fn http_01_certificate_from_pebble_through_the_plain_listener() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn http_01_without_a_plain_listener_is_warned_about_at_start() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("proxy.toml");
+    std::fs::write(
+        &cfg,
+        format!("[acme]\ndomains = [\"{DOMAIN}\"]\nchallenge = \"http-01\"\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(PROXY)
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--launcher",
+            "spawn",
+            "--state-dir",
+        ])
+        .arg(dir.path().join("state"))
+        .arg("--accounts")
+        .arg(dir.path().join("accounts.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It still starts (tls-alpn-01 or certbot may be used meanwhile).
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .starts_with("listening on https://"));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("acme.challenge is \"http-01\" but the proxy has no plain HTTP listener"),
+        "{err}"
+    );
+}

@@ -69,6 +69,17 @@ impl Proxy {
                 .map_err(io_err("preparing the listening sockets"))
         };
         let (listeners, http_listeners) = (tokio(tls)?, tokio(plain)?);
+        if config
+            .acme
+            .as_ref()
+            .is_some_and(|a| a.challenge == crate::acme::Challenge::Http01)
+            && http_listeners.is_empty()
+        {
+            warn!(
+                "acme.challenge is \"http-01\" but the proxy has no plain HTTP listener: \
+                 enable sapphire-proxy-http.socket (or set listen_http), or validations will fail"
+            );
+        }
         let shared = Arc::new(Shared::open(config)?);
         Ok(Proxy {
             shared,
