@@ -261,6 +261,7 @@ async fn replayed_room_history_is_stored_once_across_reconnect_reenable_restart_
     let hello = c.ok("hello", json!({})).await;
     assert!(hello["last_seq"].as_u64().unwrap() > 0);
     rejoined(&mut c, &hello, alice).await;
+    rejoined(&mut c, &hello, bob).await;
     bob_says(&mut c, bob, alice, "after kill").await;
     expected.extend(burst.iter().cloned());
     expected.push("after kill".into());
