@@ -14,19 +14,7 @@ const ROOM: &str = "history@conference.localhost";
 
 /// The texts of `account`'s history of the room, oldest first.
 async fn history(c: &mut Client, account: i64) -> Vec<String> {
-    let r = c
-        .ok(
-            "history",
-            json!({"account": account, "conversation": chat(ROOM), "limit": 500}),
-        )
-        .await;
-    r["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["direction"] != "system")
-        .map(|m| m["text"].as_str().unwrap().to_owned())
-        .collect()
+    history_texts(c, account, chat(ROOM)).await
 }
 
 /// bob says `text` in the room; waits until alice has it live (so every

@@ -612,6 +612,24 @@ pub async fn hello_when_ready(c: &mut Client, account: i64, joined: Option<&str>
     hello
 }
 
+/// The texts of `account`'s history of `conversation` (up to 500, oldest
+/// first), without system lines.
+pub async fn history_texts(c: &mut Client, account: i64, conversation: Value) -> Vec<String> {
+    let r = c
+        .ok(
+            "history",
+            json!({"account": account, "conversation": conversation, "limit": 500}),
+        )
+        .await;
+    r["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] != "system")
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub fn chat(name: &str) -> Value {
     json!({"kind": "chat", "name": name})
 }
