@@ -6,7 +6,7 @@
 //! connections before registration). Issue #13.
 mod backend_support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backend_support::*;
 use serde_json::{json, Value};
@@ -154,12 +154,23 @@ async fn trip_the_throttle(port: u16) {
     panic!("the throttle never closed a connection");
 }
 
-// Ignored: flaky on this machine (2026-12-02: in some runs no retry signed
-// on within 90 s after the Z-line ended; passed in others). Closing before
-// registration is covered by tests/backend_signon.rs with a scripted
-// server; run this one with `cargo test --test backend_inspircd -- --ignored`
-// while finding out why inspircd keeps refusing the retries.
-#[ignore = "flaky: retries after inspircd's connectban do not always sign on"]
+/// The throttle case of issue #13, against the real server.
+///
+/// inspircd 3.15 (Debian 12; unchanged in its v4) has a ban-cache bug
+/// that this test met in 5 of 10 runs before it played another user (the
+/// server's debug log showed it each time): a connection in the last second
+/// of a Z-line (now == expiry: a line is over only when now > expiry) is
+/// refused by the line and cached as refused for `expiry - now` = 0
+/// seconds, which `BanCacheManager::AddHit` takes to mean 24 h. The cache
+/// is read before the Z-lines, so every later connection from that address
+/// is refused from the cache, and the cache is emptied only when the server
+/// removes the Z-line, which it does lazily while checking a connection
+/// from an address with no cache entry. On a real server other users'
+/// connections do that all the time; here the backend is the only client,
+/// from 127.0.0.1, so after each refused attempt another user connects
+/// (`Inspircd::stranger_connects`), as one would. The back-off itself
+/// was not at fault: its retries went on (2, 4, 8, 16, 32, 64 s plus
+/// jitter) and each met the cached 24-h refusal.
 #[tokio::test]
 async fn a_reconnect_throttle_is_an_error_then_a_retry_signs_on() {
     let Some(ircd) = Inspircd::start(5) else {
@@ -192,15 +203,33 @@ async fn a_reconnect_throttle_is_an_error_then_a_retry_signs_on() {
     assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
     // ... and one of the back-off's retries signs on once the Z-line is
     // over (the first retry may still meet it: its back-off starts at a few
-    // seconds, with jitter, and grows).
-    let connected = c
-        .event_within(Duration::from_secs(90), |e| {
-            e["op"] == "account.status" && e["account"] == alice && e["status"] == "connected"
-        })
-        .await;
-    assert!(
-        connected.is_some(),
-        "never signed on after the throttle: {:?}",
-        c.events
-    );
+    // seconds, with jitter, and grows). Each refused retry is another
+    // error; after each, another user connects (see above).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut refused = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let status = c
+            .event_within(left, |e| {
+                e["op"] == "account.status"
+                    && e["account"] == alice
+                    && (e["status"] == "connected" || e["status"] == "error")
+            })
+            .await;
+        match status {
+            Some(e) if e["status"] == "connected" => break,
+            Some(e) => {
+                refused += 1;
+                assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+                ircd.stranger_connects().await;
+            }
+            None => panic!(
+                "never signed on after the throttle ({refused} retries refused): {:?}\n\
+                 backend log:\n{}\nserver log:\n{}",
+                c.events,
+                backend.log(),
+                ircd.log()
+            ),
+        }
+    }
 }

@@ -790,6 +790,9 @@ pub struct Inspircd {
     pub port: u16,
     _proc: Proc,
     _dir: tempfile::TempDir,
+    /// The last octet of the loopback address the next
+    /// [`Inspircd::stranger_connects`] comes from (127.0.0.2 on).
+    strangers: std::sync::atomic::AtomicU8,
 }
 
 impl Inspircd {
@@ -814,6 +817,10 @@ impl Inspircd {
         let port = free_port();
         std::fs::write(dir.path().join("motd"), "inspircd test server\n").unwrap();
         let conf = dir.path().join("inspircd.conf");
+        // connectban: the `threshold`-th connection from one address (in
+        // an hour, Z-lined ones not counted) gets it a Z-line of 2 s. That
+        // ban does end, but inspircd 3.15 may cache it for 24 h: see
+        // `Inspircd::stranger_connects` and tests/backend_inspircd.rs.
         std::fs::write(
             &conf,
             format!(
@@ -827,7 +834,7 @@ impl Inspircd {
 <path configdir="{d}" datadir="{d}" logdir="{d}" moduledir="{m}">
 <dns server="127.0.0.1" timeout="1">
 <options defaultmodes="not">
-<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="{d}/ircd.log">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="debug" target="{d}/ircd.log">
 <module name="chanhistory">
 <chanhistory maxlines="50" notice="no" bots="yes" prefixmsg="no">
 <module name="connectban">
@@ -851,6 +858,43 @@ impl Inspircd {
             port,
             _proc: proc,
             _dir: dir,
+            strangers: std::sync::atomic::AtomicU8::new(2),
         })
+    }
+
+    /// The server's log (`ircd.log` in its directory, debug level: it
+    /// shows Z-lines and ban-cache hits).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("ircd.log")).unwrap_or_default()
+    }
+
+    /// Another user of the server connects, from a loopback address no
+    /// connection came from before (127.0.0.2, .3, ...), says QUIT and is
+    /// gone; returns once the server has closed it. Each address is used
+    /// once, so it has no ban-cache entry and the server checks it against
+    /// its Z-lines, which is what makes inspircd 3.15 remove Z-lines that
+    /// are over: see `a_reconnect_throttle_is_an_error_then_a_retry_signs_on`.
+    pub async fn stranger_connects(&self) {
+        let n = self
+            .strangers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 255, "out of loopback addresses");
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, n], 0)))
+            .unwrap();
+        let mut s = socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], self.port)))
+            .await
+            .expect("a stranger connects");
+        let _ = s.write_all(b"QUIT\r\n").await;
+        let mut rest = Vec::new();
+        tokio::time::timeout(
+            WAIT,
+            tokio::io::AsyncReadExt::read_to_end(&mut s, &mut rest),
+        )
+        .await
+        .expect("the server closes a stranger's connection after QUIT")
+        .ok();
     }
 }
