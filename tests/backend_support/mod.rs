@@ -27,6 +27,17 @@ mod net;
 pub use net::free_port;
 use net::wait_tcp;
 
+/// A backend on a new state directory (removed when the `TempDir` is
+/// dropped: keep it as long as the backend) and a client that has said
+/// `hello`.
+pub async fn fresh_backend() -> (tempfile::TempDir, Backend, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    (dir, backend, c)
+}
+
 /// A process killed when dropped.
 pub struct Proc(pub Child);
 
@@ -650,16 +661,21 @@ pub async fn add_xmpp(c: &mut Client, port: u16, user: &str, password: &str) -> 
     r["account"]["id"].as_i64().unwrap()
 }
 
+/// Waits for the certificate prompt (a `request.open` with an Accept
+/// action).
+pub async fn certificate_prompt(c: &mut Client) -> Value {
+    c.event("certificate prompt", |e| {
+        e["op"] == "request.open"
+            && e["actions"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
+    })
+    .await
+}
+
 /// Accepts the certificate prompt and waits until `account` is connected.
 pub async fn accept_certificate(c: &mut Client, account: i64) {
-    let prompt = c
-        .event("certificate prompt", |e| {
-            e["op"] == "request.open"
-                && e["actions"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
-        })
-        .await;
+    let prompt = certificate_prompt(c).await;
     let accept = action_id(&prompt, "Accept");
     c.ok(
         "request.answer",
@@ -673,6 +689,27 @@ pub async fn accept_certificate(c: &mut Client, account: i64) {
     .await;
 }
 
+/// The fields of a `fields` prompt, all groups in order.
+pub fn form_fields(form: &Value) -> Vec<&Value> {
+    form["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["fields"].as_array().unwrap())
+        .collect()
+}
+
+/// Waits for the first `notice` with `fields` and asserts that its
+/// `primary` says `text`; returns the notice.
+pub async fn notice_saying(c: &mut Client, fields: Value, text: &str) -> Value {
+    let notice = c.event_op("notice", fields).await;
+    assert!(
+        notice["primary"].as_str().is_some_and(|p| p.contains(text)),
+        "{notice}"
+    );
+    notice
+}
+
 pub fn action_id(prompt: &Value, label: &str) -> Value {
     prompt["actions"]
         .as_array()
@@ -683,20 +720,26 @@ pub fn action_id(prompt: &Value, label: &str) -> Value {
         .clone()
 }
 
-/// `owner` creates MUC `room` with the default configuration (libpurple
-/// asks how to configure a new room: a prompt) and waits until joined.
-pub async fn create_room(c: &mut Client, owner: i64, room: &str) {
+/// `owner` asks to join MUC `room`, which does not exist yet: libpurple
+/// asks how to configure the new room (a prompt), answered with the
+/// action labelled `choice`.
+pub async fn new_room(c: &mut Client, owner: i64, room: &str, choice: &str) {
     c.ok("chat.join", json!({"account": owner, "name": room}))
         .await;
     let prompt = c
         .event_op("request.open", json!({"kind": "action", "account": owner}))
         .await;
-    let defaults = action_id(&prompt, "Accept Defaults");
     c.ok(
         "request.answer",
-        json!({"request": prompt["request"], "action": defaults}),
+        json!({"request": prompt["request"], "action": action_id(&prompt, choice)}),
     )
     .await;
+}
+
+/// `owner` creates MUC `room` with the default configuration and waits
+/// until joined.
+pub async fn create_room(c: &mut Client, owner: i64, room: &str) {
+    new_room(c, owner, room, "Accept Defaults").await;
     c.event_op(
         "chat.joined",
         json!({"account": owner, "conversation": chat(room)}),
