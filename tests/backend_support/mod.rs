@@ -491,6 +491,20 @@ impl IrcPeer {
         peer
     }
 
+    /// Connects as `nick` and joins `channel` (until the end of its names
+    /// list).
+    pub async fn in_channel(port: u16, nick: &str, channel: &str) -> IrcPeer {
+        let mut peer = IrcPeer::connect(port, nick).await;
+        peer.join(channel).await;
+        peer
+    }
+
+    /// Joins `channel` and waits for the end of its names list.
+    pub async fn join(&mut self, channel: &str) {
+        self.send(&format!("JOIN {channel}")).await;
+        self.expect(" 366 ").await;
+    }
+
     pub async fn send(&mut self, line: &str) {
         self.writer
             .write_all(format!("{line}\r\n").as_bytes())
