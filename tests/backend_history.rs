@@ -116,18 +116,9 @@ async fn replayed_room_history_is_stored_once_across_reconnect_reenable_restart_
         &[("alice", "alice-pw"), ("bob", "bob-pw")],
         "muc_room_default_persistent = true",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let mut backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
-    let bob = add_xmpp(&mut c, xmpp.port, "bob", "bob-pw").await;
-    accept_certificate(&mut c, bob).await;
-    let alice = add_xmpp(&mut c, xmpp.port, "alice", "alice-pw").await;
-    c.event_op(
-        "account.status",
-        json!({"account": alice, "status": "connected"}),
-    )
-    .await;
+    let (_dir, mut backend, mut c) = fresh_backend().await;
+    let (bob, alice) =
+        add_xmpp_pair(&mut c, xmpp.port, ("bob", "bob-pw"), ("alice", "alice-pw")).await;
     create_room(&mut c, bob, ROOM).await;
     join_room(&mut c, alice, ROOM).await;
     let mut expected: Vec<String> = Vec::new();
@@ -190,11 +181,7 @@ async fn replayed_room_history_is_stored_once_across_reconnect_reenable_restart_
         .await;
     }
     for account in [alice, bob] {
-        c.event_op(
-            "account.status",
-            json!({"account": account, "status": "connected"}),
-        )
-        .await;
+        c.account_status(account, "connected").await;
         rejoined(&mut c, &Value::Null, account).await;
     }
     bob_says(&mut c, bob, alice, "after reconnect").await;
@@ -261,18 +248,9 @@ async fn replayed_room_history_is_stored_once_across_reconnect_reenable_restart_
 #[tokio::test]
 async fn an_offline_message_arrives_at_sign_on_with_its_original_time() {
     let xmpp = Prosody::start(&[("carol", "carol-pw"), ("dan", "dan-pw")]);
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
-    let dan = add_xmpp(&mut c, xmpp.port, "dan", "dan-pw").await;
-    accept_certificate(&mut c, dan).await;
-    let carol = add_xmpp(&mut c, xmpp.port, "carol", "carol-pw").await;
-    c.event_op(
-        "account.status",
-        json!({"account": carol, "status": "connected"}),
-    )
-    .await;
+    let (_dir, _backend, mut c) = fresh_backend().await;
+    let (dan, carol) =
+        add_xmpp_pair(&mut c, xmpp.port, ("dan", "dan-pw"), ("carol", "carol-pw")).await;
     set_enabled(&mut c, carol, false).await;
     let before = now_ms();
     c.ok(

@@ -25,14 +25,8 @@ async fn accept_certificate_prompt(c: &mut Client) {
 async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
     let xmpp = Prosody::start(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
     let (_dir, backend, mut c) = fresh_backend().await;
-    let alice = add_xmpp(&mut c, xmpp.port, "alice", "alice-pw").await;
-    accept_certificate(&mut c, alice).await;
-    let bob = add_xmpp(&mut c, xmpp.port, "bob", "bob-pw").await;
-    c.event_op(
-        "account.status",
-        json!({"account": bob, "status": "connected"}),
-    )
-    .await;
+    let (alice, bob) =
+        add_xmpp_pair(&mut c, xmpp.port, ("alice", "alice-pw"), ("bob", "bob-pw")).await;
 
     // alice creates a room: libpurple asks how to configure it (a prompt).
     let room = "lounge@conference.localhost";
@@ -145,11 +139,7 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         )
         .await;
     assert_eq!(r["account"]["enabled"], false);
-    c.event_op(
-        "account.status",
-        json!({"account": bob, "status": "disconnected"}),
-    )
-    .await;
+    c.account_status(bob, "disconnected").await;
     c.event_op(
         "chat.left",
         json!({"account": bob, "conversation": chat(room)}),
@@ -173,11 +163,7 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         json!({"account": bob, "enabled": true}),
     )
     .await;
-    c.event_op(
-        "account.status",
-        json!({"account": bob, "status": "connected"}),
-    )
-    .await;
+    c.account_status(bob, "connected").await;
     // Signed on again, bob rejoins both rooms by himself (one joined with
     // chat.join, one by invitation). The server replays the recent
     // history, which bob has already: it is not shown or stored again
@@ -260,11 +246,7 @@ async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
         .ok("request.answer", json!({"request": id, "action": accept}))
         .await;
     c.event_op("request.close", json!({"request": id})).await;
-    c.event_op(
-        "account.status",
-        json!({"account": alice, "status": "connected"}),
-    )
-    .await;
+    c.account_status(alice, "connected").await;
     let r = c
         .request("request.answer", json!({"request": id, "action": accept}))
         .await;
@@ -272,11 +254,7 @@ async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
 
     // The accepted certificate is remembered: bob connects without a prompt.
     let bob = add_xmpp(&mut c, xmpp.port, "bob", "bob-pw").await;
-    c.event_op(
-        "account.status",
-        json!({"account": bob, "status": "connected"}),
-    )
-    .await;
+    c.account_status(bob, "connected").await;
     assert!(!c.events.iter().any(|e| e["op"] == "request.open"));
 
     // IMs both ways through the server.
@@ -380,11 +358,7 @@ async fn an_account_without_a_password_asks_for_it() {
         json!({"request": form["request"], "action": 0, "fields": {&password: "carol-pw"}}),
     )
     .await;
-    c.event_op(
-        "account.status",
-        json!({"account": carol, "status": "connected"}),
-    )
-    .await;
+    c.account_status(carol, "connected").await;
 }
 
 #[tokio::test]
@@ -393,12 +367,7 @@ async fn a_wrong_password_is_an_error_the_user_can_fix() {
     let (_dir, _backend, mut c) = fresh_backend().await;
     let dave = add_xmpp(&mut c, xmpp.port, "dave", "not-dave-pw").await;
     accept_certificate_prompt(&mut c).await;
-    let e = c
-        .event_op(
-            "account.status",
-            json!({"account": dave, "status": "error"}),
-        )
-        .await;
+    let e = c.account_status(dave, "error").await;
     assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
     // Not retried by itself (authentication errors are fatal) until fixed.
     let r = c
@@ -418,11 +387,7 @@ async fn a_wrong_password_is_an_error_the_user_can_fix() {
         json!({"account": dave, "enabled": true}),
     )
     .await;
-    c.event_op(
-        "account.status",
-        json!({"account": dave, "status": "connected"}),
-    )
-    .await;
+    c.account_status(dave, "connected").await;
 }
 
 #[tokio::test]
@@ -437,16 +402,8 @@ async fn a_remembered_room_gone_after_a_server_restart_is_left_not_created() {
     // Rooms are not persistent here: a server restart destroys it. erin
     // reconnects by herself and rejoins; the join would create the room.
     xmpp.restart();
-    c.event_op(
-        "account.status",
-        json!({"account": erin, "status": "error"}),
-    )
-    .await;
-    c.event_op(
-        "account.status",
-        json!({"account": erin, "status": "connected"}),
-    )
-    .await;
+    c.account_status(erin, "error").await;
+    c.account_status(erin, "connected").await;
     notice_saying(
         &mut c,
         json!({"account": erin, "level": "warning", "who": room}),

@@ -457,6 +457,29 @@ impl Client {
         self.event(&what, |e| e["op"] == op && contains(e, &fields))
             .await
     }
+
+    /// Waits until `account` has `status` (an `account.status` event).
+    pub async fn account_status(&mut self, account: i64, status: &str) -> Value {
+        self.event_op(
+            "account.status",
+            json!({"account": account, "status": status}),
+        )
+        .await
+    }
+}
+
+/// Reads events (those already queued first) until one with
+/// `seq >= upto` arrived; returns them all.
+pub async fn events_until(c: &mut Client, upto: u64) -> Vec<Value> {
+    let mut out: Vec<Value> = c.events.drain(..).collect();
+    while out.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0) < upto {
+        match c.frame().await {
+            Frame::Json(v) if v.get("re").is_none() => out.push(v),
+            Frame::Json(v) => panic!("unexpected reply {v}"),
+            Frame::Closed(code) => panic!("closed {code:?}"),
+        }
+    }
+    out
 }
 
 /// Whether `v` contains every field of `pattern` (recursively for objects).
@@ -585,11 +608,7 @@ pub async fn add_irc_account(c: &mut Client, port: u16, nick: &str) -> i64 {
         )
         .await;
     let id = r["account"]["id"].as_i64().unwrap();
-    c.event_op(
-        "account.status",
-        json!({"account": id, "status": "connected"}),
-    )
-    .await;
+    c.account_status(id, "connected").await;
     id
 }
 
@@ -615,11 +634,7 @@ pub async fn hello_when_ready(c: &mut Client, account: i64, joined: Option<&str>
             .any(|x| x["id"] == account && x["status"] == "connected")
     });
     if !connected {
-        c.event_op(
-            "account.status",
-            json!({"account": account, "status": "connected"}),
-        )
-        .await;
+        c.account_status(account, "connected").await;
     }
     if let Some(name) = joined {
         let in_snapshot = hello["chats"].as_array().is_some_and(|a| {
@@ -687,6 +702,23 @@ pub async fn certificate_prompt(c: &mut Client) -> Value {
     .await
 }
 
+/// Adds the XMPP accounts `first` and `second` (user, password) on the
+/// prosody at `port` and waits until both are connected: the first one's
+/// certificate prompt is accepted, the second asks none (the certificate
+/// is remembered). Returns their ids.
+pub async fn add_xmpp_pair(
+    c: &mut Client,
+    port: u16,
+    first: (&str, &str),
+    second: (&str, &str),
+) -> (i64, i64) {
+    let a = add_xmpp(c, port, first.0, first.1).await;
+    accept_certificate(c, a).await;
+    let b = add_xmpp(c, port, second.0, second.1).await;
+    c.account_status(b, "connected").await;
+    (a, b)
+}
+
 /// Accepts the certificate prompt and waits until `account` is connected.
 pub async fn accept_certificate(c: &mut Client, account: i64) {
     let prompt = certificate_prompt(c).await;
@@ -696,11 +728,7 @@ pub async fn accept_certificate(c: &mut Client, account: i64) {
         json!({"request": prompt["request"], "action": accept}),
     )
     .await;
-    c.event_op(
-        "account.status",
-        json!({"account": account, "status": "connected"}),
-    )
-    .await;
+    c.account_status(account, "connected").await;
 }
 
 /// The fields of a `fields` prompt, all groups in order.
