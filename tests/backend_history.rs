@@ -21,16 +21,20 @@ async fn history(c: &mut Client, account: i64) -> Vec<String> {
 /// line the server replayed to alice before it has been handled). That
 /// event is consumed: [`room_messages`] returns the ones before it.
 async fn bob_says(c: &mut Client, bob: i64, alice: i64, text: &str) {
+    say_in_room(c, bob, text, json!({"account": alice, "direction": "in"})).await;
+}
+
+/// `from` says `text` in the room; waits for the `message` event of that
+/// line in the room that also has the fields of `seen` (whose copy).
+async fn say_in_room(c: &mut Client, from: i64, text: &str, mut seen: Value) {
     c.ok(
         "conversation.send",
-        json!({"account": bob, "conversation": chat(ROOM), "text": text}),
+        json!({"account": from, "conversation": chat(ROOM), "text": text}),
     )
     .await;
-    c.event_op(
-        "message",
-        json!({"account": alice, "conversation": chat(ROOM), "text": text, "direction": "in"}),
-    )
-    .await;
+    seen["conversation"] = chat(ROOM);
+    seen["text"] = json!(text);
+    c.event_op("message", seen).await;
 }
 
 /// The room messages of `account` among the events received so far
@@ -144,16 +148,7 @@ async fn replayed_room_history_is_stored_once_across_reconnect_reenable_restart_
     set_enabled(&mut c, alice, false).await;
     let missed = ["missed 1", "missed 2", "missed 3"];
     for t in missed {
-        c.ok(
-            "conversation.send",
-            json!({"account": bob, "conversation": chat(ROOM), "text": t}),
-        )
-        .await;
-        c.event_op(
-            "message",
-            json!({"account": bob, "conversation": chat(ROOM), "text": t}),
-        )
-        .await;
+        say_in_room(&mut c, bob, t, json!({"account": bob})).await;
     }
     set_enabled(&mut c, alice, true).await;
     rejoined(&mut c, &Value::Null, alice).await;

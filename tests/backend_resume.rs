@@ -293,11 +293,7 @@ async fn kill_9_right_after_adding_or_removing_an_account_keeps_that() {
     assert_eq!(account["options"]["port"], irc.port);
     // It may have signed on before the hello (then the snapshot says so).
     if account["status"] != "connected" {
-        c.event_op(
-            "account.status",
-            json!({"account": alice, "status": "connected"}),
-        )
-        .await;
+        c.account_status(alice, "connected").await;
     }
 
     // A removal right before a crash stays removed too.
