@@ -47,6 +47,56 @@ fn have_pebble() -> bool {
     Path::new("/usr/bin/pebble").exists() && Path::new("/usr/bin/pebble-challtestsrv").exists()
 }
 
+/// A pebble test's directory and the proxy's first certificate in it;
+/// `None` (saying so) when the test is skipped: pebble is not installed,
+/// which is an error on CI.
+fn pebble_test() -> Option<(tempfile::TempDir, StartCert)> {
+    if !have_pebble() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "pebble is missing on CI (scripts/apt-packages-test lists it)"
+        );
+        eprintln!("SKIPPED: Debian's pebble is not installed (apt-get install pebble)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let start = StartCert::new(dir.path());
+    Some((dir, start))
+}
+
+/// The certificate the proxy starts with: self-signed for localhost and
+/// `DOMAIN`, in `tls_dir` (where `cert renew` writes the new one).
+struct StartCert {
+    tls_dir: PathBuf,
+    crt: PathBuf,
+    key: PathBuf,
+}
+
+impl StartCert {
+    fn new(dir: &Path) -> StartCert {
+        let tls_dir = dir.join("tls");
+        std::fs::create_dir_all(&tls_dir).unwrap();
+        let (crt, key) = (tls_dir.join("tls.crt"), tls_dir.join("tls.key"));
+        sapphire::tls::ensure_self_signed(&crt, &key, &["localhost".into(), DOMAIN.into()])
+            .unwrap();
+        StartCert { tls_dir, crt, key }
+    }
+
+    /// The proxy with `config_toml`, serving this certificate.
+    fn proxy(&self, config_toml: String) -> Proxy {
+        Proxy::start(ProxyOptions {
+            config_toml,
+            extra_args: vec![
+                "--tls-cert".into(),
+                self.crt.display().to_string(),
+                "--tls-key".into(),
+                self.key.display().to_string(),
+            ],
+            ..ProxyOptions::default()
+        })
+    }
+}
+
 /// pebble validating on `tls_port` (tls-alpn-01) and `http_port` (http-01)
 /// of 127.0.0.1, `DOMAIN` resolved by pebble-challtestsrv to 127.0.0.1.
 fn pebble(dir: &Path, tls_port: u16, http_port: u16) -> Pebble {
@@ -140,6 +190,19 @@ async fn handshake(port: u16, root: &Path) -> std::io::Result<()> {
     connector_for(root).connect(name, tcp).await.map(drop)
 }
 
+/// Waits (10 s at most) until the proxy on `port` serves a certificate
+/// from `root` (pebble's).
+async fn wait_served(port: u16, root: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while handshake(port, root).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pebble's certificate not served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// One plain HTTP/1.1 request to 127.0.0.1:`port`; the whole answer.
 fn plain_http(port: u16, request: &str) -> String {
     use std::io::{Read, Write};
@@ -160,24 +223,15 @@ fn ctl_cert(args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn tls_alpn_01_certificate_from_pebble_replaces_the_old_one_without_dropping_websockets() {
-    if !have_pebble() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "pebble is missing on CI (scripts/apt-packages-test lists it)"
-        );
-        eprintln!("SKIPPED: Debian's pebble is not installed (apt-get install pebble)");
+    let Some((dir, start)) = pebble_test() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let tls_dir = dir.path().join("tls");
+    };
+    let (tls_dir, crt) = (&start.tls_dir, &start.crt);
     let challenges = dir.path().join("acme");
-    std::fs::create_dir_all(&tls_dir).unwrap();
-    let (crt, key) = (tls_dir.join("tls.crt"), tls_dir.join("tls.key"));
-    sapphire::tls::ensure_self_signed(&crt, &key, &["localhost".into(), DOMAIN.into()]).unwrap();
     let old_cert = dir.path().join("old.crt");
-    std::fs::copy(&crt, &old_cert).unwrap();
+    std::fs::copy(crt, &old_cert).unwrap();
     let placeholder_ca = dir.path().join("placeholder-ca.crt");
-    std::fs::copy(&crt, &placeholder_ca).unwrap();
+    std::fs::copy(crt, &placeholder_ca).unwrap();
     let proxy_toml = |directory: &str, ca: &Path| {
         format!(
             "[acme]\ndomains = [\"{DOMAIN}\"]\ncontact = \"mailto:admin@sapphire.test\"\n\
@@ -186,16 +240,7 @@ async fn tls_alpn_01_certificate_from_pebble_replaces_the_old_one_without_droppi
             challenges.display()
         )
     };
-    let p = Proxy::start(ProxyOptions {
-        config_toml: proxy_toml("https://127.0.0.1:1/dir", &placeholder_ca),
-        extra_args: vec![
-            "--tls-cert".into(),
-            crt.display().to_string(),
-            "--tls-key".into(),
-            key.display().to_string(),
-        ],
-        ..ProxyOptions::default()
-    });
+    let p = start.proxy(proxy_toml("https://127.0.0.1:1/dir", &placeholder_ca));
     let peb = pebble(dir.path(), p.port, 5002);
     let root = dir.path().join("pebble-root.pem");
     let state = dir.path().join("acme-state");
@@ -232,7 +277,7 @@ async fn tls_alpn_01_certificate_from_pebble_replaces_the_old_one_without_droppi
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("acme.directory"), "{err}");
     assert_eq!(
-        std::fs::read(&crt).unwrap(),
+        std::fs::read(crt).unwrap(),
         std::fs::read(&old_cert).unwrap()
     );
     let mut status: Vec<&str> = vec!["status"];
@@ -266,14 +311,7 @@ async fn tls_alpn_01_certificate_from_pebble_replaces_the_old_one_without_droppi
     );
     pebble_root(&peb, &root).await;
     // The proxy reloads on SIGHUP (sent by ctl): wait for the new certificate.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while handshake(p.port, &root).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pebble's certificate not served"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_served(p.port, &root).await;
     // Clients trusting only the old certificate are refused now.
     assert!(old.tls().await.is_err());
     // The WebSocket opened before still relays.
@@ -426,20 +464,11 @@ async fn plain_http_serves_challenges_and_redirects_everything_else() {
 
 #[tokio::test]
 async fn http_01_certificate_from_pebble_through_the_plain_listener() {
-    if !have_pebble() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "pebble is missing on CI (scripts/apt-packages-test lists it)"
-        );
-        eprintln!("SKIPPED: Debian's pebble is not installed (apt-get install pebble)");
+    let Some((dir, start)) = pebble_test() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let tls_dir = dir.path().join("tls");
+    };
+    let (tls_dir, crt) = (&start.tls_dir, &start.crt);
     let challenges = dir.path().join("acme");
-    std::fs::create_dir_all(&tls_dir).unwrap();
-    let (crt, key) = (tls_dir.join("tls.crt"), tls_dir.join("tls.key"));
-    sapphire::tls::ensure_self_signed(&crt, &key, &["localhost".into(), DOMAIN.into()]).unwrap();
     let http = net::free_port();
     let acme = |directory: &str, ca: &Path| {
         format!(
@@ -450,16 +479,7 @@ async fn http_01_certificate_from_pebble_through_the_plain_listener() {
             challenges.display()
         )
     };
-    let p = Proxy::start(ProxyOptions {
-        config_toml: acme("https://127.0.0.1:1/dir", &crt),
-        extra_args: vec![
-            "--tls-cert".into(),
-            crt.display().to_string(),
-            "--tls-key".into(),
-            key.display().to_string(),
-        ],
-        ..ProxyOptions::default()
-    });
+    let p = start.proxy(acme("https://127.0.0.1:1/dir", crt));
     // tls-alpn-01 aimed at a closed port: only http-01 can succeed.
     let peb = pebble(dir.path(), net::free_port(), http);
     let cfg = dir.path().join("ctl.toml");
@@ -488,14 +508,7 @@ async fn http_01_certificate_from_pebble_through_the_plain_listener() {
     );
     let root = dir.path().join("pebble-root.pem");
     pebble_root(&peb, &root).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while handshake(p.port, &root).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pebble's certificate not served"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_served(p.port, &root).await;
     // The challenge file is gone once the order is done.
     let left: Vec<_> = std::fs::read_dir(challenges.join("http-01"))
         .unwrap()

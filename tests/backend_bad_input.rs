@@ -176,10 +176,7 @@ async fn frames_over_one_mib_close_with_1009_and_others_are_unaffected() {
 
 #[tokio::test]
 async fn a_client_closing_gets_the_close_echoed() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, _backend, mut c) = fresh_backend().await;
     c.ws.close(None).await.unwrap();
     // A proper closing handshake: the backend answers with a close frame.
     let echo = tokio::time::timeout(WAIT, c.ws.next()).await.unwrap();

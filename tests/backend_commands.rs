@@ -32,22 +32,31 @@ async fn channel_is_quiet_until(c: &mut Client, bob: &mut IrcPeer, alice: i64, m
     );
 }
 
+/// `alice` joins `name` (`channel` on IRC), and `bob`, who is in it, sees
+/// her come; returns the `chat.join` reply.
+async fn join_seen_by(
+    c: &mut Client,
+    bob: &mut IrcPeer,
+    alice: i64,
+    name: &str,
+    channel: &str,
+) -> Value {
+    let r = c
+        .ok("chat.join", json!({"account": alice, "name": name}))
+        .await;
+    c.event_op("chat.joined", json!({"conversation": chat(channel)}))
+        .await;
+    bob.expect("JOIN").await;
+    r
+}
+
 #[tokio::test]
 async fn slash_commands_do_what_they_say_and_nothing_else_reaches_the_channel() {
     let irc = Ngircd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
-    let mut bob = IrcPeer::connect(irc.port, "bob").await;
-    bob.send("JOIN #sapphire").await;
-    bob.expect(" 366 ").await;
+    let (_dir, _backend, mut c) = fresh_backend().await;
+    let mut bob = IrcPeer::in_channel(irc.port, "bob", "#sapphire").await;
     let alice = add_irc_account(&mut c, irc.port, "alice").await;
-    c.ok("chat.join", json!({"account": alice, "name": "#sapphire"}))
-        .await;
-    c.event_op("chat.joined", json!({"conversation": chat("#sapphire")}))
-        .await;
-    bob.expect("JOIN").await;
+    join_seen_by(&mut c, &mut bob, alice, "#sapphire", "#sapphire").await;
 
     // /me: a CTCP ACTION on the wire, an action in the history.
     let r = send(&mut c, alice, chat("#sapphire"), "/me waves").await;
@@ -160,23 +169,13 @@ async fn slash_commands_do_what_they_say_and_nothing_else_reaches_the_channel() 
 #[tokio::test]
 async fn long_lines_are_split_at_words_and_join_adds_the_hash() {
     let irc = Ngircd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
-    let mut bob = IrcPeer::connect(irc.port, "bob").await;
-    bob.send("JOIN #nohash").await;
-    bob.expect(" 366 ").await;
+    let (_dir, _backend, mut c) = fresh_backend().await;
+    let mut bob = IrcPeer::in_channel(irc.port, "bob", "#nohash").await;
     let alice = add_irc_account(&mut c, irc.port, "alice").await;
 
     // "nohash" is "#nohash" on IRC.
-    let r = c
-        .ok("chat.join", json!({"account": alice, "name": "nohash"}))
-        .await;
+    let r = join_seen_by(&mut c, &mut bob, alice, "nohash", "#nohash").await;
     assert_eq!(r["name"], "#nohash");
-    c.event_op("chat.joined", json!({"conversation": chat("#nohash")}))
-        .await;
-    bob.expect("JOIN").await;
 
     // 1,401 characters: cut at words into lines the server keeps whole.
     let words: Vec<String> = (0..300).map(|i| format!("w{i:03}")).collect();
@@ -205,13 +204,8 @@ fn body(line: &str) -> String {
 #[tokio::test]
 async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
     let irc = Ngircd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
-    let mut bob = IrcPeer::connect(irc.port, "bob").await;
-    bob.send("JOIN #paste").await;
-    bob.expect(" 366 ").await;
+    let (_dir, _backend, mut c) = fresh_backend().await;
+    let mut bob = IrcPeer::in_channel(irc.port, "bob", "#paste").await;
     let alice = add_irc_account(&mut c, irc.port, "alice").await;
     // The account object tells clients the pace.
     let a = c.event_op("account.added", json!({"account": alice})).await;
@@ -220,11 +214,7 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
         json!({"burst": 10, "interval_ms": 2000}),
         "{a}"
     );
-    c.ok("chat.join", json!({"account": alice, "name": "#paste"}))
-        .await;
-    c.event_op("chat.joined", json!({"conversation": chat("#paste")}))
-        .await;
-    bob.expect("JOIN").await;
+    join_seen_by(&mut c, &mut bob, alice, "#paste", "#paste").await;
 
     // A burst of 5 lines goes at once: nothing waits.
     let burst: Vec<String> = (1..=5).map(|i| format!("burst {i}")).collect();
@@ -381,10 +371,7 @@ async fn a_paste_shows_queued_lines_then_sent_and_arrives_whole_in_order() {
 #[tokio::test]
 async fn ctcp_requests_are_answered_not_shown_and_refused_joins_say_why() {
     let irc = Ngircd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, _backend, mut c) = fresh_backend().await;
     let mut bob = IrcPeer::connect(irc.port, "bob").await;
     let alice = add_irc_account(&mut c, irc.port, "alice").await;
 
@@ -401,12 +388,10 @@ async fn ctcp_requests_are_answered_not_shown_and_refused_joins_say_why() {
 
     // Joins the server refuses answer chat.join_failed with its reason,
     // once (no second error notice), and are not remembered.
-    bob.send("JOIN #club").await;
-    bob.expect(" 366 ").await;
+    bob.join("#club").await;
     bob.send("MODE #club +i").await;
     bob.expect("MODE #club").await;
-    bob.send("JOIN #locked").await;
-    bob.expect(" 366 ").await;
+    bob.join("#locked").await;
     bob.send("MODE #locked +k sesame").await;
     bob.expect("MODE #locked").await;
     for (name, mode) in [("#club", "+i"), ("#locked", "+k")] {

@@ -21,16 +21,20 @@ async fn history(c: &mut Client, account: i64) -> Vec<String> {
 /// line the server replayed to alice before it has been handled). That
 /// event is consumed: [`room_messages`] returns the ones before it.
 async fn bob_says(c: &mut Client, bob: i64, alice: i64, text: &str) {
+    say_in_room(c, bob, text, json!({"account": alice, "direction": "in"})).await;
+}
+
+/// `from` says `text` in the room; waits for the `message` event of that
+/// line in the room that also has the fields of `seen` (whose copy).
+async fn say_in_room(c: &mut Client, from: i64, text: &str, mut seen: Value) {
     c.ok(
         "conversation.send",
-        json!({"account": bob, "conversation": chat(ROOM), "text": text}),
+        json!({"account": from, "conversation": chat(ROOM), "text": text}),
     )
     .await;
-    c.event_op(
-        "message",
-        json!({"account": alice, "conversation": chat(ROOM), "text": text, "direction": "in"}),
-    )
-    .await;
+    seen["conversation"] = chat(ROOM);
+    seen["text"] = json!(text);
+    c.event_op("message", seen).await;
 }
 
 /// The room messages of `account` among the events received so far
@@ -116,18 +120,9 @@ async fn replayed_room_history_is_stored_once_across_reconnect_reenable_restart_
         &[("alice", "alice-pw"), ("bob", "bob-pw")],
         "muc_room_default_persistent = true",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let mut backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
-    let bob = add_xmpp(&mut c, xmpp.port, "bob", "bob-pw").await;
-    accept_certificate(&mut c, bob).await;
-    let alice = add_xmpp(&mut c, xmpp.port, "alice", "alice-pw").await;
-    c.event_op(
-        "account.status",
-        json!({"account": alice, "status": "connected"}),
-    )
-    .await;
+    let (_dir, mut backend, mut c) = fresh_backend().await;
+    let (bob, alice) =
+        add_xmpp_pair(&mut c, xmpp.port, ("bob", "bob-pw"), ("alice", "alice-pw")).await;
     create_room(&mut c, bob, ROOM).await;
     join_room(&mut c, alice, ROOM).await;
     let mut expected: Vec<String> = Vec::new();
@@ -153,16 +148,7 @@ async fn replayed_room_history_is_stored_once_across_reconnect_reenable_restart_
     set_enabled(&mut c, alice, false).await;
     let missed = ["missed 1", "missed 2", "missed 3"];
     for t in missed {
-        c.ok(
-            "conversation.send",
-            json!({"account": bob, "conversation": chat(ROOM), "text": t}),
-        )
-        .await;
-        c.event_op(
-            "message",
-            json!({"account": bob, "conversation": chat(ROOM), "text": t}),
-        )
-        .await;
+        say_in_room(&mut c, bob, t, json!({"account": bob})).await;
     }
     set_enabled(&mut c, alice, true).await;
     rejoined(&mut c, &Value::Null, alice).await;
@@ -190,11 +176,7 @@ async fn replayed_room_history_is_stored_once_across_reconnect_reenable_restart_
         .await;
     }
     for account in [alice, bob] {
-        c.event_op(
-            "account.status",
-            json!({"account": account, "status": "connected"}),
-        )
-        .await;
+        c.account_status(account, "connected").await;
         rejoined(&mut c, &Value::Null, account).await;
     }
     bob_says(&mut c, bob, alice, "after reconnect").await;
@@ -261,18 +243,9 @@ async fn replayed_room_history_is_stored_once_across_reconnect_reenable_restart_
 #[tokio::test]
 async fn an_offline_message_arrives_at_sign_on_with_its_original_time() {
     let xmpp = Prosody::start(&[("carol", "carol-pw"), ("dan", "dan-pw")]);
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
-    let dan = add_xmpp(&mut c, xmpp.port, "dan", "dan-pw").await;
-    accept_certificate(&mut c, dan).await;
-    let carol = add_xmpp(&mut c, xmpp.port, "carol", "carol-pw").await;
-    c.event_op(
-        "account.status",
-        json!({"account": carol, "status": "connected"}),
-    )
-    .await;
+    let (_dir, _backend, mut c) = fresh_backend().await;
+    let (dan, carol) =
+        add_xmpp_pair(&mut c, xmpp.port, ("dan", "dan-pw"), ("carol", "carol-pw")).await;
     set_enabled(&mut c, carol, false).await;
     let before = now_ms();
     c.ok(

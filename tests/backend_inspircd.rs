@@ -72,10 +72,7 @@ async fn channel_history_on_join_is_not_stored_again_after_a_restart() {
         bob.send(&format!("PRIVMSG {CHAN} :{t}")).await;
     }
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, mut backend, mut c) = fresh_backend().await;
     let alice = add_irc_account(&mut c, ircd.port, "alice").await;
     c.ok("chat.join", json!({"account": alice, "name": CHAN}))
         .await;
@@ -194,12 +191,7 @@ async fn a_reconnect_throttle_is_an_error_then_a_retry_signs_on() {
     let alice = r["account"]["id"].as_i64().unwrap();
     // Closed before registration: an error the user sees, not a stuck
     // "connecting" ...
-    let e = c
-        .event_op(
-            "account.status",
-            json!({"account": alice, "status": "error"}),
-        )
-        .await;
+    let e = c.account_status(alice, "error").await;
     assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
     // ... and one of the back-off's retries signs on once the Z-line is
     // over (the first retry may still meet it: its back-off starts at a few

@@ -268,10 +268,7 @@ async fn protocols_lists_plugins_with_their_options() {
 async fn when_the_server_goes_away_the_account_reconnects_by_itself() {
     let irc = Ngircd::start();
     let port = irc.port;
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, _backend, mut c) = fresh_backend().await;
     let alice = add_irc_account(&mut c, port, "alice").await;
     c.ok("chat.join", json!({"account": alice, "name": "#back"}))
         .await;
@@ -295,11 +292,7 @@ async fn when_the_server_goes_away_the_account_reconnects_by_itself() {
         .await;
 
     let _irc = Ngircd::start_on(port); // and comes back
-    c.event_op(
-        "account.status",
-        json!({"account": alice, "status": "connected"}),
-    )
-    .await;
+    c.account_status(alice, "connected").await;
     // and the chat is joined again.
     c.event_op("chat.joined", json!({"conversation": chat("#back")}))
         .await;
@@ -308,10 +301,7 @@ async fn when_the_server_goes_away_the_account_reconnects_by_itself() {
 #[tokio::test]
 async fn a_nick_taken_at_sign_on_is_shown_with_the_nick_we_got() {
     let irc = Ngircd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, backend, mut c) = fresh_backend().await;
     // Someone else has "carol" already.
     let _other = IrcPeer::connect(irc.port, "carol").await;
     let carol = add_irc_account(&mut c, irc.port, "carol").await;

@@ -60,10 +60,7 @@ async fn vapid_key_and_subscriptions_survive_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let mut backend = Backend::start_with_args(dir.path(), &["--push-allow-private-endpoints"]);
     let mut c = backend.connect().await;
-    let key = c.ok("push.vapid_key", json!({})).await["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = vapid_key(&mut c).await;
     let point = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(&key)
         .unwrap();
@@ -200,6 +197,38 @@ impl PushService {
         }
     }
 
+    /// A backend on `dir` with `backend_toml` that may push to this service
+    /// (private endpoints allowed, its CA trusted), and a client of it that
+    /// has said `hello`.
+    async fn backend(&self, dir: &Path, backend_toml: &str) -> (Backend, Client) {
+        let path = dir.join("backend.toml");
+        std::fs::write(&path, backend_toml).unwrap();
+        let backend = Backend::start_with_args(
+            dir,
+            &[
+                "--push-allow-private-endpoints",
+                "--push-ca",
+                self.ca.to_str().unwrap(),
+                "--config",
+                path.to_str().unwrap(),
+            ],
+        );
+        let mut c = backend.connect().await;
+        c.ok("hello", json!({})).await;
+        (backend, c)
+    }
+
+    /// Subscribes `c`'s user with each of `names`.
+    async fn subscribe(&self, c: &mut Client, names: &[&str]) {
+        for name in names {
+            c.ok(
+                "push.subscribe",
+                json!({"subscription": self.subscription(name)}),
+            )
+            .await;
+        }
+    }
+
     fn endpoint(&self, name: &str) -> String {
         format!("https://localhost:{}/push/{name}", self.port)
     }
@@ -254,15 +283,16 @@ fn assert_valid_push(rec: &Value, service: &PushService, vapid_key: &str, subjec
     assert!(rec.get("error").is_none(), "{rec}");
 }
 
-fn config(dir: &Path, text: &str) -> String {
-    let path = dir.join("backend.toml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
+/// The backend's VAPID public key (`push.vapid_key`).
+async fn vapid_key(c: &mut Client) -> String {
+    c.ok("push.vapid_key", json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn join(c: &mut Client, bob: &mut IrcPeer, alice: i64, name: &str) {
-    bob.send(&format!("JOIN {name}")).await;
-    bob.expect(" 366 ").await;
+    bob.join(name).await;
     c.ok("chat.join", json!({"account": alice, "name": name}))
         .await;
     c.event_op("chat.joined", json!({"conversation": chat(name)}))
@@ -290,31 +320,11 @@ async fn mentions_are_pushed_when_nobody_is_reading() {
     let service = PushService::start(&["phone", "gone1"]);
     let dir = tempfile::tempdir().unwrap();
     let subject = "mailto:admin@example.org";
-    let cfg = config(dir.path(), &format!("[push]\nsubject = \"{subject}\"\n"));
-    let ca = service.ca.to_str().unwrap().to_owned();
-    let mut backend = Backend::start_with_args(
-        dir.path(),
-        &[
-            "--push-allow-private-endpoints",
-            "--push-ca",
-            &ca,
-            "--config",
-            &cfg,
-        ],
-    );
-    let mut a = backend.connect().await;
-    a.ok("hello", json!({})).await;
-    let key = a.ok("push.vapid_key", json!({})).await["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for name in ["phone", "gone1"] {
-        a.ok(
-            "push.subscribe",
-            json!({"subscription": service.subscription(name)}),
-        )
+    let (mut backend, mut a) = service
+        .backend(dir.path(), &format!("[push]\nsubject = \"{subject}\"\n"))
         .await;
-    }
+    let key = vapid_key(&mut a).await;
+    service.subscribe(&mut a, &["phone", "gone1"]).await;
     let alice = add_irc_account(&mut a, irc.port, "alice").await;
     let mut bob = IrcPeer::connect(irc.port, "bob").await;
     join(&mut a, &mut bob, alice, "#sapphire").await;
@@ -409,29 +419,11 @@ async fn unread_messages_are_pushed_after_the_delay_and_retried() {
     let irc = Ngircd::start();
     let service = PushService::start(&["flaky1"]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "[push]\ndelay = 1\nhide_text = true\n");
-    let ca = service.ca.to_str().unwrap().to_owned();
-    let backend = Backend::start_with_args(
-        dir.path(),
-        &[
-            "--push-allow-private-endpoints",
-            "--push-ca",
-            &ca,
-            "--config",
-            &cfg,
-        ],
-    );
-    let mut a = backend.connect().await;
-    a.ok("hello", json!({})).await;
-    let key = a.ok("push.vapid_key", json!({})).await["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    a.ok(
-        "push.subscribe",
-        json!({"subscription": service.subscription("flaky1")}),
-    )
-    .await;
+    let (_backend, mut a) = service
+        .backend(dir.path(), "[push]\ndelay = 1\nhide_text = true\n")
+        .await;
+    let key = vapid_key(&mut a).await;
+    service.subscribe(&mut a, &["flaky1"]).await;
     let alice = add_irc_account(&mut a, irc.port, "alice").await;
     let mut bob = IrcPeer::connect(irc.port, "bob").await;
     bob.send("PRIVMSG alice :are you at your desk?").await;

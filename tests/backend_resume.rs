@@ -30,19 +30,6 @@ async fn say(c: &mut Client, account: i64, text: &str) -> u64 {
     r["seq"].as_u64().unwrap()
 }
 
-/// Reads events until one with `seq >= upto` arrived; returns them all.
-async fn events_until(c: &mut Client, upto: u64) -> Vec<Value> {
-    let mut out: Vec<Value> = c.events.drain(..).collect();
-    while out.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0) < upto {
-        match c.frame().await {
-            Frame::Json(v) if v.get("re").is_none() => out.push(v),
-            Frame::Json(v) => panic!("unexpected reply {v}"),
-            Frame::Closed(code) => panic!("closed {code:?}"),
-        }
-    }
-    out
-}
-
 fn assert_contiguous(seqs: &[u64]) {
     for w in seqs.windows(2) {
         assert_eq!(w[1], w[0] + 1, "gap or repeat in {seqs:?}");
@@ -250,10 +237,7 @@ async fn sigterm_closes_clients_with_1001_and_exits_0() {
 #[tokio::test]
 async fn after_a_clean_restart_accounts_sign_on_again_and_rejoin_their_chats() {
     let irc = Ngircd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, mut backend, mut c) = fresh_backend().await;
     let alice = add_irc_account(&mut c, irc.port, "alice").await;
     for chan in ["#kept", "#dropped"] {
         c.ok("chat.join", json!({"account": alice, "name": chan}))
@@ -296,10 +280,7 @@ async fn after_a_clean_restart_accounts_sign_on_again_and_rejoin_their_chats() {
 #[tokio::test]
 async fn kill_9_right_after_adding_or_removing_an_account_keeps_that() {
     let irc = Ngircd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, mut backend, mut c) = fresh_backend().await;
     let alice = add_irc_account(&mut c, irc.port, "alice").await;
     // libpurple writes accounts.xml 5 s after a change; kill before that.
     backend.kill9();
@@ -312,11 +293,7 @@ async fn kill_9_right_after_adding_or_removing_an_account_keeps_that() {
     assert_eq!(account["options"]["port"], irc.port);
     // It may have signed on before the hello (then the snapshot says so).
     if account["status"] != "connected" {
-        c.event_op(
-            "account.status",
-            json!({"account": alice, "status": "connected"}),
-        )
-        .await;
+        c.account_status(alice, "connected").await;
     }
 
     // A removal right before a crash stays removed too.

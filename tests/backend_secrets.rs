@@ -6,18 +6,6 @@ mod backend_support;
 use backend_support::*;
 use serde_json::{json, Value};
 
-async fn events_until(c: &mut Client, upto: u64) -> Vec<Value> {
-    let mut out: Vec<Value> = c.events.drain(..).collect();
-    while out.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0) < upto {
-        match c.frame().await {
-            Frame::Json(v) if v.get("re").is_none() => out.push(v),
-            Frame::Json(v) => panic!("unexpected reply {v}"),
-            Frame::Closed(code) => panic!("closed {code:?}"),
-        }
-    }
-    out
-}
-
 /// No installed plugin declares a secret option, so the old database is
 /// made by hand: the stored `account.added` gets what an older version
 /// would have written for a plugin with a `token` option.

@@ -40,11 +40,7 @@ async fn a_server_that_never_answers_is_an_error_and_retried() {
     assert!(msg.contains("did not sign on within 2 s"), "{e}");
     // Retried with the back-off (2 s and jitter), on a new connection.
     let _second = next_connection(&listener).await;
-    c.event_op(
-        "account.status",
-        json!({"account": id, "status": "connecting"}),
-    )
-    .await;
+    c.account_status(id, "connecting").await;
 }
 
 #[tokio::test]

@@ -74,11 +74,7 @@ async fn two_sign_ons_that_killed_the_backend_disable_the_account() {
     )
     .await;
     let _third = next_connection(&listener).await;
-    c.event_op(
-        "account.status",
-        json!({"account": id, "status": "connecting"}),
-    )
-    .await;
+    c.account_status(id, "connecting").await;
 }
 
 #[tokio::test]

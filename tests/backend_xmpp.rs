@@ -5,21 +5,28 @@ mod backend_support;
 use backend_support::*;
 use serde_json::{json, Value};
 
+/// Answers the prompt about prosody's self-signed certificate (the first
+/// thing an account signing on asks) with Accept.
+async fn accept_certificate_prompt(c: &mut Client) {
+    let prompt = c
+        .event_op(
+            "request.open",
+            json!({"kind": "action", "title": "SSL Certificate Verification"}),
+        )
+        .await;
+    c.ok(
+        "request.answer",
+        json!({"request": prompt["request"], "action": action_id(&prompt, "Accept")}),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
     let xmpp = Prosody::start(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
-    let alice = add_xmpp(&mut c, xmpp.port, "alice", "alice-pw").await;
-    accept_certificate(&mut c, alice).await;
-    let bob = add_xmpp(&mut c, xmpp.port, "bob", "bob-pw").await;
-    c.event_op(
-        "account.status",
-        json!({"account": bob, "status": "connected"}),
-    )
-    .await;
+    let (_dir, backend, mut c) = fresh_backend().await;
+    let (alice, bob) =
+        add_xmpp_pair(&mut c, xmpp.port, ("alice", "alice-pw"), ("bob", "bob-pw")).await;
 
     // alice creates a room: libpurple asks how to configure it (a prompt).
     let room = "lounge@conference.localhost";
@@ -64,41 +71,19 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         json!({"account": bob, "name": room, "topic": "bob's topic"}),
     )
     .await;
-    let refused = c
-        .event_op(
-            "notice",
-            json!({"account": bob, "level": "error", "who": room}),
-        )
-        .await;
-    assert!(
-        refused["primary"]
-            .as_str()
-            .is_some_and(|p| p.contains("refused")),
-        "{refused}"
-    );
+    notice_saying(
+        &mut c,
+        json!({"account": bob, "level": "error", "who": room}),
+        "refused",
+    )
+    .await;
 
     // A room configured through libpurple's form: a "fields" prompt.
     let room2 = "configured@conference.localhost";
-    c.ok("chat.join", json!({"account": alice, "name": room2}))
-        .await;
-    let prompt = c
-        .event_op("request.open", json!({"kind": "action", "account": alice}))
-        .await;
-    let configure = action_id(&prompt, "Configure Room");
-    c.ok(
-        "request.answer",
-        json!({"request": prompt["request"], "action": configure}),
-    )
-    .await;
+    new_room(&mut c, alice, room2, "Configure Room").await;
     let form = c.event_op("request.open", json!({"kind": "fields"})).await;
-    let fields: Vec<&Value> = form["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["fields"].as_array().unwrap())
-        .collect();
-    let name_field = fields
-        .iter()
+    let name_field = form_fields(&form)
+        .into_iter()
         .find(|f| f["id"] == "muc#roomconfig_roomname")
         .unwrap_or_else(|| panic!("no room name field in {form}"));
     assert_eq!(name_field["type"], "string");
@@ -154,11 +139,7 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         )
         .await;
     assert_eq!(r["account"]["enabled"], false);
-    c.event_op(
-        "account.status",
-        json!({"account": bob, "status": "disconnected"}),
-    )
-    .await;
+    c.account_status(bob, "disconnected").await;
     c.event_op(
         "chat.left",
         json!({"account": bob, "conversation": chat(room)}),
@@ -182,11 +163,7 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
         json!({"account": bob, "enabled": true}),
     )
     .await;
-    c.event_op(
-        "account.status",
-        json!({"account": bob, "status": "connected"}),
-    )
-    .await;
+    c.account_status(bob, "connected").await;
     // Signed on again, bob rejoins both rooms by himself (one joined with
     // chat.join, one by invitation). The server replays the recent
     // history, which bob has already: it is not shown or stored again
@@ -233,22 +210,12 @@ async fn xmpp_muc_room_prompt_members_messages_topic_and_account_management() {
 #[tokio::test]
 async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
     let xmpp = Prosody::start(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, backend, mut c) = fresh_backend().await;
 
     // The self-signed certificate is a prompt for the user, not accepted
     // silently: the account stays unconnected until someone answers.
     let alice = add_xmpp(&mut c, xmpp.port, "alice", "alice-pw").await;
-    let prompt = c
-        .event("certificate prompt", |e| {
-            e["op"] == "request.open"
-                && e["actions"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
-        })
-        .await;
+    let prompt = certificate_prompt(&mut c).await;
     let id = prompt["request"].as_u64().unwrap();
     assert_eq!(prompt["kind"], "action");
     // It says which account it is for, not just the host.
@@ -273,23 +240,13 @@ async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
         .iter()
         .any(|r| r["request"] == id));
     assert_ne!(hello["accounts"][0]["status"], "connected");
-    let accept = prompt["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["label"] == "Accept")
-        .unwrap()["id"]
-        .clone();
+    let accept = action_id(&prompt, "Accept");
     // The other client answers it.
     other
         .ok("request.answer", json!({"request": id, "action": accept}))
         .await;
     c.event_op("request.close", json!({"request": id})).await;
-    c.event_op(
-        "account.status",
-        json!({"account": alice, "status": "connected"}),
-    )
-    .await;
+    c.account_status(alice, "connected").await;
     let r = c
         .request("request.answer", json!({"request": id, "action": accept}))
         .await;
@@ -297,11 +254,7 @@ async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
 
     // The accepted certificate is remembered: bob connects without a prompt.
     let bob = add_xmpp(&mut c, xmpp.port, "bob", "bob-pw").await;
-    c.event_op(
-        "account.status",
-        json!({"account": bob, "status": "connected"}),
-    )
-    .await;
+    c.account_status(bob, "connected").await;
     assert!(!c.events.iter().any(|e| e["op"] == "request.open"));
 
     // IMs both ways through the server.
@@ -370,10 +323,7 @@ async fn xmpp_starttls_certificate_prompt_ims_presence_typing() {
 #[tokio::test]
 async fn an_account_without_a_password_asks_for_it() {
     let xmpp = Prosody::start(&[("carol", "carol-pw")]);
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, _backend, mut c) = fresh_backend().await;
     let r = c
         .ok(
             "account.add",
@@ -384,25 +334,12 @@ async fn an_account_without_a_password_asks_for_it() {
     let carol = r["account"]["id"].as_i64().unwrap();
     // First the certificate (STARTTLS), then, before authenticating,
     // libpurple asks for the password with a form: a masked string field.
-    let prompt = c
-        .event_op(
-            "request.open",
-            json!({"kind": "action", "title": "SSL Certificate Verification"}),
-        )
-        .await;
-    c.ok(
-        "request.answer",
-        json!({"request": prompt["request"], "action": action_id(&prompt, "Accept")}),
-    )
-    .await;
+    accept_certificate_prompt(&mut c).await;
     let form = c
         .event_op("request.open", json!({"kind": "fields", "account": carol}))
         .await;
-    let password = form["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["fields"].as_array().unwrap())
+    let password = form_fields(&form)
+        .into_iter()
         .find(|f| f["type"] == "string" && f["masked"] == true)
         .unwrap_or_else(|| panic!("no password field in {form}"))["id"]
         .as_str()
@@ -421,38 +358,16 @@ async fn an_account_without_a_password_asks_for_it() {
         json!({"request": form["request"], "action": 0, "fields": {&password: "carol-pw"}}),
     )
     .await;
-    c.event_op(
-        "account.status",
-        json!({"account": carol, "status": "connected"}),
-    )
-    .await;
+    c.account_status(carol, "connected").await;
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_an_error_the_user_can_fix() {
     let xmpp = Prosody::start(&[("dave", "dave-pw")]);
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, _backend, mut c) = fresh_backend().await;
     let dave = add_xmpp(&mut c, xmpp.port, "dave", "not-dave-pw").await;
-    let prompt = c
-        .event_op(
-            "request.open",
-            json!({"kind": "action", "title": "SSL Certificate Verification"}),
-        )
-        .await;
-    c.ok(
-        "request.answer",
-        json!({"request": prompt["request"], "action": action_id(&prompt, "Accept")}),
-    )
-    .await;
-    let e = c
-        .event_op(
-            "account.status",
-            json!({"account": dave, "status": "error"}),
-        )
-        .await;
+    accept_certificate_prompt(&mut c).await;
+    let e = c.account_status(dave, "error").await;
     assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
     // Not retried by itself (authentication errors are fatal) until fixed.
     let r = c
@@ -472,20 +387,13 @@ async fn a_wrong_password_is_an_error_the_user_can_fix() {
         json!({"account": dave, "enabled": true}),
     )
     .await;
-    c.event_op(
-        "account.status",
-        json!({"account": dave, "status": "connected"}),
-    )
-    .await;
+    c.account_status(dave, "connected").await;
 }
 
 #[tokio::test]
 async fn a_remembered_room_gone_after_a_server_restart_is_left_not_created() {
     let mut xmpp = Prosody::start(&[("erin", "erin-pw")]);
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::start(dir.path());
-    let mut c = backend.connect().await;
-    c.ok("hello", json!({})).await;
+    let (_dir, backend, mut c) = fresh_backend().await;
     let erin = add_xmpp(&mut c, xmpp.port, "erin", "erin-pw").await;
     accept_certificate(&mut c, erin).await;
     let room = "ephemeral@conference.localhost";
@@ -494,28 +402,14 @@ async fn a_remembered_room_gone_after_a_server_restart_is_left_not_created() {
     // Rooms are not persistent here: a server restart destroys it. erin
     // reconnects by herself and rejoins; the join would create the room.
     xmpp.restart();
-    c.event_op(
-        "account.status",
-        json!({"account": erin, "status": "error"}),
+    c.account_status(erin, "error").await;
+    c.account_status(erin, "connected").await;
+    notice_saying(
+        &mut c,
+        json!({"account": erin, "level": "warning", "who": room}),
+        "no longer exists",
     )
     .await;
-    c.event_op(
-        "account.status",
-        json!({"account": erin, "status": "connected"}),
-    )
-    .await;
-    let notice = c
-        .event_op(
-            "notice",
-            json!({"account": erin, "level": "warning", "who": room}),
-        )
-        .await;
-    assert!(
-        notice["primary"]
-            .as_str()
-            .is_some_and(|p| p.contains("no longer exists")),
-        "{notice}"
-    );
     // No "Create New Room" prompt was opened, none is pending, and the
     // chat is not joined (it was left before the notice).
     assert!(

@@ -235,14 +235,9 @@ async fn guessing_cannot_lock_a_user_out_of_their_own_browser() {
     assert_eq!(out.status, StatusCode::OK);
     // someone else keeps guessing her password
     let attacker = p.client();
-    for _ in 0..5 {
-        let r = attacker.login("alice", "guess").await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    }
     // guessing is slowed down: strangers are limited, even with the right
     // password
-    let r = attacker.login("alice", "alice-pw").await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    guess_until_limited(&attacker, "alice", "guess", "alice-pw").await;
     assert_eq!(
         p.client().login("alice", "alice-pw").await.status,
         StatusCode::TOO_MANY_REQUESTS
@@ -261,27 +256,20 @@ async fn guessing_cannot_lock_a_user_out_of_their_own_browser() {
     }
     // a device cookie for alice does not help guessing bob's password
     let nosy = own.clone();
-    for _ in 0..5 {
-        assert_eq!(
-            nosy.login("bob", "guess").await.status,
-            StatusCode::UNAUTHORIZED
-        );
-    }
-    assert_eq!(
-        nosy.login("bob", "bob-pw").await.status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    guess_until_limited(&nosy, "bob", "guess", "bob-pw").await;
     // and a known browser that guesses wrong is limited on its own
+    guess_until_limited(&own, "alice", "wrong", "alice-pw").await;
+}
+
+/// `client` signs in as `user` with `wrong` five times, refused each time
+/// (401); then even the `right` password is refused as too many (429).
+async fn guess_until_limited(client: &Client, user: &str, wrong: &str, right: &str) {
     for _ in 0..5 {
-        assert_eq!(
-            own.login("alice", "wrong").await.status,
-            StatusCode::UNAUTHORIZED
-        );
+        let r = client.login(user, wrong).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(
-        own.login("alice", "alice-pw").await.status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    let r = client.login(user, right).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// Reads until the server closes; the bytes read and how long it took.

@@ -134,13 +134,7 @@ fn main() -> Result<()> {
             "--only" => {
                 i += 1;
                 // (after the mode)
-                only = Some(
-                    args.get(i)
-                        .context("--only LIST")?
-                        .split(',')
-                        .map(str::to_owned)
-                        .collect(),
-                );
+                only = Some(comma_list(args.get(i), "--only LIST")?);
             }
             "--out" => {
                 i += 1;
@@ -152,21 +146,11 @@ fn main() -> Result<()> {
             }
             "--clients" => {
                 i += 1;
-                plan.relay_clients = args
-                    .get(i)
-                    .context("--clients LIST")?
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()?;
+                plan.relay_clients = comma_list(args.get(i), "--clients LIST")?;
             }
             "--sizes" => {
                 i += 1;
-                plan.relay_sizes = args
-                    .get(i)
-                    .context("--sizes LIST")?
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()?;
+                plan.relay_sizes = comma_list(args.get(i), "--sizes LIST")?;
             }
             "--measure" => {
                 i += 1;
@@ -652,20 +636,23 @@ async fn run(plan: &Plan, only: Option<Vec<String>>) -> Result<String> {
         eprintln!("nginx is not installed: its columns stay empty (scripts/bench installs it)");
     }
 
+    let relays = Relays {
+        dir,
+        cert: &cert,
+        cfg: &cfg,
+        accounts: &accounts,
+        bdir: &bdir,
+        sock: &sock,
+        have_nginx,
+    };
     if wants("relay") {
-        section_relay(
-            plan, dir, &cert, &cfg, &accounts, &bdir, &sock, have_nginx, &mut r,
-        )
-        .await?;
+        section_relay(plan, &relays, &mut r).await?;
     }
     if wants("idle") {
-        section_idle(
-            plan, dir, &cert, &cfg, &accounts, &bdir, &sock, have_nginx, &mut r,
-        )
-        .await?;
+        section_idle(plan, &relays, &mut r).await?;
     }
     if wants("login") {
-        section_login(plan, dir, &cert, &cfg, &accounts, &bdir, &mut r).await?;
+        section_login(plan, &relays, &mut r).await?;
     }
     if wants("backend") {
         section_backend(plan, dir, &mut r).await?;
@@ -684,6 +671,20 @@ async fn run(plan: &Plan, only: Option<Vec<String>>) -> Result<String> {
     Ok(r.text)
 }
 
+/// The comma-separated values of an option's argument (missing: an error
+/// that says `usage`).
+fn comma_list<T>(arg: Option<&String>, usage: &'static str) -> Result<Vec<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    Ok(arg
+        .context(usage)?
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?)
+}
+
 fn chrono_now() -> String {
     std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -700,29 +701,54 @@ async fn proxy_cookie(port: u16, cfg: &Arc<ClientConfig>) -> Result<String> {
     a.set_cookie.context("no session cookie")
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn section_relay(
-    plan: &Plan,
-    dir: &Path,
-    cert: &procs::Cert,
-    cfg: &Arc<ClientConfig>,
-    accounts: &Path,
-    bdir: &Path,
-    sock: &Path,
+/// What the relay, idle and login sections share: the run's directory,
+/// certificate and client TLS config, the accounts file (user `bench`),
+/// and the echo server standing in for the backend (`sock`, which the
+/// proxy reaches as `bench` through `bdir`).
+struct Relays<'a> {
+    dir: &'a Path,
+    cert: &'a procs::Cert,
+    cfg: &'a Arc<ClientConfig>,
+    accounts: &'a Path,
+    bdir: &'a Path,
+    sock: &'a Path,
     have_nginx: bool,
-    r: &mut Report,
-) -> Result<()> {
-    let pport = procs::free_port();
-    let _proxy = procs::start_proxy(dir, cert, accounts, pport, procs::Backends::Existing(bdir))?;
-    let cookie = proxy_cookie(pport, cfg).await?;
-    let nport = procs::free_port();
-    let _nginx = if have_nginx {
-        Some(procs::start_nginx(dir, cert, nport, sock)?)
-    } else {
-        None
-    };
+}
+
+impl Relays<'_> {
+    /// A fresh sapphire-proxy on a free port in front of the echo server,
+    /// that port, and `bench`'s session cookie.
+    async fn proxy(&self) -> Result<(procs::Proc, u16, String)> {
+        let port = procs::free_port();
+        let proxy = procs::start_proxy(
+            self.dir,
+            self.cert,
+            self.accounts,
+            port,
+            procs::Backends::Existing(self.bdir),
+        )?;
+        let cookie = proxy_cookie(port, self.cfg).await?;
+        Ok((proxy, port, cookie))
+    }
+
+    /// A fresh nginx on a free port in front of the echo server, and that
+    /// port; `None` when nginx is not installed.
+    fn nginx(&self) -> Result<Option<(procs::Proc, u16)>> {
+        if !self.have_nginx {
+            return Ok(None);
+        }
+        let port = procs::free_port();
+        let nginx = procs::start_nginx(self.dir, self.cert, port, self.sock)?;
+        Ok(Some((nginx, port)))
+    }
+}
+
+async fn section_relay(plan: &Plan, relays: &Relays<'_>, r: &mut Report) -> Result<()> {
+    let cfg = relays.cfg;
+    let (_proxy, pport, cookie) = relays.proxy().await?;
+    let nginx = relays.nginx()?;
     let targets = [
-        ("direct", Some(Target::Direct(sock.to_owned()))),
+        ("direct", Some(Target::Direct(relays.sock.to_owned()))),
         (
             "proxy",
             Some(Target::Tls {
@@ -732,10 +758,9 @@ async fn section_relay(
         ),
         (
             "nginx",
-            have_nginx.then_some(Target::Tls {
-                port: nport,
-                cookie: None,
-            }),
+            nginx
+                .as_ref()
+                .map(|&(_, port)| Target::Tls { port, cookie: None }),
         ),
     ];
     r.line(
@@ -806,18 +831,8 @@ async fn section_relay(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn section_idle(
-    plan: &Plan,
-    dir: &Path,
-    cert: &procs::Cert,
-    cfg: &Arc<ClientConfig>,
-    accounts: &Path,
-    bdir: &Path,
-    sock: &Path,
-    have_nginx: bool,
-    r: &mut Report,
-) -> Result<()> {
+async fn section_idle(plan: &Plan, relays: &Relays<'_>, r: &mut Report) -> Result<()> {
+    let cfg = relays.cfg;
     let n = plan.idle_conns;
     r.line(format!(
         "## 2. Idle WebSockets: memory of the relaying process at {n} open connections"
@@ -832,10 +847,7 @@ async fn section_idle(
     r.line("| relay | PSS before | PSS with all open | per connection | time to open all | still echoing |");
     r.line("|---|---:|---:|---:|---:|---:|");
     {
-        let pport = procs::free_port();
-        let proxy =
-            procs::start_proxy(dir, cert, accounts, pport, procs::Backends::Existing(bdir))?;
-        let cookie = proxy_cookie(pport, cfg).await?;
+        let (proxy, pport, cookie) = relays.proxy().await?;
         let pid = proxy.pid();
         let st = idle(
             &Target::Tls {
@@ -849,9 +861,7 @@ async fn section_idle(
         .await?;
         idle_row(r, "sapphire-proxy", &st);
     }
-    if have_nginx {
-        let nport = procs::free_port();
-        let nginx = procs::start_nginx(dir, cert, nport, sock)?;
+    if let Some((nginx, nport)) = relays.nginx()? {
         let pid = nginx.pid();
         let st = idle(
             &Target::Tls {
@@ -885,18 +895,9 @@ fn idle_row(r: &mut Report, name: &str, st: &IdleStats) {
     ));
 }
 
-async fn section_login(
-    plan: &Plan,
-    dir: &Path,
-    cert: &procs::Cert,
-    cfg: &Arc<ClientConfig>,
-    accounts: &Path,
-    bdir: &Path,
-    r: &mut Report,
-) -> Result<()> {
-    let port = procs::free_port();
-    let _proxy = procs::start_proxy(dir, cert, accounts, port, procs::Backends::Existing(bdir))?;
-    let cookie = proxy_cookie(port, cfg).await?;
+async fn section_login(plan: &Plan, relays: &Relays<'_>, r: &mut Report) -> Result<()> {
+    let cfg = relays.cfg;
+    let (_proxy, port, cookie) = relays.proxy().await?;
     let target = Target::Tls {
         port,
         cookie: Some(cookie),

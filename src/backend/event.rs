@@ -64,6 +64,34 @@ pub(crate) struct Message {
     pub(crate) queued: bool,
 }
 
+impl Message {
+    /// A message as it is most often: no alias, not truncated, none of the
+    /// flags (`mention`, `action`, `delayed`, `queued`) and no original
+    /// time. Others start here with struct update syntax.
+    pub(crate) fn plain(
+        account: i64,
+        conversation: ConvRef,
+        sender: impl Into<String>,
+        text: impl Into<String>,
+        direction: Direction,
+    ) -> Message {
+        Message {
+            account,
+            conversation,
+            sender: sender.into(),
+            alias: None,
+            text: text.into(),
+            direction,
+            truncated: false,
+            mention: false,
+            action: false,
+            delayed: false,
+            sent: None,
+            queued: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Direction {
@@ -366,18 +394,8 @@ mod tests {
     #[test]
     fn events_serialise_as_documented() {
         let m = Event::Message(Message {
-            account: 1,
-            conversation: ConvRef::chat("#a"),
-            sender: "bob".into(),
-            alias: None,
-            text: "hi".into(),
-            direction: Direction::In,
-            truncated: false,
             mention: true,
-            action: false,
-            delayed: false,
-            sent: None,
-            queued: false,
+            ..Message::plain(1, ConvRef::chat("#a"), "bob", "hi", Direction::In)
         });
         assert_eq!(
             wire(&m),

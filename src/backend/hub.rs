@@ -949,18 +949,8 @@ mod tests {
             .unwrap();
             // An IRC line still waiting for the pace.
             hub.emit(Event::Message(Message {
-                account: 1,
-                conversation: ConvRef::chat("#a"),
-                sender: "alice".into(),
-                alias: None,
-                text: "later".into(),
-                direction: Direction::Out,
-                truncated: false,
-                mention: false,
-                action: false,
-                delayed: false,
-                sent: None,
                 queued: true,
+                ..Message::plain(1, ConvRef::chat("#a"), "alice", "later", Direction::Out)
             }))
             .unwrap();
         }
@@ -995,20 +985,13 @@ mod tests {
         let path = dir.path().join("db");
         let hub = Hub::open(&path).unwrap();
         let m = |text: &str, direction| {
-            Event::Message(Message {
-                account: 1,
-                conversation: ConvRef::im("bob"),
-                sender: "bob".into(),
-                alias: None,
-                text: text.into(),
+            Event::Message(Message::plain(
+                1,
+                ConvRef::im("bob"),
+                "bob",
+                text,
                 direction,
-                truncated: false,
-                mention: false,
-                action: false,
-                delayed: false,
-                sent: None,
-                queued: false,
-            })
+            ))
         };
         hub.emit(m("one", Direction::In)).unwrap();
         hub.emit(m("two", Direction::In)).unwrap();
@@ -1034,18 +1017,8 @@ mod tests {
         let clients = hub.clients_watch();
         let m = |conversation: ConvRef, text: &str, direction, delayed| {
             Event::Message(Message {
-                account: 1,
-                conversation,
-                sender: "bob".into(),
-                alias: None,
-                text: text.into(),
-                direction,
-                truncated: false,
-                mention: false,
-                action: false,
                 delayed,
-                sent: None,
-                queued: false,
+                ..Message::plain(1, conversation, "bob", text, direction)
             })
         };
         let (tx, _keep) = mpsc::channel(10);
@@ -1121,20 +1094,13 @@ mod tests {
         let hub = Hub::open(&dir.path().join("db")).unwrap();
         hub.set_hello_conversations(500);
         for i in 0..1203 {
-            hub.emit(Event::Message(Message {
-                account: 1,
-                conversation: ConvRef::chat(format!("#c{i}")),
-                sender: "bob".into(),
-                alias: None,
-                text: "hi".into(),
-                direction: Direction::In,
-                truncated: false,
-                mention: false,
-                action: false,
-                delayed: false,
-                sent: None,
-                queued: false,
-            }))
+            hub.emit(Event::Message(Message::plain(
+                1,
+                ConvRef::chat(format!("#c{i}")),
+                "bob",
+                "hi",
+                Direction::In,
+            )))
             .unwrap();
         }
         let (tx, _rx) = mpsc::channel(10);

@@ -696,27 +696,18 @@ mod tests {
     use crate::backend::event::Direction;
 
     fn message(kind: ConvKind, text: &str, mention: bool) -> Message {
+        let name = if kind == ConvKind::Chat {
+            "#rust"
+        } else {
+            "bob"
+        };
+        let conversation = ConvRef {
+            kind,
+            name: name.into(),
+        };
         Message {
-            account: 3,
-            conversation: ConvRef {
-                kind,
-                name: if kind == ConvKind::Chat {
-                    "#rust"
-                } else {
-                    "bob"
-                }
-                .into(),
-            },
-            sender: "bob".into(),
-            alias: None,
-            text: text.into(),
-            direction: Direction::In,
-            truncated: false,
             mention,
-            action: false,
-            delayed: false,
-            sent: None,
-            queued: false,
+            ..Message::plain(3, conversation, "bob", text, Direction::In)
         }
     }
 

@@ -736,6 +736,15 @@ fn upsert_conversation(conn: &Connection, key: &ConvKey) -> rusqlite::Result<i64
     )
 }
 
+/// The columns of a stored message that `message_row` and `with_state`
+/// read, in their order (`m` is `messages`, `c` its `conversations` row).
+macro_rules! message_columns {
+    () => {
+        "m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
+         m.sent, m.mention, m.action, m.queued, m.error"
+    };
+}
+
 /// Read-only queries, used from any thread with its own connection.
 pub(crate) struct Reader {
     conn: Connection,
@@ -784,31 +793,16 @@ impl Reader {
         limit: usize,
     ) -> Result<Vec<Value>> {
         let before = before.map(|b| b as i64).unwrap_or(i64::MAX);
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, m.sender, m.alias, m.text, m.direction, m.sent, m.mention,
-                    m.action, m.queued, m.error
-             FROM messages m JOIN conversations c ON c.id = m.conversation
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages m JOIN conversations c ON c.id = m.conversation
              WHERE c.account = ?1 AND c.kind = ?2 AND c.name = ?3 AND m.seq < ?4
              ORDER BY m.seq DESC LIMIT ?5",
-        )?;
+        ))?;
         let rows = stmt.query_map(
             params![key.account, key.kind, key.name, before, limit as i64],
-            |r| {
-                let m = message_json(
-                    r.get(0)?,
-                    r.get(1)?,
-                    key.account,
-                    &key.kind,
-                    &key.name,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                );
-                with_state(m, r, 8)
-            },
+            |r| with_state(message_row(r)?, r),
         )?;
         let mut out: Vec<Value> = rows.collect::<rusqlite::Result<_>>()?;
         out.reverse();
@@ -818,28 +812,14 @@ impl Reader {
     /// The newest `limit` incoming mentions across every conversation,
     /// newest first (the client's Mentions list).
     pub(crate) fn mentions(&self, limit: usize) -> Result<Vec<Value>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
-                    m.sent, m.mention
-             FROM messages m JOIN conversations c ON c.id = m.conversation
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages m JOIN conversations c ON c.id = m.conversation
              WHERE m.mention = 1
              ORDER BY m.seq DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map(params![limit as i64], |r| {
-            Ok(message_json(
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                &r.get::<_, String>(3)?,
-                &r.get::<_, String>(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-            ))
-        })?;
+        ))?;
+        let rows = stmt.query_map(params![limit as i64], message_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -856,85 +836,61 @@ impl Reader {
             return Ok(Vec::new());
         }
         let fts = terms.join(" ");
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT m.seq, m.time, c.account, c.kind, c.name, m.sender, m.alias, m.text, m.direction,
-                    m.sent, m.mention, m.action, m.queued, m.error
-             FROM messages_fts f
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages_fts f
              JOIN messages m ON m.seq = f.rowid
              JOIN conversations c ON c.id = m.conversation
              WHERE messages_fts MATCH ?1
              ORDER BY m.seq DESC LIMIT ?2",
-        )?;
+        ))?;
         let rows = stmt.query_map(params![fts, limit as i64], |r| {
-            let m = message_json(
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                &r.get::<_, String>(3)?,
-                &r.get::<_, String>(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-            );
-            with_state(m, r, 11)
+            with_state(message_row(r)?, r)
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 
-/// Adds a stored message's `action`, `queued` and `error` (columns `at`,
-/// `at + 1`, `at + 2` of `r`) to its JSON, as the `message` event and a
-/// later `message.sent` said.
-fn with_state(mut m: Value, r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Value> {
-    if r.get::<_, bool>(at)? {
-        m["action"] = Value::Bool(true);
+/// A stored message (a row of `message_columns!()`) as the JSON of the
+/// `message` event that brought it.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    let mut m = json!({
+        "seq": r.get::<_, i64>(0)?,
+        "time": r.get::<_, i64>(1)?,
+        "account": r.get::<_, i64>(2)?,
+        "conversation": {"kind": r.get::<_, String>(3)?, "name": r.get::<_, String>(4)?},
+        "sender": r.get::<_, String>(5)?,
+        "text": r.get::<_, String>(7)?,
+        "direction": r.get::<_, String>(8)?,
+    });
+    if let Some(alias) = r.get::<_, Option<String>>(6)? {
+        m["alias"] = Value::String(alias);
     }
-    if r.get::<_, bool>(at + 1)? {
-        m["queued"] = Value::Bool(true);
+    if let Some(sent) = r.get::<_, Option<i64>>(9)? {
+        m["delayed"] = Value::Bool(true);
+        m["sent"] = sent.into();
     }
-    if let Some(error) = r.get::<_, Option<String>>(at + 2)? {
-        m["error"] = Value::String(error);
+    if r.get::<_, bool>(10)? {
+        m["mention"] = Value::Bool(true);
     }
     Ok(m)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn message_json(
-    seq: i64,
-    time: i64,
-    account: i64,
-    kind: &str,
-    name: &str,
-    sender: String,
-    alias: Option<String>,
-    text: String,
-    direction: String,
-    sent: Option<i64>,
-    mention: bool,
-) -> Value {
-    let mut m = json!({
-        "seq": seq,
-        "time": time,
-        "account": account,
-        "conversation": {"kind": kind, "name": name},
-        "sender": sender,
-        "text": text,
-        "direction": direction,
-    });
-    if let Some(alias) = alias {
-        m["alias"] = Value::String(alias);
+/// Adds a stored message's `action`, `queued` and `error` (the last
+/// columns of `message_columns!()`) to its JSON, as the `message` event and
+/// a later `message.sent` said.
+fn with_state(mut m: Value, r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    if r.get::<_, bool>(11)? {
+        m["action"] = Value::Bool(true);
     }
-    if let Some(sent) = sent {
-        m["delayed"] = Value::Bool(true);
-        m["sent"] = sent.into();
+    if r.get::<_, bool>(12)? {
+        m["queued"] = Value::Bool(true);
     }
-    if mention {
-        m["mention"] = Value::Bool(true);
+    if let Some(error) = r.get::<_, Option<String>>(13)? {
+        m["error"] = Value::String(error);
     }
-    m
+    Ok(m)
 }
 
 #[cfg(test)]
@@ -943,20 +899,13 @@ mod tests {
     use crate::backend::event::{Direction, Message};
 
     fn msg(account: i64, name: &str, text: &str, direction: Direction) -> Event {
-        Event::Message(Message {
+        Event::Message(Message::plain(
             account,
-            conversation: ConvRef::chat(name),
-            sender: "bob".into(),
-            alias: None,
-            text: text.into(),
+            ConvRef::chat(name),
+            "bob",
+            text,
             direction,
-            truncated: false,
-            mention: false,
-            action: false,
-            delayed: false,
-            sent: None,
-            queued: false,
-        })
+        ))
     }
 
     /// History dedup's lookup: same conversation, sender and text, an

@@ -27,6 +27,17 @@ mod net;
 pub use net::free_port;
 use net::wait_tcp;
 
+/// A backend on a new state directory (removed when the `TempDir` is
+/// dropped: keep it as long as the backend) and a client that has said
+/// `hello`.
+pub async fn fresh_backend() -> (tempfile::TempDir, Backend, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(dir.path());
+    let mut c = backend.connect().await;
+    c.ok("hello", json!({})).await;
+    (dir, backend, c)
+}
+
 /// A process killed when dropped.
 pub struct Proc(pub Child);
 
@@ -446,6 +457,29 @@ impl Client {
         self.event(&what, |e| e["op"] == op && contains(e, &fields))
             .await
     }
+
+    /// Waits until `account` has `status` (an `account.status` event).
+    pub async fn account_status(&mut self, account: i64, status: &str) -> Value {
+        self.event_op(
+            "account.status",
+            json!({"account": account, "status": status}),
+        )
+        .await
+    }
+}
+
+/// Reads events (those already queued first) until one with
+/// `seq >= upto` arrived; returns them all.
+pub async fn events_until(c: &mut Client, upto: u64) -> Vec<Value> {
+    let mut out: Vec<Value> = c.events.drain(..).collect();
+    while out.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0) < upto {
+        match c.frame().await {
+            Frame::Json(v) if v.get("re").is_none() => out.push(v),
+            Frame::Json(v) => panic!("unexpected reply {v}"),
+            Frame::Closed(code) => panic!("closed {code:?}"),
+        }
+    }
+    out
 }
 
 /// Whether `v` contains every field of `pattern` (recursively for objects).
@@ -478,6 +512,20 @@ impl IrcPeer {
         peer.send(&format!("USER {nick} 0 * :{nick}")).await;
         peer.expect(" 001 ").await;
         peer
+    }
+
+    /// Connects as `nick` and joins `channel` (until the end of its names
+    /// list).
+    pub async fn in_channel(port: u16, nick: &str, channel: &str) -> IrcPeer {
+        let mut peer = IrcPeer::connect(port, nick).await;
+        peer.join(channel).await;
+        peer
+    }
+
+    /// Joins `channel` and waits for the end of its names list.
+    pub async fn join(&mut self, channel: &str) {
+        self.send(&format!("JOIN {channel}")).await;
+        self.expect(" 366 ").await;
     }
 
     pub async fn send(&mut self, line: &str) {
@@ -560,11 +608,7 @@ pub async fn add_irc_account(c: &mut Client, port: u16, nick: &str) -> i64 {
         )
         .await;
     let id = r["account"]["id"].as_i64().unwrap();
-    c.event_op(
-        "account.status",
-        json!({"account": id, "status": "connected"}),
-    )
-    .await;
+    c.account_status(id, "connected").await;
     id
 }
 
@@ -590,11 +634,7 @@ pub async fn hello_when_ready(c: &mut Client, account: i64, joined: Option<&str>
             .any(|x| x["id"] == account && x["status"] == "connected")
     });
     if !connected {
-        c.event_op(
-            "account.status",
-            json!({"account": account, "status": "connected"}),
-        )
-        .await;
+        c.account_status(account, "connected").await;
     }
     if let Some(name) = joined {
         let in_snapshot = hello["chats"].as_array().is_some_and(|a| {
@@ -650,27 +690,66 @@ pub async fn add_xmpp(c: &mut Client, port: u16, user: &str, password: &str) -> 
     r["account"]["id"].as_i64().unwrap()
 }
 
+/// Waits for the certificate prompt (a `request.open` with an Accept
+/// action).
+pub async fn certificate_prompt(c: &mut Client) -> Value {
+    c.event("certificate prompt", |e| {
+        e["op"] == "request.open"
+            && e["actions"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
+    })
+    .await
+}
+
+/// Adds the XMPP accounts `first` and `second` (user, password) on the
+/// prosody at `port` and waits until both are connected: the first one's
+/// certificate prompt is accepted, the second asks none (the certificate
+/// is remembered). Returns their ids.
+pub async fn add_xmpp_pair(
+    c: &mut Client,
+    port: u16,
+    first: (&str, &str),
+    second: (&str, &str),
+) -> (i64, i64) {
+    let a = add_xmpp(c, port, first.0, first.1).await;
+    accept_certificate(c, a).await;
+    let b = add_xmpp(c, port, second.0, second.1).await;
+    c.account_status(b, "connected").await;
+    (a, b)
+}
+
 /// Accepts the certificate prompt and waits until `account` is connected.
 pub async fn accept_certificate(c: &mut Client, account: i64) {
-    let prompt = c
-        .event("certificate prompt", |e| {
-            e["op"] == "request.open"
-                && e["actions"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x["label"] == "Accept"))
-        })
-        .await;
+    let prompt = certificate_prompt(c).await;
     let accept = action_id(&prompt, "Accept");
     c.ok(
         "request.answer",
         json!({"request": prompt["request"], "action": accept}),
     )
     .await;
-    c.event_op(
-        "account.status",
-        json!({"account": account, "status": "connected"}),
-    )
-    .await;
+    c.account_status(account, "connected").await;
+}
+
+/// The fields of a `fields` prompt, all groups in order.
+pub fn form_fields(form: &Value) -> Vec<&Value> {
+    form["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["fields"].as_array().unwrap())
+        .collect()
+}
+
+/// Waits for the first `notice` with `fields` and asserts that its
+/// `primary` says `text`; returns the notice.
+pub async fn notice_saying(c: &mut Client, fields: Value, text: &str) -> Value {
+    let notice = c.event_op("notice", fields).await;
+    assert!(
+        notice["primary"].as_str().is_some_and(|p| p.contains(text)),
+        "{notice}"
+    );
+    notice
 }
 
 pub fn action_id(prompt: &Value, label: &str) -> Value {
@@ -683,20 +762,26 @@ pub fn action_id(prompt: &Value, label: &str) -> Value {
         .clone()
 }
 
-/// `owner` creates MUC `room` with the default configuration (libpurple
-/// asks how to configure a new room: a prompt) and waits until joined.
-pub async fn create_room(c: &mut Client, owner: i64, room: &str) {
+/// `owner` asks to join MUC `room`, which does not exist yet: libpurple
+/// asks how to configure the new room (a prompt), answered with the
+/// action labelled `choice`.
+pub async fn new_room(c: &mut Client, owner: i64, room: &str, choice: &str) {
     c.ok("chat.join", json!({"account": owner, "name": room}))
         .await;
     let prompt = c
         .event_op("request.open", json!({"kind": "action", "account": owner}))
         .await;
-    let defaults = action_id(&prompt, "Accept Defaults");
     c.ok(
         "request.answer",
-        json!({"request": prompt["request"], "action": defaults}),
+        json!({"request": prompt["request"], "action": action_id(&prompt, choice)}),
     )
     .await;
+}
+
+/// `owner` creates MUC `room` with the default configuration and waits
+/// until joined.
+pub async fn create_room(c: &mut Client, owner: i64, room: &str) {
+    new_room(c, owner, room, "Accept Defaults").await;
     c.event_op(
         "chat.joined",
         json!({"account": owner, "conversation": chat(room)}),

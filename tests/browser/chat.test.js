@@ -5,14 +5,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  IrcPeer, NetLink, Ngircd, Sapphire, WAIT, appReady, convItem, launchBrowser, screenshot, signIn, until, waitText,
-  watchPage,
+  IrcPeer, Scene, WAIT, appReady, convItem, launchBrowser, screenshot, signIn, until, waitText, watchPage,
 } from './harness.js';
 
 const USER = 'alice';
 const PASSWORD = 'correct horse battery staple';
 const CHANNEL = '#sapphire';
 
+const scene = new Scene();
+const { problems } = scene;
 let irc;
 let sapphire;
 let link;
@@ -20,7 +21,6 @@ let browser;
 let page; // tab 1, through the NetLink
 let page2; // tab 2, through the NetLink
 let bob;
-const problems = [];
 
 /** The texts of the messages shown in the open conversation, in order. */
 // (System lines such as "The topic is ..." legitimately repeat after a rejoin.)
@@ -50,29 +50,14 @@ function assertNoDuplicates(texts) {
 
 describe('Sapphire in a real Chromium', () => {
   before(async () => {
-    irc = await Ngircd.start();
-    sapphire = await Sapphire.start({ [USER]: PASSWORD });
-    link = await NetLink.start(sapphire.port);
-    browser = await launchBrowser();
-    page = watchPage(await browser.newPage(), problems);
     // The other person is in the channel already, with a topic.
-    bob = await IrcPeer.connect(irc.port, 'bob');
-    bob.send(`JOIN ${CHANNEL}`);
-    await bob.expect(/ 366 /);
+    await scene.start({ users: { [USER]: PASSWORD }, link: true, peers: ['bob'], channel: CHANNEL });
+    ({ server: irc, sapphire, link, browser, page, peers: [bob] } = scene);
     bob.send(`TOPIC ${CHANNEL} :Welcome to the test`);
     await bob.expect(/TOPIC/);
   });
 
-  after(async () => {
-    if (bob) bob.close();
-    if (browser) await browser.close();
-    if (link) await link.stop();
-    if (sapphire) {
-      if (process.env.SAPPHIRE_SHOW_LOG) console.log(sapphire.logText());
-      await sapphire.stop();
-    }
-    if (irc) await irc.stop();
-  });
+  after(() => scene.stop());
 
   it('serves the client with a strict CSP and a web app manifest', async () => {
     const res = await page.goto(`https://127.0.0.1:${link.port}/`);

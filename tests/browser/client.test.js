@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
-  IrcPeer, Ngircd, Sapphire, WAIT, addIrcAccount, appReady, convItem, joinChat, launchBrowser, screenshot, signIn,
+  IrcPeer, Sapphire, Scene, WAIT, addIrcAccount, appReady, convItem, joinChat, launchBrowser, screenshot, signIn,
   until, waitText, watchPage,
 } from './harness.js';
 import { nickColour } from '../../web/format.js';
@@ -23,13 +23,14 @@ const USER = 'erin';
 const PASSWORD = 'erin has a long password';
 const CHANNEL = '#lounge';
 
+const scene = new Scene();
+const { problems } = scene;
 let irc;
 let sapphire;
 let browser;
 let page;
 let bob;
 let carol;
-const problems = [];
 
 /** axe-core's serious and critical findings on the page as it is. */
 async function axeViolations(p) {
@@ -53,27 +54,11 @@ describe('Reading and driving the web client', () => {
   before(async () => {
     // Nicks with different colours (checked, not assumed).
     assert.notEqual(nickColour('bob'), nickColour('carol'));
-    irc = await Ngircd.start();
-    sapphire = await Sapphire.start({ [USER]: PASSWORD });
-    browser = await launchBrowser();
-    page = watchPage(await browser.newPage(), problems);
-    bob = await IrcPeer.connect(irc.port, 'bob');
-    carol = await IrcPeer.connect(irc.port, 'carol');
-    for (const p of [bob, carol]) {
-      p.send(`JOIN ${CHANNEL}`);
-      await p.expect(/ 366 /);
-    }
+    await scene.start({ users: { [USER]: PASSWORD }, peers: ['bob', 'carol'], channel: CHANNEL });
+    ({ server: irc, sapphire, browser, page, peers: [bob, carol] } = scene);
   });
 
-  after(async () => {
-    for (const p of [bob, carol]) if (p) p.close();
-    if (browser) await browser.close();
-    if (sapphire) {
-      if (process.env.SAPPHIRE_SHOW_LOG) console.log(sapphire.logText());
-      await sapphire.stop();
-    }
-    if (irc) await irc.stop();
-  });
+  after(() => scene.stop());
 
   it('has no serious accessibility violations on the sign-in page', async () => {
     await page.goto(sapphire.url);

@@ -5,21 +5,17 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  IrcPeer, Ngircd, Sapphire, WAIT, addIrcAccount, appReady, convItem, joinChat, launchBrowser, screenshot, signIn,
-  until, waitText, watchPage,
-} from './harness.js';
+import { Scene, WAIT, convItem, screenshot, until, waitText } from './harness.js';
 
 const USER = 'alice';
 const PASSWORD = 'correct horse battery staple';
 const CHANNEL = '#cmds';
 
-let irc;
+const scene = new Scene();
+const { problems } = scene;
 let sapphire;
-let browser;
 let page;
 let bob;
-const problems = [];
 
 const openChannel = async (p) => {
   await convItem(p, CHANNEL).locator('button').click();
@@ -34,13 +30,8 @@ async function type(p, text) {
 
 describe('Commands, actions and paced sending in the web client', () => {
   before(async () => {
-    irc = await Ngircd.start();
-    sapphire = await Sapphire.start({ [USER]: PASSWORD });
-    browser = await launchBrowser();
-    page = watchPage(await browser.newPage(), problems);
-    bob = await IrcPeer.connect(irc.port, 'bob');
-    bob.send(`JOIN ${CHANNEL}`);
-    await bob.expect(/ 366 /);
+    await scene.start({ users: { [USER]: PASSWORD }, peers: ['bob'], channel: CHANNEL });
+    ({ sapphire, page, peers: [bob] } = scene);
     // Channels alice cannot join: invitation only, and with a key.
     bob.send('JOIN #club');
     await bob.expect(/ 366 .*#club/);
@@ -52,24 +43,13 @@ describe('Commands, actions and paced sending in the web client', () => {
   });
 
   after(async () => {
-    if (bob) bob.close();
-    if (browser) await browser.close();
-    if (sapphire) {
-      if (process.env.SAPPHIRE_SHOW_LOG) console.log(sapphire.logText());
-      await sapphire.stop();
-    }
-    if (irc) await irc.stop();
+    await scene.stop();
     assert.deepEqual(problems, []);
   });
 
   it('signs in and joins a channel', async () => {
     await page.goto(sapphire.url);
-    await page.locator('#login-view').waitFor({ state: 'visible' });
-    await signIn(page, USER, PASSWORD);
-    await appReady(page);
-    await addIrcAccount(page, USER, irc.port);
-    await joinChat(page, CHANNEL);
-    await bob.expect(new RegExp(`JOIN :?${CHANNEL}`));
+    await scene.signInAndJoin(USER, PASSWORD);
   });
 
   it('shows /me as an action, on both sides', async () => {

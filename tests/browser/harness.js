@@ -369,6 +369,65 @@ export async function screenshot(page, name, doc) {
   }
 }
 
+// ---------------------------------------------------------------- a test's scene
+
+/**
+ * What a browser test file starts in `before` and stops in `after`: an IM
+ * server (`server()`, ngircd unless told otherwise), the proxy with `users`,
+ * optionally a NetLink in front of it (`link`), Chromium with one page whose
+ * problems go to `scene.problems`, and plain IRC peers (`peers`, nicks) that
+ * are connected, then each in `channel`. `stop()` ends whatever was started,
+ * also after a failed `start()`.
+ */
+export class Scene {
+  problems = [];
+
+  peers = [];
+
+  async start({ users, server = Ngircd.start, link = false, peers = [], channel = null }) {
+    this.server = await server();
+    this.sapphire = await Sapphire.start(users);
+    if (link) this.link = await NetLink.start(this.sapphire.port);
+    this.browser = await launchBrowser();
+    this.page = watchPage(await this.browser.newPage(), this.problems);
+    for (const nick of peers) this.peers.push(await IrcPeer.connect(this.server.port, nick));
+    this.channel = channel;
+    if (channel) {
+      for (const p of this.peers) {
+        p.send(`JOIN ${channel}`);
+        await p.expect(/ 366 /);
+      }
+    }
+    return this;
+  }
+
+  /**
+   * From the sign-in page: signs `user` in, adds their IRC account on the
+   * scene's ngircd, joins the scene's channel and waits until every peer
+   * has seen the join.
+   */
+  async signInAndJoin(user, password) {
+    const { page, channel } = this;
+    await page.locator('#login-view').waitFor({ state: 'visible' });
+    await signIn(page, user, password);
+    await appReady(page);
+    await addIrcAccount(page, user, this.server.port);
+    await joinChat(page, channel);
+    for (const p of this.peers) await p.expect(new RegExp(`JOIN :?${channel}`));
+  }
+
+  async stop() {
+    for (const p of this.peers) p.close();
+    if (this.browser) await this.browser.close();
+    if (this.link) await this.link.stop();
+    if (this.sapphire) {
+      if (process.env.SAPPHIRE_SHOW_LOG) console.log(this.sapphire.logText());
+      await this.sapphire.stop();
+    }
+    if (this.server) await this.server.stop();
+  }
+}
+
 // ---------------------------------------------------------------- prosody
 
 /**

@@ -7,21 +7,18 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  IrcPeer, Ngircd, Sapphire, WAIT, addIrcAccount, appReady, convItem, joinChat, launchBrowser, screenshot, signIn,
-  until, waitText, watchPage,
-} from './harness.js';
+import { Scene, WAIT, appReady, convItem, screenshot, until, waitText, watchPage } from './harness.js';
 
 const USER = 'nora';
 const PASSWORD = 'nora has a long password';
 const CHANNEL = '#alerts';
 
-let irc;
+const scene = new Scene();
+const { problems } = scene;
 let sapphire;
 let browser;
 let page;
 let bob;
-const problems = [];
 
 // The Notification API as a spy (what the page asked to show), and a
 // switch for whether the tab is in the background.
@@ -49,24 +46,11 @@ function spyScript() {
 
 describe('Notifications in a real Chromium', () => {
   before(async () => {
-    irc = await Ngircd.start();
-    sapphire = await Sapphire.start({ [USER]: PASSWORD });
-    browser = await launchBrowser();
-    page = watchPage(await browser.newPage(), problems);
-    bob = await IrcPeer.connect(irc.port, 'bob');
-    bob.send(`JOIN ${CHANNEL}`);
-    await bob.expect(/ 366 /);
+    await scene.start({ users: { [USER]: PASSWORD }, peers: ['bob'], channel: CHANNEL });
+    ({ sapphire, browser, page, peers: [bob] } = scene);
   });
 
-  after(async () => {
-    if (bob) bob.close();
-    if (browser) await browser.close();
-    if (sapphire) {
-      if (process.env.SAPPHIRE_SHOW_LOG) console.log(sapphire.logText());
-      await sapphire.stop();
-    }
-    if (irc) await irc.stop();
-  });
+  after(() => scene.stop());
 
   it('registers the service worker at the root scope without asking for permission', async () => {
     await page.goto(sapphire.url);
@@ -130,12 +114,7 @@ describe('Notifications in a real Chromium', () => {
   it('notifies of a mention while in the background, and its click opens the message', async () => {
     await page.addInitScript(spyScript);
     await page.reload();
-    await page.locator('#login-view').waitFor({ state: 'visible' });
-    await signIn(page, USER, PASSWORD);
-    await appReady(page);
-    await addIrcAccount(page, USER, irc.port);
-    await joinChat(page, CHANNEL);
-    await bob.expect(new RegExp(`JOIN :?${CHANNEL}`));
+    await scene.signInAndJoin(USER, PASSWORD);
     // Turned on from the settings page (the only place it is asked).
     await page.click('#btn-settings');
     assert.equal(await page.evaluate(() => Notification.permission), 'default');

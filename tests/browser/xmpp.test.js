@@ -6,18 +6,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  Prosody, Sapphire, WAIT, appReady, launchBrowser, screenshot, signIn as signInAs, until, watchPage,
+  Prosody, Scene, WAIT, appReady, screenshot, signIn as signInAs, until, watchPage,
 } from './harness.js';
 
 const USER = 'dana';
 const PASSWORD = 'a long sapphire password';
 
+const scene = new Scene();
+const { problems } = scene;
 let xmpp;
 let sapphire;
 let browser;
 let page;
 let page2;
-const problems = [];
 
 async function signIn(p) {
   await p.goto(sapphire.url);
@@ -59,21 +60,12 @@ async function openIm(p, accountJid, to) {
 
 describe('Sapphire with XMPP in a real Chromium', () => {
   before(async () => {
-    xmpp = await Prosody.start({ alice: 'alice-pw', bob: 'bob-pw' });
-    sapphire = await Sapphire.start({ [USER]: PASSWORD });
-    browser = await launchBrowser();
-    page = watchPage(await browser.newPage(), problems);
+    await scene.start({ users: { [USER]: PASSWORD }, server: () => Prosody.start({ alice: 'alice-pw', bob: 'bob-pw' }) });
+    ({ server: xmpp, sapphire, browser, page } = scene);
     page2 = watchPage(await browser.newPage(), problems);
   });
 
-  after(async () => {
-    if (browser) await browser.close();
-    if (sapphire) {
-      if (process.env.SAPPHIRE_SHOW_LOG) console.log(sapphire.logText());
-      await sapphire.stop();
-    }
-    if (xmpp) await xmpp.stop();
-  });
+  after(() => scene.stop());
 
   it('asks about the self-signed certificate in a dialog, in every tab, and connects once accepted', async () => {
     await signIn(page);

@@ -401,6 +401,17 @@ def cmd_plain(a):
     print(resp.status, resp.getheader("Location") or "-")
 
 
+def expect_ws_refused(b, code, what):
+    """Fails unless /ws refuses browser `b` with HTTP `code` (a string);
+    `what` says whose upgrade it is."""
+    try:
+        WebSocket.connect(b, "/ws")
+        raise Fail("/ws %s was accepted" % what)
+    except Fail as e:
+        if code not in str(e):
+            raise
+
+
 def cmd_refusals(a):
     """What a browser must not get: wrong password, foreign Origin, no session."""
     b = Browser(a.host, fingerprint=a.fingerprint)
@@ -408,20 +419,10 @@ def cmd_refusals(a):
     print(json.dumps({"wrong_password": status}))
     if status != 401:
         raise Fail("wrong password gave HTTP %d" % status)
-    try:
-        WebSocket.connect(b, "/ws")
-        raise Fail("/ws without a session was accepted")
-    except Fail as e:
-        if "401" not in str(e):
-            raise
+    expect_ws_refused(b, "401", "without a session")
     b.login(a.user, a.password)
     b.origin = "https://evil.example"
-    try:
-        WebSocket.connect(b, "/ws")
-        raise Fail("/ws with a foreign Origin was accepted")
-    except Fail as e:
-        if "403" not in str(e):
-            raise
+    expect_ws_refused(b, "403", "with a foreign Origin")
     print(json.dumps({"no_session": 401, "foreign_origin": 403}))
 
 

@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::handles::{self, Account, NewAccount, OptionValue, Protocol};
 use super::{events, ffi, invoke, state, view};
+use crate::backend::event::{Direction, Event, Message};
 use crate::backend::pacing::Pace;
 use crate::backend::policy;
 use crate::backend::protocol::OpError;
@@ -594,22 +595,14 @@ pub(crate) fn note_nick(id: i64) {
     emit_updated(account);
     if let Some(nick) = got {
         let server = view::server_conversation(account);
-        events::emit(crate::backend::event::Event::Message(
-            crate::backend::event::Message {
-                account: id,
-                sender: server.name.clone(),
-                conversation: server,
-                alias: None,
-                text: format!("The nick {wanted} is in use: you are {nick} on this server."),
-                direction: crate::backend::event::Direction::System,
-                truncated: false,
-                mention: false,
-                action: false,
-                delayed: false,
-                sent: None,
-                queued: false,
-            },
-        ));
+        let sender = server.name.clone();
+        events::emit(Event::Message(Message::plain(
+            id,
+            server,
+            sender,
+            format!("The nick {wanted} is in use: you are {nick} on this server."),
+            Direction::System,
+        )));
     }
 }
 

@@ -348,18 +348,9 @@ fn announce_queued(account: Account, id: i64) {
             ConvKind::Im => (name.clone(), Some(im_alias.clone()).filter(|a| *a != name)),
         };
         let seq = events::emit(Event::Message(Message {
-            account: id,
-            conversation: ConvRef { kind, name },
-            sender,
             alias,
-            text,
-            direction: Direction::Out,
-            truncated: false,
-            mention: false,
-            action: false,
-            delayed: false,
-            sent: None,
             queued: true,
+            ..Message::plain(id, ConvRef { kind, name }, sender, text, Direction::Out)
         }));
         if let Some(seq) = seq {
             seqs.push((i, seq));

@@ -154,6 +154,25 @@ unsafe fn callback<F: Copy>(cb: ffi::GCallback, user_data: *mut c_void) -> Optio
     Some(unsafe { Callback::new(f, user_data) })
 }
 
+/// The answer of a prompt answered with text (input, file, folder): OK
+/// with the text, or Cancel.
+///
+/// # Safety
+/// `ok_cb` and `cancel_cb` are NULL or the prompt's callbacks taking
+/// (`user_data`, text): `PurpleRequestInputCb` or `PurpleRequestFileCb`.
+unsafe fn text_answer(
+    ok_cb: ffi::GCallback,
+    cancel_cb: ffi::GCallback,
+    user_data: *mut c_void,
+) -> Pending {
+    Pending::Text {
+        // SAFETY: the caller's contract.
+        ok: unsafe { callback(ok_cb, user_data) },
+        // SAFETY: as above.
+        cancel: unsafe { callback(cancel_cb, user_data) },
+    }
+}
+
 unsafe extern "C" fn request_input(
     title: *const c_char,
     primary: *const c_char,
@@ -179,12 +198,8 @@ unsafe extern "C" fn request_input(
         // SAFETY: libpurple's string arguments, NULL or valid for the call.
         hint: unsafe { opt(hint) },
     };
-    let pending = Pending::Text {
-        // SAFETY: input callbacks are PurpleRequestInputCb.
-        ok: unsafe { callback(ok_cb, user_data) },
-        // SAFETY: as above.
-        cancel: unsafe { callback(cancel_cb, user_data) },
-    };
+    // SAFETY: input callbacks are PurpleRequestInputCb.
+    let pending = unsafe { text_answer(ok_cb, cancel_cb, user_data) };
     open(
         // SAFETY: the callback\'s own arguments.
         unsafe { common(title, primary, secondary, account, who) },
@@ -390,6 +405,31 @@ unsafe extern "C" fn request_fields(
     )
 }
 
+/// A file or folder prompt: a title, OK and Cancel, answered with a path
+/// (`kind` and `details` say which).
+///
+/// # Safety
+/// `title`, `account` and `who` are what libpurple passed the request
+/// callback.
+unsafe fn open_path_prompt(
+    title: *const c_char,
+    account: *mut ffi::PurpleAccount,
+    who: *const c_char,
+    kind: ffi::PurpleRequestType,
+    details: RequestDetails,
+    pending: Pending,
+) -> *mut c_void {
+    let null = std::ptr::null();
+    open(
+        // SAFETY: the caller's contract; NULL for the other texts.
+        unsafe { common(title, null, null, account, who) },
+        // SAFETY: NULL for both labels (OK and Cancel).
+        unsafe { ok_cancel(null, null) },
+        details,
+        entry(Some(kind), pending),
+    )
+}
+
 unsafe extern "C" fn request_file(
     title: *const c_char,
     filename: *const c_char,
@@ -401,25 +441,24 @@ unsafe extern "C" fn request_file(
     _conv: *mut ffi::PurpleConversation,
     user_data: *mut c_void,
 ) -> *mut c_void {
-    let null = std::ptr::null();
-    let pending = Pending::Text {
-        // SAFETY: file callbacks are PurpleRequestFileCb (data, filename).
-        ok: unsafe { callback(ok_cb, user_data) },
-        // SAFETY: as above.
-        cancel: unsafe { callback(cancel_cb, user_data) },
-    };
-    open(
-        // SAFETY: the callback\'s own arguments.
-        unsafe { common(title, null, null, account, who) },
+    let details = RequestDetails::File {
         // SAFETY: libpurple's string arguments, NULL or valid for the call.
-        unsafe { ok_cancel(null, null) },
-        RequestDetails::File {
-            // SAFETY: libpurple's string arguments, NULL or valid for the call.
-            filename: unsafe { opt(filename) },
-            save: savedialog != 0,
-        },
-        entry(Some(ffi::PURPLE_REQUEST_FILE), pending),
-    )
+        filename: unsafe { opt(filename) },
+        save: savedialog != 0,
+    };
+    // SAFETY: file callbacks are PurpleRequestFileCb (data, filename).
+    let pending = unsafe { text_answer(ok_cb, cancel_cb, user_data) };
+    // SAFETY: the callback's own arguments.
+    unsafe {
+        open_path_prompt(
+            title,
+            account,
+            who,
+            ffi::PURPLE_REQUEST_FILE,
+            details,
+            pending,
+        )
+    }
 }
 
 unsafe extern "C" fn request_folder(
@@ -432,24 +471,23 @@ unsafe extern "C" fn request_folder(
     _conv: *mut ffi::PurpleConversation,
     user_data: *mut c_void,
 ) -> *mut c_void {
-    let null = std::ptr::null();
-    let pending = Pending::Text {
-        // SAFETY: folder callbacks are PurpleRequestFileCb (data, dirname).
-        ok: unsafe { callback(ok_cb, user_data) },
-        // SAFETY: as above.
-        cancel: unsafe { callback(cancel_cb, user_data) },
-    };
-    open(
-        // SAFETY: the callback\'s own arguments.
-        unsafe { common(title, null, null, account, who) },
+    let details = RequestDetails::Folder {
         // SAFETY: libpurple's string arguments, NULL or valid for the call.
-        unsafe { ok_cancel(null, null) },
-        RequestDetails::Folder {
-            // SAFETY: libpurple's string arguments, NULL or valid for the call.
-            dirname: unsafe { opt(dirname) },
-        },
-        entry(Some(ffi::PURPLE_REQUEST_FOLDER), pending),
-    )
+        dirname: unsafe { opt(dirname) },
+    };
+    // SAFETY: folder callbacks are PurpleRequestFileCb (data, dirname).
+    let pending = unsafe { text_answer(ok_cb, cancel_cb, user_data) };
+    // SAFETY: the callback's own arguments.
+    unsafe {
+        open_path_prompt(
+            title,
+            account,
+            who,
+            ffi::PURPLE_REQUEST_FOLDER,
+            details,
+            pending,
+        )
+    }
 }
 
 unsafe extern "C" fn close_request(_kind: ffi::PurpleRequestType, handle: *mut c_void) {
