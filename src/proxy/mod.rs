@@ -3,12 +3,13 @@
 //! web client, and relays each signed-in user's WebSocket to their backend.
 //!
 //! Layers, bottom up (each module uses only those above it in this list):
-//! `config`, `error`, `shutdown`, `launcher`, `limits`, `admission`, `hashing`, `relay`, `state`, `http`,
+//! `config`, `error`, `shutdown`, `edge`, `launcher`, `limits`, `admission`, `hashing`, `relay`, `state`, `http`,
 //! `plain`, `server`, `demo`. See `docs/architecture.md`.
 
 pub(crate) mod admission;
 pub mod config;
 pub mod demo;
+mod edge;
 mod error;
 pub(crate) mod hashing;
 pub(crate) mod http;

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::admission::Slot;
 use super::config::Config;
+use super::edge::Edge;
 use super::error::{io_err, ProxyError};
 use super::http;
 use super::plain;
@@ -113,6 +114,8 @@ impl Proxy {
     /// credentials there).
     pub async fn run(self, ready: impl FnOnce()) -> Result<(), ProxyError> {
         let shared = self.shared;
+        // New connections are served on the edge runtime, relays here.
+        let edge = Edge::start().map_err(io_err("starting the edge runtime"))?;
         let mut term = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
         let mut int = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
         let mut hup = signal(SignalKind::hangup()).map_err(io_err("SIGHUP handler"))?;
@@ -136,7 +139,19 @@ impl Proxy {
             };
             info!("listening on {scheme}://{addr}/");
             announce.push_str(&format!("listening on {scheme}://{addr}/\n"));
-            accept_tasks.push(tokio::spawn(accept_loop(Arc::clone(&shared), l, serve)));
+            // The listener moves to the edge runtime: accepting and refusing
+            // a flood's connections is edge work too.
+            let l = l
+                .into_std()
+                .map_err(io_err("preparing the listening sockets"))?;
+            let handle = edge.handle().clone();
+            let s = Arc::clone(&shared);
+            accept_tasks.push(edge.handle().spawn(async move {
+                match TcpListener::from_std(l) {
+                    Ok(l) => accept_loop(s, l, serve, handle).await,
+                    Err(e) => warn!("cannot listen on {addr}: {e}"),
+                }
+            }));
         }
         // Whoever reads this may go away: a closed stdout is no reason to stop.
         let mut out = std::io::stdout();
@@ -217,6 +232,7 @@ impl Proxy {
             );
         }
         shared.launcher.shutdown().await;
+        drop(edge);
         info!("stopped");
         Ok(())
     }
@@ -265,7 +281,16 @@ fn listeners(config: &Config) -> Result<Listeners, ProxyError> {
     Ok((tls, plain))
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, serve: Serve) {
+/// Accepts and admits (before any TLS work) on the edge runtime, then
+/// registers each admitted connection with the relay runtime (whose I/O
+/// driver stays responsive under a flood: the connection may become a
+/// relay) and serves it on the edge.
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    serve: Serve,
+    edge: tokio::runtime::Handle,
+) {
     let mut stop = shared.shutdown.subscribe();
     let mut accept_errors = Throttled::new(ACCEPT_ERROR_LOG_EVERY);
     let mut refusals = Throttled::new(REFUSAL_LOG_EVERY);
@@ -303,11 +328,23 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, serve: Serve) {
         }
         let over = open >= shared.config.max_connections;
         let _ = stream.set_nodelay(true);
+        let stream = match stream.into_std().and_then(|s| {
+            let _relays = shared.relay_runtime.enter();
+            TcpStream::from_std(s)
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(more) = accept_errors.tick() {
+                    warn!("accepted connection unusable: {e} ({more} more failures since the last warning)");
+                }
+                continue;
+            }
+        };
         let s = Arc::clone(&shared);
         match serve {
-            Serve::Tls => tokio::spawn(serve_connection(s, stream, peer, over, slot)),
+            Serve::Tls => edge.spawn(serve_connection(s, stream, peer, over, slot)),
             Serve::Plain { https_port } => {
-                tokio::spawn(plain::serve(s, stream, peer, https_port, slot))
+                edge.spawn(plain::serve(s, stream, peer, https_port, slot))
             }
         };
     }

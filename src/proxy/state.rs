@@ -49,6 +49,9 @@ pub(crate) struct Shared {
     /// Client connections being served (not counting relays).
     pub(crate) connections: AtomicUsize,
     pub(crate) relays: Arc<Registry>,
+    /// The runtime relays run on: the one the proxy was made in (new
+    /// connections are served on the edge runtime, see `edge`).
+    pub(crate) relay_runtime: tokio::runtime::Handle,
     pub(crate) shutdown: watch::Sender<bool>,
 }
 
@@ -111,6 +114,7 @@ impl Shared {
             launcher,
             connections: AtomicUsize::new(0),
             relays: Arc::new(Registry::default()),
+            relay_runtime: tokio::runtime::Handle::current(),
             shutdown: watch::channel(false).0,
             config,
         })

@@ -70,11 +70,7 @@ pub(crate) async fn websocket(shared: &Arc<Shared>, mut req: Request<Incoming>) 
             Ok(x) => x,
             Err(e) => {
                 warn!(%user, "backend WebSocket handshake failed: {e}");
-                return error(
-                    StatusCode::BAD_GATEWAY,
-                    "backend_failed",
-                    "Your chat backend did not answer properly; try again shortly.",
-                );
+                return backend_failed();
             }
         };
 
@@ -93,7 +89,20 @@ pub(crate) async fn websocket(shared: &Arc<Shared>, mut req: Request<Incoming>) 
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let max_frame = shared.config.max_frame_bytes;
-    tokio::spawn(async move {
+    // The relay runs on the relay runtime (this request is served on the
+    // edge's): the backend's socket, connected here, moves over with it.
+    let backend = match backend.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(%user, "backend socket: {e}");
+            return backend_failed();
+        }
+    };
+    shared.relay_runtime.spawn(async move {
+        let backend = match tokio::net::UnixStream::from_std(backend) {
+            Ok(s) => s,
+            Err(e) => return warn!(%user, "backend socket: {e}"),
+        };
         match on_upgrade.await {
             Ok(upgraded) => bridge::relay(guard, upgraded, backend, leftover, max_frame).await,
             Err(e) => warn!(%user, "WebSocket upgrade failed: {e}"),
@@ -113,4 +122,12 @@ pub(crate) async fn websocket(shared: &Arc<Shared>, mut req: Request<Incoming>) 
         rh.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
     }
     resp
+}
+
+fn backend_failed() -> Response<Body> {
+    error(
+        StatusCode::BAD_GATEWAY,
+        "backend_failed",
+        "Your chat backend did not answer properly; try again shortly.",
+    )
 }
