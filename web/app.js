@@ -662,12 +662,19 @@ function renderMentions() {
   show($('mentions-empty'), mentions.length === 0);
   if (ul.dataset.sig === sig) return;
   ul.dataset.sig = sig;
-  ul.replaceChildren(...mentions.map((m) => h('li', { class: 'result' },
+  ul.replaceChildren(...mentions.map((m) => resultItem(m, clock)));
+}
+
+// One found or mentioning message in a list (Mentions, Search): where, who,
+// when, and the line as the conversation shows it (a /me line as "* who …").
+function resultItem(m, clock) {
+  const who = m.alias || m.sender;
+  return h('li', { class: 'result' },
     h('button', { type: 'button', class: 'conv-btn', onclick: () => openResult(m) },
       h('span', { class: 'result-head' },
-        h('strong', null, m.conversation.name), ' · ', m.alias || m.sender, ' · ',
+        h('strong', null, m.conversation.name), ' · ', who, ' · ',
         h('time', { datetime: new Date(m.time).toISOString() }, `${fmtDate(m.time)} ${fmtTime(m.time, clock)}`)),
-      h('span', { class: 'text' }, m.text)))));
+      h('span', { class: 'text' }, m.action ? `* ${who} ${m.text}` : m.text)));
 }
 
 // The backend's list (every conversation, also what is not loaded here),
@@ -779,12 +786,7 @@ $('search-form').addEventListener('submit', async (ev) => {
       : `No messages contain “${q}”`);
     const clock = app.settings.clock;
     for (const m of r.messages) {
-      ul.appendChild(h('li', { class: 'result' },
-        h('button', { type: 'button', class: 'conv-btn', onclick: () => openResult(m) },
-          h('span', { class: 'result-head' },
-            h('strong', null, m.conversation.name), ' · ', m.alias || m.sender, ' · ',
-            h('time', { datetime: new Date(m.time).toISOString() }, `${fmtDate(m.time)} ${fmtTime(m.time, clock)}`)),
-          h('span', { class: 'text' }, m.text))));
+      ul.appendChild(resultItem(m, clock));
     }
   } catch (err) {
     setText($('search-title'), `Search failed: ${errText(err)}`);

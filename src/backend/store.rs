@@ -802,7 +802,7 @@ impl Reader {
         ))?;
         let rows = stmt.query_map(
             params![key.account, key.kind, key.name, before, limit as i64],
-            |r| with_state(message_row(r)?, r),
+            stored_message,
         )?;
         let mut out: Vec<Value> = rows.collect::<rusqlite::Result<_>>()?;
         out.reverse();
@@ -819,7 +819,7 @@ impl Reader {
              WHERE m.mention = 1
              ORDER BY m.seq DESC LIMIT ?1",
         ))?;
-        let rows = stmt.query_map(params![limit as i64], message_row)?;
+        let rows = stmt.query_map(params![limit as i64], stored_message)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -845,11 +845,16 @@ impl Reader {
              WHERE messages_fts MATCH ?1
              ORDER BY m.seq DESC LIMIT ?2",
         ))?;
-        let rows = stmt.query_map(params![fts, limit as i64], |r| {
-            with_state(message_row(r)?, r)
-        })?;
+        let rows = stmt.query_map(params![fts, limit as i64], stored_message)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// A stored message (a row of `message_columns!()`) as history, mentions
+/// and search return it: the `message` event that brought it, with what a
+/// later `message.sent` said.
+fn stored_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    with_state(message_row(r)?, r)
 }
 
 /// A stored message (a row of `message_columns!()`) as the JSON of the
@@ -1011,6 +1016,25 @@ mod tests {
         }
         // Messages are the user's words, not account settings: untouched.
         assert!(events[2].1.contains("hunter2"));
+    }
+
+    /// A mention in a /me line is an action in the Mentions list too, as
+    /// in history and search.
+    #[test]
+    fn mentions_keep_their_action_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut store = Store::open(&path).unwrap();
+        let Event::Message(mut m) = msg(1, "#a", "waves at alice", Direction::In) else {
+            unreachable!()
+        };
+        m.mention = true;
+        m.action = true;
+        store.persist(1, 10, &Event::Message(m)).unwrap();
+        let reader = Reader::open(&path).unwrap();
+        let listed = reader.mentions(10).unwrap();
+        assert_eq!(listed[0]["action"], true, "{listed:?}");
+        assert_eq!(reader.search("waves", 10).unwrap()[0]["action"], true);
     }
 
     /// Mentions are kept: the conversation counts its unread ones (the

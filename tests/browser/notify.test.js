@@ -188,10 +188,12 @@ describe('Notifications in a real Chromium', () => {
     await until(other, () => document.querySelectorAll('#mentions-list li').length === 3);
     await other.close();
     await page.bringToFront();
+    // A mention in a /me line is listed as the channel shows it.
+    bob.send(`PRIVMSG ${CHANNEL} :\x01ACTION waves at ${USER}\x01`);
     await page.click('#btn-mentions');
-    await until(page, () => document.querySelectorAll('#mentions-list li').length === 3);
+    await until(page, () => document.querySelectorAll('#mentions-list li').length === 4);
     const texts = await page.$$eval('#mentions-list li .text', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(texts, [`${USER}: third`, `${USER}: and this`, `${USER}: look at this`]);
+    assert.deepEqual(texts, [`* bob waves at ${USER}`, `${USER}: third`, `${USER}: and this`, `${USER}: look at this`]);
     await screenshot(page, 'n1-mentions', 'mentions');
     await page.locator('#mentions-list li', { hasText: `${USER}: and this` }).locator('button').click();
     await until(page, (t) => [...document.querySelectorAll('#messages .msg.found .text')].some((e) => e.textContent === t),
