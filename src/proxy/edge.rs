@@ -39,10 +39,16 @@ impl Edge {
     /// Starts the edge's worker threads, one per core.
     pub(crate) fn start() -> std::io::Result<Edge> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Relative to the thread starting the edge (the process's priority),
+        // set as an absolute value: a blocking thread that an edge thread
+        // starts inherits the edge's priority and must not be lowered again.
+        let nice = rustix::process::getpriority_process(None)
+            .map(|now| (now + EDGE_NICE).min(19))
+            .map_err(std::io::Error::from);
         let runtime = Builder::new_multi_thread()
             .worker_threads(cores)
             .thread_name("sapphire-edge")
-            .on_thread_start(lower_this_threads_priority)
+            .on_thread_start(move || lower_this_threads_priority(&nice))
             .enable_all()
             .build()?;
         Ok(Edge {
@@ -66,25 +72,24 @@ impl Drop for Edge {
     }
 }
 
-/// Makes the calling thread `EDGE_NICE` nicer. Where the system call is
-/// refused (the unit's seccomp filter denies the `@resources` group with
-/// EPERM) the thread keeps the process's priority: the separate runtime
-/// still keeps relays out of the edge's run queues.
-fn lower_this_threads_priority() {
+/// Sets the calling thread's nice value to `nice` (the process's plus
+/// `EDGE_NICE`). Where the system call is refused (a seccomp filter that
+/// denies the `@resources` group with EPERM) the thread keeps the
+/// process's priority: the separate runtime still keeps relays out of the
+/// edge's run queues.
+fn lower_this_threads_priority(nice: &std::io::Result<i32>) {
     static SAID: AtomicBool = AtomicBool::new(false);
-    let tid = rustix::thread::gettid();
-    let result = rustix::process::getpriority_process(Some(tid))
-        .and_then(|now| rustix::process::setpriority_process(Some(tid), (now + EDGE_NICE).min(19)));
+    let result = match nice {
+        Ok(nice) => rustix::process::setpriority_process(Some(rustix::thread::gettid()), *nice)
+            .map(|()| *nice)
+            .map_err(std::io::Error::from),
+        Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+    };
+    if SAID.swap(true, Ordering::Relaxed) {
+        return;
+    }
     match result {
-        Ok(()) => {
-            if !SAID.swap(true, Ordering::Relaxed) {
-                debug!("edge threads run at nice +{EDGE_NICE}");
-            }
-        }
-        Err(e) => {
-            if !SAID.swap(true, Ordering::Relaxed) {
-                info!("edge threads keep the process's CPU priority: {e}");
-            }
-        }
+        Ok(nice) => debug!("edge threads run at nice {nice}"),
+        Err(e) => info!("edge threads keep the process's CPU priority: {e}"),
     }
 }
