@@ -88,7 +88,7 @@ export function recentMentions(convs, limit = 50) {
       if (m.direction === 'in' && m.mention) {
         out.push({
           key: e.key, account: e.account, conversation: { kind: e.kind, name: e.name },
-          seq: m.seq, time: m.time, sender: m.sender, alias: m.alias, text: m.text,
+          seq: m.seq, time: m.time, sender: m.sender, alias: m.alias, text: m.text, action: m.action,
         });
       }
     }

@@ -70,6 +70,9 @@ test('recent mentions across conversations, newest first; the store keeps the se
   const r = recentMentions(state.convs.values());
   assert.deepEqual(r.map((m) => [m.conversation.name, m.seq, m.text]), [['#b', 7, 'alice: two'], ['#a', 5, 'alice: one']]);
   assert.equal(recentMentions(state.convs.values(), 1).length, 1);
+  // A /me mention stays an action in the list.
+  applyEvent(state, { ...ev(9, '#a', 'waves at alice', true), action: true });
+  assert.equal(recentMentions(state.convs.values())[0].action, true);
   const fx = applyEvent(state, { op: 'notify.changed', seq: 8, levels: [], highlights: ['rust'] });
   assert.deepEqual(fx, [{ type: 'notifyChanged' }]);
   assert.equal(levelFor(state.notify, 1, 'chat', '#a'), 'mentions');
