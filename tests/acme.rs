@@ -99,7 +99,21 @@ impl StartCert {
 
 /// pebble validating on `tls_port` (tls-alpn-01) and `http_port` (http-01)
 /// of 127.0.0.1, `DOMAIN` resolved by pebble-challtestsrv to 127.0.0.1.
+/// pebble cannot bind port 0: its ports are picked free, and another
+/// process may take one before it binds (seen in a fresh-clone run), so a
+/// start that exits before listening is tried again with other ports.
 fn pebble(dir: &Path, tls_port: u16, http_port: u16) -> Pebble {
+    let mut last = String::new();
+    for _ in 0..3 {
+        match try_pebble(dir, tls_port, http_port) {
+            Ok(p) => return p,
+            Err(e) => last = e,
+        }
+    }
+    panic!("pebble did not start in 3 tries: {last}");
+}
+
+fn try_pebble(dir: &Path, tls_port: u16, http_port: u16) -> Result<Pebble, String> {
     let ca = dir.join("pebble-https.crt");
     let key = dir.join("pebble-https.key");
     sapphire::tls::ensure_self_signed(&ca, &key, &["localhost".into(), "127.0.0.1".into()])
@@ -118,12 +132,13 @@ fn pebble(dir: &Path, tls_port: u16, http_port: u16) -> Pebble {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    net::wait_tcp(
+    net::listening(
         dns_mgmt,
         &mut dns_child,
         "pebble-challtestsrv",
         Duration::from_secs(20),
-    );
+    )?;
+    let dns_child = Kill(dns_child);
     let config = dir.join("pebble.json");
     std::fs::write(
         &config,
@@ -151,20 +166,24 @@ fn pebble(dir: &Path, tls_port: u16, http_port: u16) -> Pebble {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    net::wait_tcp(port, &mut child, "pebble", Duration::from_secs(20));
-    net::wait_tcp(
-        mgmt,
-        &mut child,
-        "pebble management",
-        Duration::from_secs(20),
-    );
-    Pebble {
-        _pebble: Kill(child),
-        _dns: Kill(dns_child),
+    let ready =
+        net::listening(port, &mut child, "pebble", Duration::from_secs(20)).and_then(|()| {
+            net::listening(
+                mgmt,
+                &mut child,
+                "pebble management",
+                Duration::from_secs(20),
+            )
+        });
+    let child = Kill(child);
+    ready?;
+    Ok(Pebble {
+        _pebble: child,
+        _dns: dns_child,
         port,
         mgmt,
         ca,
-    }
+    })
 }
 
 /// pebble's issuing root, from its management interface.

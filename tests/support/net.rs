@@ -20,13 +20,22 @@ pub fn free_port() -> u16 {
 /// Waits until `what` (the process `child`) accepts TCP connections on
 /// `port`; panics if it exits first or takes longer than `limit`.
 pub fn wait_tcp(port: u16, child: &mut Child, what: &str, limit: Duration) {
+    if let Err(e) = listening(port, child, what, limit) {
+        panic!("{e}");
+    }
+}
+
+/// Like [`wait_tcp`], but an exit before listening (e.g. a `free_port`
+/// that another process took meanwhile: "address already in use") is an
+/// `Err` for the caller to retry with other ports.
+pub fn listening(port: u16, child: &mut Child, what: &str, limit: Duration) -> Result<(), String> {
     let deadline = Instant::now() + limit;
     loop {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before listening: {status}");
+            return Err(format!("{what} exited before listening: {status}"));
         }
         assert!(Instant::now() < deadline, "{what} did not listen on {port}");
         std::thread::sleep(Duration::from_millis(20));
