@@ -42,9 +42,7 @@ impl Edge {
         // Relative to the thread starting the edge (the process's priority),
         // set as an absolute value: a blocking thread that an edge thread
         // starts inherits the edge's priority and must not be lowered again.
-        let nice = rustix::process::getpriority_process(None)
-            .map(|now| (now + EDGE_NICE).min(19))
-            .map_err(std::io::Error::from);
+        let nice = rustix::process::getpriority_process(None).map(|now| (now + EDGE_NICE).min(19));
         let runtime = Builder::new_multi_thread()
             .worker_threads(cores)
             .thread_name("sapphire-edge")
@@ -77,14 +75,11 @@ impl Drop for Edge {
 /// denies the `@resources` group with EPERM) the thread keeps the
 /// process's priority: the separate runtime still keeps relays out of the
 /// edge's run queues.
-fn lower_this_threads_priority(nice: &std::io::Result<i32>) {
+fn lower_this_threads_priority(nice: &rustix::io::Result<i32>) {
     static SAID: AtomicBool = AtomicBool::new(false);
-    let result = match nice {
-        Ok(nice) => rustix::process::setpriority_process(Some(rustix::thread::gettid()), *nice)
-            .map(|()| *nice)
-            .map_err(std::io::Error::from),
-        Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-    };
+    let result = nice.and_then(|nice| {
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice).map(|()| nice)
+    });
     if SAID.swap(true, Ordering::Relaxed) {
         return;
     }

@@ -42,9 +42,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// A proxy ready to serve: sockets bound, certificate and accounts loaded.
 pub struct Proxy {
     shared: Arc<Shared>,
-    listeners: Vec<TcpListener>,
+    /// Non-blocking, registered with the edge runtime when `run` starts it.
+    listeners: Vec<std::net::TcpListener>,
     /// Plain HTTP (port 80): ACME http-01 and redirects to https.
-    http_listeners: Vec<TcpListener>,
+    http_listeners: Vec<std::net::TcpListener>,
 }
 
 /// What an accept loop serves.
@@ -59,17 +60,11 @@ enum Serve {
 
 impl Proxy {
     pub fn new(config: Config) -> Result<Proxy, ProxyError> {
-        let (tls, plain) = listeners(&config)?;
-        let tokio = |ls: Vec<std::net::TcpListener>| {
-            ls.into_iter()
-                .map(|l| {
-                    l.set_nonblocking(true)?;
-                    TcpListener::from_std(l)
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(io_err("preparing the listening sockets"))
-        };
-        let (listeners, http_listeners) = (tokio(tls)?, tokio(plain)?);
+        let (listeners, http_listeners) = listeners(&config)?;
+        for l in listeners.iter().chain(&http_listeners) {
+            l.set_nonblocking(true)
+                .map_err(io_err("preparing the listening sockets"))?;
+        }
         if config
             .acme
             .as_ref()
@@ -139,11 +134,8 @@ impl Proxy {
             };
             info!("listening on {scheme}://{addr}/");
             announce.push_str(&format!("listening on {scheme}://{addr}/\n"));
-            // The listener moves to the edge runtime: accepting and refusing
-            // a flood's connections is edge work too.
-            let l = l
-                .into_std()
-                .map_err(io_err("preparing the listening sockets"))?;
+            // The listener is the edge runtime's: accepting and refusing a
+            // flood's connections is edge work too.
             let handle = edge.handle().clone();
             let s = Arc::clone(&shared);
             accept_tasks.push(edge.handle().spawn(async move {
